@@ -1,0 +1,105 @@
+# stepop: `make` builds build/stepop; `make test` runs every test; `make help` lists targets.
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+
+Q := $(if $(V),,@)
+PKGS := libcurl libarchive libcjson zlib libcrypto libzstd expat
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
+BASE_CFLAGS := -std=c11 $(WARN) -D_FILE_OFFSET_BITS=64 -D_GNU_SOURCE -DSTEPOP_VERSION=\"$(VERSION)\" -pthread
+CFLAGS ?= -O2 -g
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+LIBS = $(PKG_LIBS) -pthread -lm
+
+SRC := $(wildcard runtime/*.c artifacts/*.c entrypoint/*.c flavors/*.c gpu/*.c)
+MAIN_SRC := runtime/main.c
+LIB_SRC := $(filter-out $(MAIN_SRC),$(SRC))
+OBJ := $(LIB_SRC:%.c=build/obj/%.o)
+ASAN_OBJ := $(LIB_SRC:%.c=build/asan/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+.PHONY: all deps test unit-test integration-test install clean help demo check-deps
+all: build/stepop
+
+help:
+	@echo "make            build build/stepop"
+	@echo "make deps       install the Debian packages the build and tests need (apt-get)"
+	@echo "make test       build, then unit tests (plain and ASan/UBSan) and integration tests"
+	@echo "make demo       a real artifact round trip on the file store"
+	@echo "make install    install stepop and the stepop-submit link (PREFIX, DESTDIR)"
+	@echo "make clean      remove build/"
+
+deps:
+	@./tools/deps.sh
+
+check-deps:
+	@$(PKG_CONFIG) --exists $(PKGS) || { echo "missing libraries: run 'make deps' (needs $(PKGS))" >&2; exit 1; }
+
+# The commit is written to a header only when it changes, so a new commit relinks, not rebuilds.
+build/commit.h: FORCE
+	@mkdir -p build
+	@c=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown); \
+	 d=$$(git diff --quiet HEAD 2>/dev/null || echo -dirty); \
+	 line="#define STEPOP_COMMIT \"$$c$$d\""; \
+	 [ -f $@ ] && [ "$$(cat $@)" = "$$line" ] || echo "$$line" > $@
+FORCE:
+
+build/obj/runtime/version.o: build/commit.h
+build/obj/runtime/version.o build/asan/runtime/version.o: CPPFLAGS += -include build/commit.h
+
+build/obj/%.o: %.c | check-deps
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+build/asan/%.o: %.c | check-deps
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(CPPFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+build/stepop: build/obj/runtime/main.o $(OBJ)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	@ln -sf stepop build/stepop-submit
+
+build/tests/%: tests/unit/%.c tests/unit/tap.h $(OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(OBJ) $(LIBS)
+
+build/asan/tests/%: tests/unit/%.c tests/unit/tap.h $(ASAN_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(PKG_CFLAGS) -o $@ $< $(ASAN_OBJ) $(LIBS)
+
+build/asan/stepop: build/asan/runtime/main.o $(ASAN_OBJ)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(LIBS)
+
+unit-test: $(UNIT_BIN) $(ASAN_UNIT_BIN)
+	@tests/run.sh unit
+
+integration-test: build/stepop build/asan/stepop
+	@tests/run.sh integration
+
+test: build/stepop build/asan/stepop $(UNIT_BIN) $(ASAN_UNIT_BIN)
+	@tests/run.sh all
+
+demo: build/stepop
+	@tools/demo.sh
+
+install: build/stepop
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 build/stepop $(DESTDIR)$(PREFIX)/bin/stepop
+	ln -sf stepop $(DESTDIR)$(PREFIX)/bin/stepop-submit
+
+clean:
+	rm -rf build
+
+-include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) build/obj/runtime/main.d

@@ -1,0 +1,76 @@
+#include "log.h"
+
+#include "jsonutil.h"
+#include "timeutil.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static enum log_level current_level = LOG_INFO;
+static int json_format;
+
+void log_init(void)
+{
+    const char *fmt = getenv("STEPOP_LOG_FORMAT");
+    json_format = fmt && strcmp(fmt, "json") == 0;
+    const char *lvl = getenv("STEPOP_LOG_LEVEL");
+    if (!lvl)
+        return;
+    if (strcmp(lvl, "error") == 0)
+        current_level = LOG_ERROR;
+    else if (strcmp(lvl, "warn") == 0 || strcmp(lvl, "warning") == 0)
+        current_level = LOG_WARN;
+    else if (strcmp(lvl, "info") == 0)
+        current_level = LOG_INFO;
+    else if (strcmp(lvl, "debug") == 0)
+        current_level = LOG_DEBUG;
+}
+
+void log_set_level(enum log_level level)
+{
+    current_level = level;
+}
+
+int log_enabled(enum log_level level)
+{
+    return level <= current_level;
+}
+
+static const char *level_name(enum log_level level)
+{
+    switch (level) {
+    case LOG_ERROR: return "error";
+    case LOG_WARN: return "warning";
+    case LOG_INFO: return "info";
+    default: return "debug";
+    }
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    if (!log_enabled(level))
+        return;
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+
+    if (json_format) {
+        char ts[40];
+        time_format_rfc3339_now(ts, sizeof ts);
+        char *line = json_log_line(ts, level_name(level), text);
+        if (line) {
+            fprintf(stderr, "%s\n", line);
+            free(line);
+        }
+        return;
+    }
+    /* One fprintf per line keeps lines whole when threads log at once. */
+    if (level == LOG_INFO || level == LOG_DEBUG)
+        fprintf(stderr, "stepop: %s\n", text);
+    else
+        fprintf(stderr, "stepop: %s: %s\n", level_name(level), text);
+}

@@ -1,0 +1,76 @@
+/* CLI dispatch: `stepop <command> ...`; called as `stepop-submit`, it is `stepop submit`. */
+#include "commands.h"
+#include "exitcodes.h"
+#include "log.h"
+#include "util.h"
+
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+
+struct command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+    { "artifact", "move artifacts: put, get, stat, ls, rm", cmd_artifact },
+    { "version", "print version, commit and library versions", cmd_version },
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: stepop <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-10s %s\n", "help", "this text; 'stepop <command> --help' for a command's options");
+    fprintf(out, "\nDocumentation: README.md and docs/ in the source tree.\n");
+}
+
+static const struct command *find(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    log_init();
+    /* File names are treated as UTF-8 (archives record them so), whatever the image's locale. */
+    if (!setlocale(LC_CTYPE, "C.UTF-8"))
+        setlocale(LC_CTYPE, "");
+    const char *self = strrchr(argv[0], '/');
+    self = self ? self + 1 : argv[0];
+    if (strcmp(self, "stepop-submit") == 0) {
+        const struct command *c = find("submit");
+        if (!c) {
+            log_error("this build has no submit command");
+            return EXIT_USAGE;
+        }
+        argv[0] = (char *)"submit";
+        return c->run(argc, argv);
+    }
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        if (argc > 2 && find(argv[2])) {
+            char *help_argv[] = { argv[2], (char *)"--help", NULL };
+            return find(argv[2])->run(2, help_argv);
+        }
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0)
+        return cmd_version(1, argv + 1);
+    const struct command *c = find(argv[1]);
+    if (!c) {
+        log_error("unknown command \"%s\" (see 'stepop help')", argv[1]);
+        return EXIT_USAGE;
+    }
+    return c->run(argc - 1, argv + 1);
+}

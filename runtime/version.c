@@ -1,0 +1,62 @@
+/* `stepop version`: our version and commit, and the versions of the libraries linked in. */
+#include "commands.h"
+#include "cli.h"
+#include "exitcodes.h"
+#include "jsonutil.h"
+#include "log.h"
+
+#include <archive.h>
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#ifndef STEPOP_COMMIT
+#define STEPOP_COMMIT "unknown"
+#endif
+
+int cmd_version(int argc, char **argv)
+{
+    static const struct cli_option opts[] = { { "json", 0, 0, 1 }, { 0 } };
+    struct cli c;
+    struct err e = { 0 };
+    int json = 0, id;
+    const char *v;
+    cli_init(&c, "version", opts, argc - 1, argv + 1);
+    while ((id = cli_next(&c, &v, &e)) > 0)
+        json = 1;
+    int extra = c.pos_count;
+    cli_free(&c);
+    if (id == CLI_HELP) {
+        printf("usage: stepop version [--json]\n");
+        return EXIT_OK;
+    }
+    if (id < 0 || extra) {
+        log_error("%s", id < 0 ? e.msg : "version: takes no arguments");
+        return EXIT_USAGE;
+    }
+    curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "version", STEPOP_VERSION);
+    cJSON_AddStringToObject(o, "commit", STEPOP_COMMIT);
+    cJSON *libs = cJSON_AddObjectToObject(o, "libraries");
+    cJSON_AddStringToObject(libs, "libcurl", cv->version);
+    cJSON_AddStringToObject(libs, "tls", cv->ssl_version ? cv->ssl_version : "none");
+    cJSON_AddStringToObject(libs, "libarchive", archive_version_string());
+    cJSON_AddStringToObject(libs, "zlib", zlibVersion());
+    cJSON_AddStringToObject(libs, "zstd", ZSTD_versionString());
+    cJSON_AddStringToObject(libs, "cjson", cJSON_Version());
+    cJSON_AddStringToObject(libs, "libcrypto", OpenSSL_version(OPENSSL_VERSION));
+    if (json) {
+        char *s = json_print(o, 1);
+        printf("%s\n", s);
+        cJSON_free(s);
+    } else {
+        printf("stepop %s (commit %s)\n", STEPOP_VERSION, STEPOP_COMMIT);
+        for (cJSON *it = libs->child; it; it = it->next)
+            printf("  %-11s %s\n", it->string, it->valuestring);
+    }
+    cJSON_Delete(o);
+    return EXIT_OK;
+}
