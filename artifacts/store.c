@@ -1,0 +1,173 @@
+#include "store.h"
+
+#include "../runtime/uri.h"
+#include "../runtime/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const struct store_ops store_file_ops;
+extern const struct store_ops store_http_ops;
+
+/* The registry: adding a store touches only this table and its own file. */
+static const struct {
+    const char *scheme;
+    const struct store_ops *ops;
+} registry[] = {
+    { "file", &store_file_ops },
+    { "http", &store_http_ops },
+    { "https", &store_http_ops },
+};
+
+const struct store_ops *store_backend(const char *uri)
+{
+    char scheme[16];
+    if (uri_scheme(uri, scheme, sizeof scheme) < 0)
+        return NULL;
+    for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
+        if (strcmp(registry[i].scheme, scheme) == 0)
+            return registry[i].ops;
+    return NULL;
+}
+
+const char *store_schemes(void)
+{
+    static char list[128];
+    if (!list[0]) {
+        size_t off = 0;
+        for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
+            off += (size_t)snprintf(list + off, sizeof list - off, "%s%s://", i ? ", " : "", registry[i].scheme);
+    }
+    return list;
+}
+
+int store_check_uri(const char *uri, struct err *e)
+{
+    char scheme[16];
+    if (uri_scheme(uri, scheme, sizeof scheme) < 0)
+        return err_set(e, ERR_INVALID, "\"%s\" is not a URI (expected one of %s)", uri, store_schemes());
+    if (!store_backend(uri))
+        return err_set(e, ERR_UNSUPPORTED, "unsupported scheme \"%s\" (supported: %s)", scheme, store_schemes());
+    return 0;
+}
+
+int store_open(const char *uri, struct store **out, struct err *e)
+{
+    if (store_check_uri(uri, e) < 0)
+        return -1;
+    struct store *s = xcalloc(1, sizeof *s);
+    s->ops = store_backend(uri);
+    if (s->ops->open && s->ops->open(s, uri, e) < 0) {
+        free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    if (s->ops->close)
+        s->ops->close(s);
+    free(s);
+}
+
+static int unsupported(const struct store *s, const char *op, struct err *e)
+{
+    return err_set(e, ERR_UNSUPPORTED, "the %s store does not support %s", s->ops->scheme, op);
+}
+
+int store_get(struct store *s, const char *uri, int64_t offset, int64_t length, store_sink_fn sink, void *ctx,
+              struct store_stat *info, struct err *e)
+{
+    return s->ops->get ? s->ops->get(s, uri, offset, length, sink, ctx, info, e) : unsupported(s, "get", e);
+}
+
+int store_put(struct store *s, const char *uri, struct store_source *src, struct err *e)
+{
+    return s->ops->put ? s->ops->put(s, uri, src, e) : unsupported(s, "put", e);
+}
+
+int store_stat(struct store *s, const char *uri, struct store_stat *st, struct err *e)
+{
+    return s->ops->stat ? s->ops->stat(s, uri, st, e) : unsupported(s, "stat", e);
+}
+
+int store_list(struct store *s, const char *uri, store_list_fn fn, void *ctx, struct err *e)
+{
+    return s->ops->list ? s->ops->list(s, uri, fn, ctx, e) : unsupported(s, "list", e);
+}
+
+int store_remove(struct store *s, const char *uri, struct err *e)
+{
+    return s->ops->remove ? s->ops->remove(s, uri, e) : unsupported(s, "remove", e);
+}
+
+int store_presign(struct store *s, const char *uri, const char *method, int64_t expires_s, char **url,
+                  struct err *e)
+{
+    return s->ops->presign ? s->ops->presign(s, uri, method, expires_s, url, e) : unsupported(s, "presign", e);
+}
+
+struct small_sink {
+    struct buf b;
+    size_t max;
+};
+
+static int small_sink(void *ctx, const void *data, size_t n, struct err *e)
+{
+    struct small_sink *ss = ctx;
+    if (ss->b.len + n > ss->max)
+        return err_set(e, ERR_INVALID, "object larger than %zu bytes", ss->max);
+    buf_append(&ss->b, data, n);
+    return 0;
+}
+
+int store_get_small(struct store *s, const char *uri, size_t max, char **data, size_t *len, struct err *e)
+{
+    struct small_sink ss = { .max = max };
+    if (store_get(s, uri, 0, -1, small_sink, &ss, NULL, e) < 0) {
+        buf_free(&ss.b);
+        return -1;
+    }
+    if (!ss.b.data)
+        buf_append(&ss.b, "", 0);
+    *data = ss.b.data;
+    if (len)
+        *len = ss.b.len;
+    return 0;
+}
+
+struct mem_source {
+    const char *data;
+    size_t len, off;
+};
+
+static ssize_t mem_read(void *ctx, void *buf, size_t n, struct err *e)
+{
+    (void)e;
+    struct mem_source *m = ctx;
+    size_t left = m->len - m->off;
+    if (n > left)
+        n = left;
+    memcpy(buf, m->data + m->off, n);
+    m->off += n;
+    return (ssize_t)n;
+}
+
+static int mem_rewind(void *ctx, struct err *e)
+{
+    (void)e;
+    ((struct mem_source *)ctx)->off = 0;
+    return 0;
+}
+
+int store_put_small(struct store *s, const char *uri, const void *data, size_t len, struct err *e)
+{
+    struct mem_source m = { .data = data, .len = len };
+    struct store_source src = { .read = mem_read, .rewind = mem_rewind, .ctx = &m, .size = (int64_t)len };
+    return store_put(s, uri, &src, e);
+}

@@ -1,0 +1,314 @@
+/* http(s):// store: GET (with Range, resumed after interruptions), PUT, HEAD, DELETE, and
+ * WebDAV PROPFIND for listings. Works with nginx's dav module, Apache mod_dav, and any server
+ * that accepts PUT. Credentials: user:password in the URI (sent as Basic auth, never logged)
+ * or a bearer token in STEPOP_HTTP_BEARER_TOKEN. */
+#include "store.h"
+
+#include "../runtime/http.h"
+#include "../runtime/uri.h"
+#include "../runtime/util.h"
+
+#include <expat.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct http_store {
+    struct http_client *client;
+    char *auth_header; /* "Authorization: Bearer ..." or NULL */
+};
+
+static int http_store_open(struct store *s, const char *uri, struct err *e)
+{
+    (void)uri;
+    if (http_global_init(e) < 0)
+        return -1;
+    struct http_store *hs = xcalloc(1, sizeof *hs);
+    hs->client = http_client_new();
+    const char *token = getenv("STEPOP_HTTP_BEARER_TOKEN");
+    if (token && *token)
+        hs->auth_header = xasprintf("Authorization: Bearer %s", token);
+    s->state = hs;
+    return 0;
+}
+
+static void http_store_close(struct store *s)
+{
+    struct http_store *hs = s->state;
+    http_client_free(hs->client);
+    free(hs->auth_header);
+    free(hs);
+}
+
+static void fill_stat_from(const struct http_response *r, struct store_stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->size = r->content_length;
+    const char *cr = http_header(r, "content-range");
+    const char *slash = cr ? strchr(cr, '/') : NULL;
+    if (slash && slash[1] != '*')
+        st->size = strtoll(slash + 1, NULL, 10);
+    else if (!r->headers || !http_header(r, "content-length"))
+        st->size = r->status == 200 ? st->size : -1;
+    const char *etag = http_header(r, "etag");
+    if (etag)
+        snprintf(st->etag, sizeof st->etag, "%s", etag);
+    const char *lm = http_header(r, "last-modified");
+    if (lm) {
+        time_t t = curl_getdate(lm, NULL);
+        st->mtime = t > 0 ? t : 0;
+    }
+}
+
+struct get_ctx {
+    store_sink_fn sink;
+    void *ctx;
+    struct store_stat *info;
+    struct http_response *resp;
+    int ranged;
+    int info_done;
+};
+
+static int get_data(void *ctx, const void *data, size_t n, struct err *e)
+{
+    struct get_ctx *g = ctx;
+    if (!g->info_done) {
+        g->info_done = 1;
+        if (g->ranged && g->resp->status != 206)
+            return err_set(e, ERR_UNSUPPORTED, "the server ignored the Range request (HTTP %ld)", g->resp->status);
+        if (g->info)
+            fill_stat_from(g->resp, g->info);
+    }
+    return g->sink(g->ctx, data, n, e);
+}
+
+static const char *const *auth_headers(struct http_store *hs, const char **storage, const char *extra)
+{
+    int n = 0;
+    if (hs->auth_header)
+        storage[n++] = hs->auth_header;
+    if (extra)
+        storage[n++] = extra;
+    storage[n] = NULL;
+    return storage;
+}
+
+static int http_get(struct store *s, const char *uri, int64_t offset, int64_t length, store_sink_fn sink, void *ctx,
+                    struct store_stat *info, struct err *e)
+{
+    struct http_store *hs = s->state;
+    struct http_response resp;
+    struct get_ctx g = { .sink = sink, .ctx = ctx, .info = info, .resp = &resp, .ranged = offset > 0 || length > 0 };
+    const char *hdr[3];
+    struct http_request req = {
+        .method = "GET", .url = uri, .headers = auth_headers(hs, hdr, NULL),
+        .on_data = get_data, .data_ctx = &g, .range_start = offset,
+        .range_len = length < 0 ? (offset > 0 ? -1 : 0) : length, .resume = 1, .follow_redirects = 1,
+    };
+    if (length == 0)
+        return 0;
+    int rc = http_perform(hs->client, &req, &resp, e);
+    if (rc == 0 && !g.info_done && info)
+        fill_stat_from(&resp, info);
+    if (rc == 0 && length > 0 && resp.delivered != length)
+        rc = err_set(e, ERR_INTEGRITY, "expected %lld bytes, got %lld", (long long)length, (long long)resp.delivered);
+    if (rc == 0 && length < 0 && resp.status == 200 && resp.content_length >= 0 && resp.delivered != resp.content_length)
+        rc = err_set(e, ERR_INTEGRITY, "expected %lld bytes, got %lld", (long long)resp.content_length,
+                     (long long)resp.delivered);
+    http_response_free(&resp);
+    return rc;
+}
+
+static int http_put(struct store *s, const char *uri, struct store_source *src, struct err *e)
+{
+    struct http_store *hs = s->state;
+    if (str_has_suffix(uri, "/"))
+        return err_set(e, ERR_INVALID, "an object URI cannot end in '/'");
+    const char *hdr[3];
+    struct http_request req = {
+        .method = "PUT", .url = uri, .headers = auth_headers(hs, hdr, "Content-Type: application/octet-stream"),
+        .body_read = src->read, .body_rewind = src->rewind, .body_ctx = src->ctx, .body_size = src->size,
+    };
+    struct http_response resp;
+    int rc = http_perform(hs->client, &req, &resp, e);
+    http_response_free(&resp);
+    return rc;
+}
+
+static int http_stat(struct store *s, const char *uri, struct store_stat *st, struct err *e)
+{
+    struct http_store *hs = s->state;
+    const char *hdr[3];
+    struct http_request req = { .method = "HEAD", .url = uri, .headers = auth_headers(hs, hdr, NULL),
+                                .follow_redirects = 1 };
+    struct http_response resp;
+    int rc = http_perform(hs->client, &req, &resp, e);
+    if (rc == 0)
+        fill_stat_from(&resp, st);
+    http_response_free(&resp);
+    return rc;
+}
+
+static int http_remove(struct store *s, const char *uri, struct err *e)
+{
+    struct http_store *hs = s->state;
+    const char *hdr[3];
+    struct http_request req = { .method = "DELETE", .url = uri, .headers = auth_headers(hs, hdr, NULL) };
+    struct http_response resp;
+    int rc = http_perform(hs->client, &req, &resp, e);
+    http_response_free(&resp);
+    return rc;
+}
+
+/* PROPFIND multistatus parsing (RFC 4918 §9.1): one entry per <response>. */
+struct dav_parse {
+    struct buf text;
+    char *href;
+    int64_t size;
+    time_t mtime;
+    int collection;
+    char *base_path; /* the listed collection's path, decoded, ending in '/' */
+    store_list_fn fn;
+    void *ctx;
+    struct err *e;
+    int failed;
+    int count;
+};
+
+static const char *local_name(const char *name)
+{
+    const char *bar = strrchr(name, '|');
+    return bar ? bar + 1 : name;
+}
+
+static void XMLCALL dav_start(void *ud, const char *name, const char **attrs)
+{
+    (void)attrs;
+    struct dav_parse *p = ud;
+    const char *n = local_name(name);
+    p->text.len = 0;
+    if (p->text.data)
+        p->text.data[0] = '\0';
+    if (strcmp(n, "response") == 0) {
+        free(p->href);
+        p->href = NULL;
+        p->size = -1;
+        p->mtime = 0;
+        p->collection = 0;
+    } else if (strcmp(n, "collection") == 0) {
+        p->collection = 1;
+    }
+}
+
+static void XMLCALL dav_text(void *ud, const char *s, int len)
+{
+    struct dav_parse *p = ud;
+    buf_append(&p->text, s, (size_t)len);
+}
+
+static const char *href_path(const char *href)
+{
+    /* An href may be absolute ("http://host/a/b") or a path ("/a/b"). */
+    const char *sep = strstr(href, "://");
+    if (!sep)
+        return href;
+    const char *slash = strchr(sep + 3, '/');
+    return slash ? slash : "/";
+}
+
+static void dav_emit(struct dav_parse *p)
+{
+    if (p->failed || !p->href)
+        return;
+    char *decoded;
+    if (uri_decode(href_path(p->href), &decoded) < 0)
+        return;
+    size_t bl = strlen(p->base_path);
+    if (strncmp(decoded, p->base_path, bl) == 0 && decoded[bl]) {
+        char *name = decoded + bl;
+        size_t nl = strlen(name);
+        char *entry_name = (p->collection && name[nl - 1] != '/') ? xasprintf("%s/", name) : xstrdup(name);
+        struct store_entry ent = { .name = entry_name, .size = p->collection ? -1 : p->size, .mtime = p->mtime };
+        if (p->fn(p->ctx, &ent, p->e) < 0)
+            p->failed = 1;
+        p->count++;
+        free(entry_name);
+    }
+    free(decoded);
+}
+
+static void XMLCALL dav_end(void *ud, const char *name)
+{
+    struct dav_parse *p = ud;
+    const char *n = local_name(name);
+    const char *t = p->text.data ? p->text.data : "";
+    if (strcmp(n, "href") == 0) {
+        free(p->href);
+        p->href = xstrdup(t);
+    } else if (strcmp(n, "getcontentlength") == 0) {
+        p->size = strtoll(t, NULL, 10);
+    } else if (strcmp(n, "getlastmodified") == 0) {
+        time_t m = curl_getdate(t, NULL);
+        p->mtime = m > 0 ? m : 0;
+    } else if (strcmp(n, "response") == 0) {
+        dav_emit(p);
+    }
+    p->text.len = 0;
+    if (p->text.data)
+        p->text.data[0] = '\0';
+}
+
+static int http_list(struct store *s, const char *uri, store_list_fn fn, void *ctx, struct err *e)
+{
+    struct http_store *hs = s->state;
+    char *dir_uri = str_has_suffix(uri, "/") ? xstrdup(uri) : xasprintf("%s/", uri);
+    static const char body[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+                               "<D:propfind xmlns:D=\"DAV:\"><D:prop><D:resourcetype/><D:getcontentlength/>"
+                               "<D:getlastmodified/></D:prop></D:propfind>";
+    const char *hdr[] = { "Depth: 1", "Content-Type: application/xml", hs->auth_header, NULL };
+    struct http_request req = { .method = "PROPFIND", .url = dir_uri, .headers = hdr, .body = body,
+                                .body_len = sizeof body - 1, .max_body = 64u << 20 };
+    struct http_response resp;
+    int rc = http_perform(hs->client, &req, &resp, e);
+    if (rc < 0) {
+        if (e->http_status == 405 || e->http_status == 501)
+            err_prefix(e, "listing needs WebDAV PROPFIND on the server: ");
+        goto out;
+    }
+    if (resp.status != 207) {
+        rc = err_set(e, ERR_UNSUPPORTED, "listing needs WebDAV PROPFIND; the server answered HTTP %ld", resp.status);
+        goto out;
+    }
+    struct dav_parse p = { .size = -1, .fn = fn, .ctx = ctx, .e = e };
+    if (uri_decode(href_path(dir_uri + 0), &p.base_path) < 0) {
+        rc = err_set(e, ERR_INVALID, "malformed URI");
+        goto out;
+    }
+    XML_Parser parser = XML_ParserCreateNS(NULL, '|');
+    XML_SetUserData(parser, &p);
+    XML_SetElementHandler(parser, dav_start, dav_end);
+    XML_SetCharacterDataHandler(parser, dav_text);
+    if (XML_Parse(parser, resp.body.data ? resp.body.data : "", (int)resp.body.len, 1) == XML_STATUS_ERROR && !p.failed)
+        rc = err_set(e, ERR_INVALID, "malformed PROPFIND answer: %s", XML_ErrorString(XML_GetErrorCode(parser)));
+    else if (p.failed)
+        rc = -1;
+    XML_ParserFree(parser);
+    free(p.href);
+    free(p.base_path);
+    buf_free(&p.text);
+out:
+    http_response_free(&resp);
+    free(dir_uri);
+    return rc;
+}
+
+const struct store_ops store_http_ops = {
+    .scheme = "http",
+    .summary = "any HTTP server for GET; PUT/DELETE/PROPFIND with WebDAV (nginx dav, Apache mod_dav)",
+    .open = http_store_open,
+    .close = http_store_close,
+    .get = http_get,
+    .put = http_put,
+    .stat = http_stat,
+    .list = http_list,
+    .remove = http_remove,
+};
