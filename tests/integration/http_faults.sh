@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Retries, resume and refusals of the HTTP layer against a server that fails on purpose
+# (tests/servers/faulty.js): 5xx, Retry-After, resets mid-body, stalls, ignored or wrong ranges,
+# objects changing under a download; streamed and rewindable uploads; the proxy variables.
+. "$(dirname "$0")/../lib.sh"
+command -v node >/dev/null || skip_all "node is not installed"
+start_faulty || { not_ok "faulty server starts"; done_testing; }
+head -c 5000000 /dev/urandom >"$FAULTY_ROOT/obj.bin"
+sum=$(sha256sum "$FAULTY_ROOT/obj.bin" | cut -d' ' -f1)
+count() { faulty_log | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }
+
+get_ok() { # RULES DESC
+    faulty_reset
+    rm -f "$T/got"
+    expect_rc 0 "$2" "$STEPOP" artifact get "$FAULTY_URL/_f/$1/obj.bin" "$T/got" --sha256 "$sum"
+}
+
+get_ok s500x2 "two 500s, then success"
+check "three GETs were made" test "$(count "e['method']=='GET'")" = 3
+get_ok s503x1,s502x1,s504x1 "503, 502 and 504 are retried"
+get_ok s429x1,s408x1 "429 and 408 are retried"
+start=$(date +%s%N)
+get_ok s503ra1x1 "503 with Retry-After: 1"
+check "Retry-After was honoured (waited at least 1 s)" test $(( ($(date +%s%N) - start) / 1000000 )) -ge 1000
+get_ok reset100000x2 "connection reset mid-body twice: download resumes"
+check "resumed requests ask for the rest with If-Match" test "$(count "e['range']=='bytes=100000-' and e['ifMatch']")" = 1
+check "and each resume continues from the last byte" test "$(count "e['range']=='bytes=200000-' and e['ifMatch']")" = 1
+STEPOP_HTTP_STALL_TIMEOUT=2s get_ok stall300000x1 "a stalled body is abandoned and resumed"
+check "the resume starts where the stall began" test "$(count "e['range']=='bytes=300000-'")" = 1
+get_ok reset100000x1,norangex2 "a server that ignores Range on resume: the repeated bytes are skipped"
+
+faulty_reset
+expect_rc 4 "a resume answered with the wrong Content-Range is refused" \
+    "$STEPOP" artifact get "$FAULTY_URL/_f/reset100000x1,badrangex2/obj.bin" "$T/bad"
+err_has "Content-Range" "and the message says why"
+check "no file is left" test ! -e "$T/bad"
+faulty_reset
+expect_rc 4 "an object that changes during a download is refused (412 on If-Match)" \
+    "$STEPOP" artifact get "$FAULTY_URL/_f/etagx1,reset100000x1/obj.bin" "$T/bad"
+err_has "HTTP 412" "and the message gives the status"
+
+faulty_reset
+expect_rc 1 "retries are bounded" env STEPOP_HTTP_ATTEMPTS=3 "$STEPOP" artifact get "$FAULTY_URL/_f/s500x10/obj.bin" "$T/bad"
+err_has "HTTP 500" "the message gives the last status"
+check "exactly three attempts" test "$(count "e['method']=='GET'")" = 3
+faulty_reset
+expect_rc 3 "404 is final" "$STEPOP" artifact get "$FAULTY_URL/missing.bin" "$T/bad"
+check "404 is not retried" test "$(count "e['method']=='GET'")" = 1
+faulty_reset
+expect_rc 1 "501 is not retried" "$STEPOP" artifact get "$FAULTY_URL/_f/s501x5/obj.bin" "$T/bad"
+check "one request for a 501" test "$(count "e['method']=='GET'")" = 1
+
+# Uploads.
+faulty_reset
+expect_rc 0 "a file upload is retried after 500s (the file is re-read)" \
+    "$STEPOP" artifact put "$FAULTY_ROOT/obj.bin" "$FAULTY_URL/_f/s500x2/up/file.bin" --json
+check "the server holds the whole file" cmp "$FAULTY_ROOT/obj.bin" "$FAULTY_ROOT/up/file.bin"
+check "three PUTs" test "$(count "e['method']=='PUT'")" = 3
+check "no PUT asked for 100-continue" test "$(count "e['method']=='PUT' and e['expect']")" = 0
+faulty_reset
+expect_rc 0 "a file upload reset midway is sent again" "$STEPOP" artifact put "$FAULTY_ROOT/obj.bin" "$FAULTY_URL/_f/reset1000000x1/up/file2.bin"
+check "the server holds the whole file" cmp "$FAULTY_ROOT/obj.bin" "$FAULTY_ROOT/up/file2.bin"
+
+make_tree "$T/src" 4
+faulty_reset
+expect_rc 0 "a streamed tar.zst upload reset midway is packed and sent again" \
+    "$STEPOP" artifact put "$T/src" "$FAULTY_URL/_f/reset500000x1/up/tree.tar.zst" --json
+rsha=$(sed -n 's/.*"sha256":"\([0-9a-f]*\)".*/\1/p' "$T/out")
+check "the reported sha256 is the stored object's" test "$rsha" = "$(sha256sum "$FAULTY_ROOT/up/tree.tar.zst" | cut -d' ' -f1)"
+check "the stream was sent chunked (size unknown, nothing buffered whole)" test "$(count "e['method']=='PUT' and e['chunked']")" = 2
+faulty_reset
+expect_rc 0 "download + unpack resumes through the pipeline" \
+    "$STEPOP" artifact get "$FAULTY_URL/_f/reset300000x1/up/tree.tar.zst" "$T/tree-back" --unpack --sha256 "$rsha"
+check "the tree arrives intact" same_tree "$T/src" "$T/tree-back"
+faulty_reset
+expect_rc 1 "an upload failing every time gives up" env STEPOP_HTTP_ATTEMPTS=2 \
+    "$STEPOP" artifact put "$T/src" "$FAULTY_URL/_f/s503x9/up/never.tar.gz"
+check "and leaves no object" test ! -e "$FAULTY_ROOT/up/never.tar.gz"
+
+# Standard proxy variables (libcurl's): http_proxy routes the request through the proxy.
+faulty_reset
+expect_rc 0 "http_proxy is honoured" env http_proxy="$FAULTY_URL" "$STEPOP" artifact get \
+    "http://objects.example.invalid/obj.bin" "$T/via-proxy" --sha256 "$sum"
+check "the request went through the proxy" test "$(count "e['proxied']")" = 1
+faulty_reset
+expect_rc 1 "no_proxy bypasses it" env http_proxy="$FAULTY_URL" no_proxy=objects.example.invalid STEPOP_HTTP_ATTEMPTS=1 \
+    "$STEPOP" artifact get "http://objects.example.invalid/obj.bin" "$T/no-proxy"
+check "nothing reached the proxy" test "$(count "True")" = 0
+faulty_reset
+expect_rc 0 "a bearer token is sent when set" env STEPOP_HTTP_BEARER_TOKEN=tok-secret "$STEPOP" artifact stat "$FAULTY_URL/obj.bin"
+check "the server saw an Authorization header" test "$(count "e['auth']=='present'")" = 1
+done_testing

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# stepop under valgrind: no invalid access and no definite leak on the main paths.
+. "$(dirname "$0")/../lib.sh"
+command -v valgrind >/dev/null || skip_all "valgrind is not installed (make deps)"
+vg() { valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite "$STEPOP" "$@"; }
+make_tree "$T/src" 1
+expect_rc 0 "put tar.zst under valgrind" vg artifact put "$T/src" "file://$T/s/t.tar.zst"
+expect_rc 0 "get --unpack under valgrind" vg artifact get "file://$T/s/t.tar.zst" "$T/o" --unpack
+expect_rc 0 "put tar.gz under valgrind" vg artifact put "$T/src" "file://$T/s/t.tar.gz" --json
+expect_rc 0 "ls and stat under valgrind" vg artifact ls "file://$T/s/"
+expect_rc 3 "a missing object under valgrind" vg artifact stat "file://$T/s/none"
+python3 -c "
+import tarfile, io
+with tarfile.open('$T/evil.tar', 'w') as t:
+    i = tarfile.TarInfo('../x'); i.size = 1; t.addfile(i, io.BytesIO(b'x'))"
+expect_rc 4 "a refused archive under valgrind" vg artifact get "file://$T/evil.tar" "$T/e" --unpack
+expect_rc 2 "a usage error under valgrind" vg artifact put "$T/src" "file://$T/s/d"
+if command -v nginx >/dev/null && start_nginx; then
+    expect_rc 0 "HTTP put under valgrind" vg artifact put "$T/src" "$NGINX_URL/t.tar.zst"
+    expect_rc 0 "HTTP get --unpack under valgrind" vg artifact get "$NGINX_URL/t.tar.zst" "$T/h" --unpack
+    expect_rc 0 "PROPFIND ls under valgrind" vg artifact ls "$NGINX_URL/"
+fi
+done_testing

@@ -1,0 +1,152 @@
+#include "../../runtime/jsonutil.h"
+#include "../../runtime/manifest.h"
+#include "tap.h"
+
+#include <stdlib.h>
+
+#define HEAD "\"api_version\":\"stepop/v1\",\"run_id\":\"r1\",\"run_uri\":\"file:///tmp/runs/r1/\""
+
+static void bad(const char *body, const char *want)
+{
+    char text[4096];
+    snprintf(text, sizeof text, "{" HEAD "%s%s}", *body ? "," : "", body);
+    struct manifest m;
+    struct err e = { 0 };
+    int rc = manifest_parse(text, strlen(text), 1, &m, &e);
+    ok(rc < 0 && strstr(e.msg, want), "refused %s: \"%s\"", body, e.msg);
+    if (rc < 0 && !strstr(e.msg, want))
+        printf("#   want a message containing: %s\n", want);
+    manifest_free(&m);
+}
+
+int main(void)
+{
+    const char *full = "{" HEAD ",\"step\":\"train\",\"image\":\"repo/img:1\",\"command\":[\"python\",\"train.py\",\"--lr\",\"0.1\"],"
+                       "\"workdir\":\"/work\",\"env\":{\"A\":\"1\",\"B_2\":\"x y\"},"
+                       "\"inputs\":[{\"name\":\"data\",\"uri\":\"http://h/data.tar.zst\",\"unpack\":true,"
+                       "\"sha256\":\"ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789\"},"
+                       "{\"name\":\"cfg.json\",\"uri\":\"file:///etc/cfg.json\",\"path\":\"conf/cfg.json\"}],"
+                       "\"outputs\":[{\"name\":\"model\",\"path\":\"out/model\"},"
+                       "{\"name\":\"metrics\",\"path\":\"m.json\",\"format\":\"file\",\"optional\":true},"
+                       "{\"name\":\"ckpt\",\"path\":\"ckpt\",\"format\":\"tar.gz\",\"uri\":\"https://h/c.tgz\"}],"
+                       "\"resources\":{\"cpu\":\"500m\",\"memory\":\"8GiB\",\"gpus\":2},"
+                       "\"gpu\":{\"required\":true,\"min_devices\":2,\"min_compute_capability\":\"8.0\","
+                       "\"min_memory\":\"40GiB\",\"smoke\":\"quick\"},"
+                       "\"timeout\":\"2h\",\"grace_period\":\"45s\",\"heartbeat\":\"5s\"}";
+    struct manifest m;
+    struct err e = { 0 };
+    int rc = manifest_parse(full, strlen(full), 1, &m, &e);
+    ok(rc == 0, "full manifest parses (%s)", rc ? e.msg : "ok");
+    is_int(m.argc, 4, "argv has 4 words");
+    is_str(m.argv[3], "0.1", "argv kept verbatim");
+    ok(m.argv[4] == NULL, "argv is NULL-terminated");
+    is_int(m.env_count, 2, "two env variables");
+    is_str(m.env_values[1], "x y", "env value kept");
+    is_int(m.input_count, 2, "two inputs");
+    is_str(m.inputs[0].path, "data", "input path defaults to its name");
+    is_str(m.inputs[0].sha256, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789", "sha256 lower-cased");
+    ok(m.inputs[0].unpack && !m.inputs[1].unpack, "unpack flags");
+    is_int(m.outputs[0].format, PACK_TAR_ZST, "output format defaults to tar.zst");
+    is_str(m.outputs[0].uri, "file:///tmp/runs/r1/outputs/model.tar.zst", "default output URI under the run");
+    is_str(m.outputs[1].uri, "file:///tmp/runs/r1/outputs/metrics", "file output has no suffix");
+    is_str(m.outputs[2].uri, "https://h/c.tgz", "explicit output URI kept");
+    ok(m.outputs[1].optional, "optional output");
+    ok(m.cpu > 0.49 && m.cpu < 0.51, "cpu 500m = 0.5");
+    is_int(m.memory, 8LL << 30, "memory 8GiB");
+    is_int(m.gpus, 2, "gpus");
+    ok(m.gpu_required && m.gpu_min_devices == 2 && m.gpu_min_cc_major == 8 && m.gpu_min_cc_minor == 0, "gpu block");
+    is_int(m.gpu_min_memory, 40LL << 30, "gpu min_memory");
+    is_int(m.gpu_smoke, MANIFEST_SMOKE_QUICK, "gpu smoke quick");
+    is_int(m.timeout_ms, 7200000, "timeout 2h");
+    is_int(m.grace_ms, 45000, "grace 45s");
+    is_int(m.heartbeat_ms, 5000, "heartbeat 5s");
+
+    cJSON *j = manifest_to_json(&m);
+    char *text = json_print(j, 0);
+    struct manifest m2;
+    rc = manifest_parse(text, strlen(text), 1, &m2, &e);
+    ok(rc == 0, "written manifest parses again (%s)", rc ? e.msg : "ok");
+    if (rc == 0) {
+        is_str(m2.outputs[0].uri, m.outputs[0].uri, "round trip keeps output URIs");
+        is_int(m2.memory, m.memory, "round trip keeps memory");
+        is_int(m2.gpu_min_memory, m.gpu_min_memory, "round trip keeps gpu memory");
+        is_int(m2.timeout_ms, m.timeout_ms, "round trip keeps timeout");
+        is_str(m2.inputs[0].sha256, m.inputs[0].sha256, "round trip keeps sha256");
+    }
+    manifest_free(&m2);
+    cJSON_free(text);
+    cJSON_Delete(j);
+    manifest_free(&m);
+
+    const char *minimal = "{" HEAD ",\"command\":[\"true\"]}";
+    rc = manifest_parse(minimal, strlen(minimal), 1, &m, &e);
+    ok(rc == 0, "minimal manifest parses");
+    is_int(m.grace_ms, 30000, "grace defaults to 30s");
+    is_int(m.heartbeat_ms, 10000, "heartbeat defaults to 10s");
+    is_int(m.timeout_ms, 0, "no timeout by default");
+    ok(m.workdir == NULL && !m.gpu_required && m.gpu_min_devices == 1, "other defaults");
+    manifest_free(&m);
+
+    const char *nocmd = "{" HEAD "}";
+    ok(manifest_parse(nocmd, strlen(nocmd), 0, &m, &e) == 0 && m.argv == NULL, "command optional when not required");
+    manifest_free(&m);
+
+    bad("", "command: required field is missing");
+    bad("\"command\":[\"x\"],\"inputs\":[{\"name\":\"a\",\"uri\":\"http://h/a\"},{\"name\":\"b\",\"uri\":\"http://h/b\"},"
+        "{\"name\":\"c\",\"uri\":\"ftp://h/c\"}]",
+        "inputs[2].uri: unsupported scheme \"ftp\"");
+    bad("\"command\":[\"x\"],\"inputs\":[{\"name\":\"a\",\"uri\":\"http://h/a\",\"shaa256\":\"x\"}]",
+        "inputs[0].shaa256: unknown field (did you mean \"sha256\"?)");
+    bad("\"command\":[\"x\"],\"comand\":[\"y\"]", "comand: unknown field (did you mean \"command\"?)");
+    bad("\"command\":[\"x\"],\"colour\":1", "colour: unknown field");
+    bad("\"command\":\"echo hi\"", "command: expected an array of strings (argv), got a string");
+    bad("\"command\":[]", "command: must not be empty");
+    bad("\"command\":[\"x\", 3]", "command[1]: expected a string, got a number");
+    bad("\"command\":[\"x\"],\"timeout\":90", "timeout: expected a duration string");
+    bad("\"command\":[\"x\"],\"timeout\":\"90\"", "timeout: invalid duration \"90\": missing or unknown unit");
+    bad("\"command\":[\"x\"],\"resources\":{\"memory\":\"8 gigs\"}", "resources.memory: invalid size");
+    bad("\"command\":[\"x\"],\"resources\":{\"cpu\":-1}", "resources.cpu: must be greater than 0");
+    bad("\"command\":[\"x\"],\"resources\":{\"gpus\":1.5}", "resources.gpus: expected a whole number");
+    bad("\"command\":[\"x\"],\"outputs\":[{\"name\":\"m\",\"path\":\"m\",\"format\":\"zip\"}]",
+        "outputs[0].format: \"zip\" is not one of file, tar, tar.gz, tar.zst");
+    bad("\"command\":[\"x\"],\"outputs\":[{\"name\":\"m\"}]", "outputs[0].path: required field is missing");
+    bad("\"command\":[\"x\"],\"outputs\":[{\"name\":\"a-b\",\"path\":\"x\"},{\"name\":\"a_b\",\"path\":\"y\"}]",
+        "outputs[1].name: \"a_b\" clashes with outputs[0]");
+    bad("\"command\":[\"x\"],\"inputs\":[{\"name\":\"../x\",\"uri\":\"http://h/a\"}]", "inputs[0].name: \"../x\" must be");
+    bad("\"command\":[\"x\"],\"inputs\":[{\"name\":\"a\",\"uri\":\"http://h/a\",\"sha256\":\"abc\"}]",
+        "inputs[0].sha256: expected 64 hexadecimal digits");
+    bad("\"command\":[\"x\"],\"env\":{\"1BAD\":\"x\"}", "env.1BAD: not a valid variable name");
+    bad("\"command\":[\"x\"],\"env\":{\"A\":1}", "env.A: expected a string, got a number");
+    bad("\"command\":[\"x\"],\"gpu\":{\"min_compute_capability\":\"eight\"}", "gpu.min_compute_capability");
+    bad("\"command\":[\"x\"],\"gpu\":{\"smoke\":\"full\"}", "gpu.smoke: expected \"none\" or \"quick\"");
+    bad("\"command\":[\"x\"],\"gpu\":{\"required\":\"yes\"}", "gpu.required: expected true or false, got a string");
+    bad("\"command\":[\"x\"],\"heartbeat\":\"100ms\"", "heartbeat: must be at least 1s");
+
+    const char *wrong_version = "{\"api_version\":\"stepop/v2\",\"run_id\":\"r\",\"run_uri\":\"file:///x/\"}";
+    ok(manifest_parse(wrong_version, strlen(wrong_version), 0, &m, &e) < 0 && strstr(e.msg, "api_version: \"stepop/v2\""),
+       "unknown api_version refused: %s", e.msg);
+    manifest_free(&m);
+    const char *no_slash = "{\"api_version\":\"stepop/v1\",\"run_id\":\"r\",\"run_uri\":\"file:///x\"}";
+    ok(manifest_parse(no_slash, strlen(no_slash), 0, &m, &e) < 0 && strstr(e.msg, "run_uri: must end in '/'"),
+       "run_uri without a trailing slash refused");
+    manifest_free(&m);
+    const char *no_id = "{\"api_version\":\"stepop/v1\",\"run_uri\":\"file:///x/\"}";
+    ok(manifest_parse(no_id, strlen(no_id), 0, &m, &e) < 0 && strstr(e.msg, "run_id: required field is missing"),
+       "missing run_id refused");
+    manifest_free(&m);
+    const char *broken = "{\"api_version\":\n\"stepop/v1\",,}";
+    ok(manifest_parse(broken, strlen(broken), 0, &m, &e) < 0 && strstr(e.msg, "invalid JSON near line 2"),
+       "syntax error gives the line: %s", e.msg);
+    manifest_free(&m);
+
+    char *env = manifest_env_name("STEPOP_INPUT_", "my-data.v2");
+    is_str(env, "STEPOP_INPUT_MY_DATA_V2", "input variable name");
+    free(env);
+
+    char id1[27], id2[27];
+    manifest_new_run_id(id1);
+    manifest_new_run_id(id2);
+    ok(strlen(id1) == 26 && strcmp(id1, id2) != 0, "run ids are 26 characters and distinct");
+    ok(strncmp(id1, id2, 8) <= 0, "run ids sort by time");
+    return tap_done();
+}

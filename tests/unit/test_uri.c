@@ -1,0 +1,59 @@
+#include "../../artifacts/store.h"
+#include "../../runtime/uri.h"
+#include "../../runtime/util.h"
+#include "tap.h"
+
+#include <stdlib.h>
+
+int main(void)
+{
+    char s[16];
+    ok(uri_scheme("S3://bucket/key", s, sizeof s) == 0 && strcmp(s, "s3") == 0, "scheme is lower-cased");
+    ok(uri_scheme("/abs/path", s, sizeof s) < 0, "a path has no scheme");
+    ok(uri_scheme("c:\\x", s, sizeof s) < 0, "a drive letter is not a scheme");
+    ok(uri_scheme("ftp://h/x", s, sizeof s) == 0 && strcmp(s, "ftp") == 0, "ftp scheme is read");
+
+    char red[256];
+    uri_redact("https://user:secret@host/a/b?X-Amz-Signature=abc", red, sizeof red);
+    is_str(red, "https://***@host/a/b?...", "redaction drops userinfo and query");
+    ok(!strstr(red, "secret") && !strstr(red, "abc"), "no secret survives redaction");
+    uri_redact("file:///tmp/x", red, sizeof red);
+    is_str(red, "file:///tmp/x", "plain URIs are unchanged");
+    uri_redact("http://host/p@q", red, sizeof red);
+    is_str(red, "http://host/p@q", "an @ in the path is not userinfo");
+
+    char *p;
+    struct err e = { 0 };
+    ok(uri_file_path("file:///tmp/a%20b", &p, &e) == 0 && strcmp(p, "/tmp/a b") == 0, "file URI is decoded");
+    free(p);
+    ok(uri_file_path("file://localhost/tmp/x", &p, &e) == 0 && strcmp(p, "/tmp/x") == 0, "file://localhost/ is local");
+    free(p);
+    ok(uri_file_path("file://otherhost/tmp/x", &p, &e) < 0, "file URI with a remote host refused");
+    ok(uri_file_path("file:///tmp/%zz", &p, &e) < 0, "malformed escape refused");
+    ok(uri_file_path("file:///tmp/%00x", &p, &e) < 0, "encoded NUL refused");
+
+    char *u = uri_from_arg("/tmp/a b#c");
+    is_str(u, "file:///tmp/a%20b%23c", "a path becomes an encoded file URI");
+    ok(uri_file_path(u, &p, &e) == 0 && strcmp(p, "/tmp/a b#c") == 0, "and decodes back");
+    free(p);
+    free(u);
+    u = uri_from_arg("http://h/x");
+    is_str(u, "http://h/x", "a URI stays as it is");
+    free(u);
+
+    u = uri_join("s3://b/runs/1/", "logs/1/00000000.log");
+    is_str(u, "s3://b/runs/1/logs/1/00000000.log", "join under a prefix");
+    free(u);
+    u = uri_join("file:///x", "/y");
+    is_str(u, "file:///x/y", "join adds exactly one slash");
+    free(u);
+    u = uri_basename("http://h/a/model.tar.zst?sig=1");
+    is_str(u, "model.tar.zst", "basename ignores the query");
+    free(u);
+
+    ok(store_check_uri("ftp://h/x", &e) < 0 && strstr(e.msg, "unsupported scheme \"ftp\""), "ftp refused: %s", e.msg);
+    ok(store_check_uri("relative/path", &e) < 0 && strstr(e.msg, "not a URI"), "a path is not a URI: %s", e.msg);
+    ok(store_check_uri("https://h/x", &e) == 0, "https accepted");
+    ok(store_check_uri("file:///x", &e) == 0, "file accepted");
+    return tap_done();
+}
