@@ -4,5 +4,6 @@
 
 int cmd_artifact(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

@@ -11,6 +11,15 @@ enum {
     EXIT_USAGE = 2,       /* bad command line or option value */
     EXIT_NOT_FOUND = 3,   /* the object or run does not exist */
     EXIT_REFUSED = 4,     /* unsafe archive, limit exceeded, digest mismatch */
+
+    /* `stepop run` when the step did not run, or ran and exited 0 but its outputs failed
+     * (the numbers follow sysexits.h where one fits). */
+    EXIT_RUN_MANIFEST = 65,   /* manifest_error: unreadable or invalid manifest */
+    EXIT_RUN_INPUT = 66,      /* input_error: an input could not be fetched or verified */
+    EXIT_RUN_GPU = 69,        /* gpu_unavailable: the GPU preflight failed */
+    EXIT_RUN_INTERNAL = 70,   /* internal: stepop itself failed */
+    EXIT_RUN_UPLOAD = 74,     /* upload_error: the step succeeded, an output could not be stored */
+    EXIT_RUN_TERMINATED = 143 /* SIGTERM arrived before the step started (128 + 15) */
 };
 
 /* The exit code of a tool command (artifact, status, ...) that failed with e. */

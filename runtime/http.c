@@ -354,6 +354,8 @@ static int setup_attempt(struct http_client *c, const struct http_request *req, 
     curl_easy_setopt(h, CURLOPT_USERAGENT, "stepop/" STEPOP_VERSION);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    if (req->timeout_ms > 0)
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
     if (req->follow_redirects) {
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
         curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);

@@ -68,6 +68,7 @@ struct http_request {
     int resume;                   /* GET: retries continue after the bytes already delivered */
     int follow_redirects;
     int max_attempts;             /* 0: configuration default */
+    int64_t timeout_ms;           /* whole-attempt limit for small requests; 0: none (stall detection only) */
     size_t max_body;              /* cap on a kept body, default 16 MiB */
     http_sign_fn sign;
     http_retry_fn retry_hook;

@@ -2,6 +2,7 @@
 
 #include "jsonutil.h"
 #include "timeutil.h"
+#include "util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +11,23 @@
 
 static enum log_level current_level = LOG_INFO;
 static int json_format;
+static void (*tee_fn)(void *ctx, const char *line, size_t len);
+static void *tee_ctx;
+
+void log_set_tee(void (*fn)(void *ctx, const char *line, size_t len), void *ctx)
+{
+    tee_fn = fn;
+    tee_ctx = ctx;
+}
+
+static void emit(const char *line)
+{
+    size_t n = strlen(line);
+    fwrite(line, 1, n, stderr);
+    fflush(stderr);
+    if (tee_fn)
+        tee_fn(tee_ctx, line, n);
+}
 
 void log_init(void)
 {
@@ -63,14 +81,16 @@ void log_msg(enum log_level level, const char *fmt, ...)
         time_format_rfc3339_now(ts, sizeof ts);
         char *line = json_log_line(ts, level_name(level), text);
         if (line) {
-            fprintf(stderr, "%s\n", line);
+            char *nl = xasprintf("%s\n", line);
+            emit(nl);
+            free(nl);
             free(line);
         }
         return;
     }
-    /* One fprintf per line keeps lines whole when threads log at once. */
-    if (level == LOG_INFO || level == LOG_DEBUG)
-        fprintf(stderr, "stepop: %s\n", text);
-    else
-        fprintf(stderr, "stepop: %s: %s\n", level_name(level), text);
+    /* One write per line keeps lines whole when threads log at once. */
+    char *line = (level == LOG_INFO || level == LOG_DEBUG) ? xasprintf("stepop: %s\n", text)
+                                                           : xasprintf("stepop: %s: %s\n", level_name(level), text);
+    emit(line);
+    free(line);
 }

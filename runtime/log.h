@@ -3,6 +3,8 @@
 #ifndef STEPOP_LOG_H
 #define STEPOP_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* Reads STEPOP_LOG_FORMAT and STEPOP_LOG_LEVEL; safe to call more than once. */
@@ -10,6 +12,9 @@ void log_init(void);
 void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Every line written to stderr is also handed to fn (the entrypoint ships its own diagnostics
+ * with the step's logs). fn must be thread-safe; NULL removes it. */
+void log_set_tee(void (*fn)(void *ctx, const char *line, size_t len), void *ctx);
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

@@ -68,6 +68,15 @@ char *xasprintf(const char *fmt, ...)
     return p;
 }
 
+void str_copy(char *dst, size_t size, const char *src)
+{
+    if (!size)
+        return;
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 int str_has_prefix(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;

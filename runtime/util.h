@@ -13,6 +13,8 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Copies src into dst (size bytes), truncating; always NUL-terminated. */
+void str_copy(char *dst, size_t size, const char *src);
 int str_has_prefix(const char *s, const char *prefix);
 int str_has_suffix(const char *s, const char *suffix);
 

@@ -166,3 +166,15 @@ same_tree() {
     b=$(cd "$2" && find . -type f -printf '%p %T@\n' | sed 's/\.[0-9]*$//' | sort)
     [ "$a" = "$b" ] || { echo "mtimes differ"; diff <(echo "$a") <(echo "$b"); return 1; }
 }
+
+# manifest FILE RUN_URI JSON-FIELDS: writes a stepop/v1 manifest (run_id from the URI's last part).
+manifest() {
+    local file=$1 uri=$2 fields=${3:-}
+    local id
+    id=$(basename "$uri")
+    printf '{"api_version":"stepop/v1","run_id":"%s","run_uri":"%s/"%s}\n' "$id" "${uri%/}" "${fields:+,$fields}" >"$file"
+}
+# jq_py FILE EXPR: prints a Python expression over the JSON document d.
+jq_py() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
+# is_eq DESC GOT WANT
+is_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1"; echo "#   got:  $2"; echo "#   want: $3"; fi; }

@@ -15,6 +15,11 @@ with tarfile.open('$T/evil.tar', 'w') as t:
     i = tarfile.TarInfo('../x'); i.size = 1; t.addfile(i, io.BytesIO(b'x'))"
 expect_rc 4 "a refused archive under valgrind" vg artifact get "file://$T/evil.tar" "$T/e" --unpack
 expect_rc 2 "a usage error under valgrind" vg artifact put "$T/src" "file://$T/s/d"
+manifest "$T/m.json" "file://$T/runs/v1" "\"command\":[\"sh\",\"-c\",\"cat in; mkdir -p out; echo x > out/y\"],\"workdir\":\"$T/w\",
+  \"inputs\":[{\"name\":\"in\",\"uri\":\"file://$T/src/hello.txt\"}],\"outputs\":[{\"name\":\"out\",\"path\":\"out\"}]"
+expect_rc 0 "stepop run under valgrind" env STEPOP_LOG_INTERVAL=100ms valgrind -q --error-exitcode=99 --leak-check=full \
+    --errors-for-leak-kinds=definite --trace-children=no "$STEPOP" run --manifest "$T/m.json"
+expect_rc 3 "plain init under valgrind" vg run -- sh -c 'exit 3'
 if command -v nginx >/dev/null && start_nginx; then
     expect_rc 0 "HTTP put under valgrind" vg artifact put "$T/src" "$NGINX_URL/t.tar.zst"
     expect_rc 0 "HTTP get --unpack under valgrind" vg artifact get "$NGINX_URL/t.tar.zst" "$T/h" --unpack

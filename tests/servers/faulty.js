@@ -11,6 +11,7 @@
 //   norangex<n>          ignore Range and answer 200 with the whole object
 //   badrangex<n>         answer a Range request with a Content-Range that starts elsewhere
 //   etagx<n>             change the object's ETag for this many requests
+// POST to any path records the body in the log (status callbacks) and answers 200.
 // Requests in absolute form (a client using this server as its HTTP proxy) are served too.
 // GET /_log gives the requests seen as JSON; POST /_reset forgets rules' counters and the log.
 'use strict';
@@ -81,6 +82,12 @@ const server = http.createServer((req, res) => {
     return;
   }
 
+  if (req.method === 'POST') {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => { entry.body = Buffer.concat(chunks).toString('utf8'); res.statusCode = 200; res.end('{}'); });
+    return;
+  }
   if (req.method === 'PUT') {
     const reset = rules.find((r) => r.reset !== undefined);
     fs.mkdirSync(path.dirname(file), { recursive: true });

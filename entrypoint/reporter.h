@@ -1,0 +1,39 @@
+/* The entrypoint's reporting thread: keeps <run_uri>status.json current (phase changes and
+ * heartbeats), ships the step's combined output to <run_uri>logs/<attempt>/<seq>.log from a
+ * local spool, and POSTs each status change to STEPOP_CALLBACK_URL. Network work never happens
+ * on the thread that reads the step's output. */
+#ifndef STEPOP_REPORTER_H
+#define STEPOP_REPORTER_H
+
+#include "../runtime/err.h"
+#include "../runtime/status.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct reporter;
+
+struct reporter_options {
+    const char *run_uri;
+    int attempt;
+    int64_t ship_interval_ms; /* STEPOP_LOG_INTERVAL, default 3s */
+    size_t chunk_max;         /* bytes per log object, 1 MiB */
+    const char *callback_url; /* STEPOP_CALLBACK_URL or NULL */
+};
+
+int reporter_start(const struct reporter_options *o, const struct run_status *initial, struct reporter **out,
+                   struct err *e);
+/* Lock, change the status, unlock; the change is published soon after. */
+struct run_status *reporter_lock(struct reporter *r);
+void reporter_unlock(struct reporter *r);
+/* 0 stops heartbeats; otherwise heartbeat_at is refreshed and published every interval. */
+void reporter_set_heartbeat(struct reporter *r, int64_t interval_ms);
+/* Appends output to the spool (never blocks on the network). */
+void reporter_log(struct reporter *r, const void *data, size_t n);
+/* Waits until everything logged so far is shipped and the current status is written, or until
+ * deadline (monotonic ms). -1 when something could not be written in time. */
+int reporter_flush(struct reporter *r, int64_t deadline_ms, struct err *e);
+/* Flushes, then stops the thread and frees everything. */
+int reporter_finish(struct reporter *r, int64_t deadline_ms, struct err *e);
+
+#endif

@@ -1,0 +1,491 @@
+/* `stepop run`: the ENTRYPOINT of step images. Takes a step from its manifest to a final status
+ * (docs/protocol.md): starting -> checking_gpu -> fetching -> running -> uploading -> final. */
+#include "io.h"
+#include "preflight.h"
+#include "reporter.h"
+#include "supervise.h"
+
+#include "../artifacts/store.h"
+#include "../runtime/cli.h"
+#include "../runtime/commands.h"
+#include "../runtime/exitcodes.h"
+#include "../runtime/fsutil.h"
+#include "../runtime/http.h"
+#include "../runtime/jsonutil.h"
+#include "../runtime/log.h"
+#include "../runtime/manifest.h"
+#include "../runtime/status.h"
+#include "../runtime/timeutil.h"
+#include "../runtime/units.h"
+#include "../runtime/uri.h"
+#include "../runtime/util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char usage_text[] =
+    "usage: stepop run [--manifest URI] [-- CMD ARGS...]\n"
+    "\n"
+    "Runs one step inside its container as PID 1 would: reads the manifest (--manifest or\n"
+    "STEPOP_MANIFEST), checks GPUs, fetches inputs, runs the command, ships logs and status,\n"
+    "uploads outputs. The manifest's \"command\" is the step; without one, CMD is. With no manifest\n"
+    "at all, `stepop run -- CMD` only supervises CMD (a plain init).\n"
+    "\n"
+    "Exit code: the step's own (128+N when it died of signal N); when the step did not run:\n"
+    "65 manifest_error, 66 input_error, 69 gpu_unavailable, 70 internal, 143 terminated;\n"
+    "74 when the step exited 0 but an output could not be stored. See docs/protocol.md.\n";
+
+struct run_ctx {
+    struct manifest m;
+    struct reporter *rep;
+    char workdir[PATH_MAX];
+    int attempt;
+};
+
+static void tee_to_reporter(void *ctx, const char *line, size_t len)
+{
+    reporter_log(ctx, line, len);
+}
+
+static void on_output(void *ctx, int fd, const void *data, size_t n)
+{
+    struct run_ctx *rc = ctx;
+    const char *p = data;
+    size_t left = n;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break; /* our own stdout is gone: the output still reaches the store */
+        p += w;
+        left -= (size_t)w;
+    }
+    reporter_log(rc->rep, data, n);
+}
+
+static int64_t env_duration_or(const char *name, int64_t fallback)
+{
+    const char *v = getenv(name);
+    int64_t ms;
+    struct err e;
+    if (!v || !*v)
+        return fallback;
+    if (units_parse_duration(v, &ms, &e) < 0) {
+        log_warn("%s: %s; using the default", name, e.msg);
+        return fallback;
+    }
+    return ms;
+}
+
+/* Plain init: no manifest, nothing fetched or reported; CMD inherits stdin/stdout/stderr. */
+static int plain_init(char **argv)
+{
+    struct supervise_options o = { .argv = argv, .grace_ms = env_duration_or("STEPOP_GRACE_PERIOD", 30000) };
+    struct supervise_result r;
+    struct err e = { 0 };
+    if (supervise_run(&o, &r, &e) < 0) {
+        log_error("%s", e.msg);
+        return EXIT_RUN_INTERNAL;
+    }
+    if (r.exec_errno)
+        log_error("cannot run %s: %s", argv[0], strerror(r.exec_errno));
+    return r.exit_code;
+}
+
+/* Writes a failed status for a run whose manifest could not be used, when its run_uri is known. */
+static void report_manifest_error(const char *run_uri, const char *run_id, int attempt, const char *msg)
+{
+    struct err e = { 0 };
+    if (!run_uri || store_check_uri(run_uri, &e) < 0 || !str_has_suffix(run_uri, "/"))
+        return;
+    struct run_status st;
+    status_init(&st, run_id ? run_id : "", attempt);
+    gethostname(st.host, sizeof st.host - 1);
+    status_enter(&st, PHASE_STARTING);
+    status_enter(&st, PHASE_FAILED);
+    st.reason = REASON_MANIFEST_ERROR;
+    str_copy(st.message, sizeof st.message, msg);
+    cJSON *j = status_to_json(&st);
+    char *text = json_print(j, 1);
+    struct store *s;
+    if (store_open(run_uri, &s, &e) == 0) {
+        char *uri = uri_join(run_uri, "status.json");
+        if (store_put_small(s, uri, text, strlen(text), &e) < 0)
+            log_error("writing status.json: %s", e.msg);
+        free(uri);
+        store_close(s);
+    }
+    cJSON_free(text);
+    cJSON_Delete(j);
+}
+
+static int load_manifest(const char *uri, int require_command, int attempt, struct manifest *m)
+{
+    struct err e = { 0 };
+    char red[512];
+    uri_redact(uri, red, sizeof red);
+    struct store *s;
+    char *text = NULL;
+    size_t len = 0;
+    if (store_open(uri, &s, &e) < 0) {
+        log_error("manifest %s: %s", red, e.msg);
+        return -1;
+    }
+    int rc = store_get_small(s, uri, 16u << 20, &text, &len, &e);
+    store_close(s);
+    if (rc < 0) {
+        log_error("reading the manifest %s: %s", red, e.msg);
+        return -1;
+    }
+    cJSON *root;
+    if (json_parse(text, len, "manifest", &root, &e) < 0) {
+        log_error("%s", e.msg);
+        free(text);
+        return -1;
+    }
+    free(text);
+    rc = manifest_from_json(root, require_command, m, &e);
+    if (rc < 0) {
+        log_error("invalid manifest %s: %s", red, e.msg);
+        char msg[1100];
+        snprintf(msg, sizeof msg, "invalid manifest: %s", e.msg);
+        report_manifest_error(json_str(root, "run_uri"), json_str(root, "run_id"), attempt, msg);
+        manifest_free(m);
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* The step's environment: ours, then the manifest's env, then stepop's own variables. */
+static char **build_env(const struct run_ctx *c)
+{
+    const struct manifest *m = &c->m;
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    size_t cap = n + (size_t)m->env_count + (size_t)m->input_count + (size_t)m->output_count + 8;
+    char **env = xcalloc(cap, sizeof *env);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        env[k++] = xstrdup(environ[i]);
+    for (int i = 0; i < m->env_count; i++)
+        env[k++] = xasprintf("%s=%s", m->env_names[i], m->env_values[i]);
+    env[k++] = xasprintf("STEPOP_RUN_ID=%s", m->run_id);
+    env[k++] = xasprintf("STEPOP_RUN_URI=%s", m->run_uri);
+    env[k++] = xasprintf("STEPOP_ATTEMPT=%d", c->attempt);
+    for (int i = 0; i < m->input_count; i++) {
+        char *name = manifest_env_name("STEPOP_INPUT_", m->inputs[i].name);
+        char *path = io_resolve(c->workdir, m->inputs[i].path);
+        env[k++] = xasprintf("%s=%s", name, path);
+        free(name);
+        free(path);
+    }
+    for (int i = 0; i < m->output_count; i++) {
+        char *name = manifest_env_name("STEPOP_OUTPUT_", m->outputs[i].name);
+        char *path = io_resolve(c->workdir, m->outputs[i].path);
+        env[k++] = xasprintf("%s=%s", name, path);
+        free(name);
+        free(path);
+    }
+    /* Later definitions win: drop earlier entries with the same name. */
+    for (size_t i = 0; i < k; i++) {
+        size_t len = strcspn(env[i], "=");
+        for (size_t j = i + 1; j < k; j++)
+            if (strncmp(env[i], env[j], len + 1) == 0) {
+                free(env[i]);
+                env[i] = NULL;
+                break;
+            }
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < k; i++)
+        if (env[i])
+            env[w++] = env[i];
+    env[w] = NULL;
+    return env;
+}
+
+static void free_env(char **env)
+{
+    for (char **p = env; *p; p++)
+        free(*p);
+    free(env);
+}
+
+static void set_final(struct run_ctx *c, enum run_phase phase, enum run_reason reason, int system_kind,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void set_final(struct run_ctx *c, enum run_phase phase, enum run_reason reason, int system_kind,
+                      const char *fmt, ...)
+{
+    struct run_status *st = reporter_lock(c->rep);
+    status_enter(st, phase);
+    st->reason = reason;
+    st->system_kind = system_kind;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(st->message, sizeof st->message, fmt, ap);
+        va_end(ap);
+    }
+    reporter_unlock(c->rep);
+}
+
+static void enter(struct run_ctx *c, enum run_phase phase, const char *message)
+{
+    struct run_status *st = reporter_lock(c->rep);
+    status_enter(st, phase);
+    snprintf(st->message, sizeof st->message, "%s", message ? message : "");
+    reporter_unlock(c->rep);
+}
+
+static int finish(struct run_ctx *c, int code)
+{
+    struct err e = { 0 };
+    log_set_tee(NULL, NULL);
+    int64_t deadline = time_mono_ms() + env_duration_or("STEPOP_FINAL_FLUSH_TIMEOUT", 60000);
+    if (reporter_finish(c->rep, deadline, &e) < 0)
+        log_error("the final status and logs may be incomplete: %s", e.msg);
+    manifest_free(&c->m);
+    return code;
+}
+
+static int run_step(struct run_ctx *c, char **argv)
+{
+    const struct manifest *m = &c->m;
+    struct err e = { 0 };
+
+    enter(c, PHASE_CHECKING_GPU, NULL);
+    char classification[64] = "";
+    cJSON *gpu_summary = NULL;
+    int pf = preflight_gpu(m, &gpu_summary, classification, sizeof classification, &e);
+    if (gpu_summary) {
+        struct run_status *st = reporter_lock(c->rep);
+        cJSON_Delete(st->gpu);
+        st->gpu = gpu_summary;
+        reporter_unlock(c->rep);
+    }
+    if (pf < 0) {
+        log_error("GPU preflight failed (%s): %s", classification, e.msg);
+        set_final(c, PHASE_FAILED, REASON_GPU_UNAVAILABLE, 1, "%s: %s", classification, e.msg);
+        return finish(c, EXIT_RUN_GPU);
+    }
+
+    if (supervise_term_requested()) {
+        set_final(c, PHASE_TERMINATED, REASON_TERMINATED, 1, "terminated before the step started");
+        return finish(c, EXIT_RUN_TERMINATED);
+    }
+    enter(c, PHASE_FETCHING, NULL);
+    http_set_cancel_flag(supervise_cancel_flag());
+    int fr = io_fetch_inputs(m, c->workdir, &e);
+    http_set_cancel_flag(NULL);
+    if (fr < 0 && (e.kind == ERR_CANCELLED || supervise_term_requested())) {
+        set_final(c, PHASE_TERMINATED, REASON_TERMINATED, 1, "terminated while fetching inputs");
+        return finish(c, EXIT_RUN_TERMINATED);
+    }
+    if (fr < 0) {
+        int system = e.transient || e.kind == ERR_NETWORK || e.http_status >= 500;
+        log_error("%s", e.msg);
+        set_final(c, PHASE_FAILED, REASON_INPUT_ERROR, system, "%s", e.msg);
+        return finish(c, EXIT_RUN_INPUT);
+    }
+    unsigned char *created = NULL;
+    if (io_prepare_outputs(m, c->workdir, &created, &e) < 0) {
+        free(created);
+        log_error("%s", e.msg);
+        set_final(c, PHASE_FAILED, REASON_INTERNAL, 0, "%s", e.msg);
+        return finish(c, EXIT_RUN_INTERNAL);
+    }
+    if (supervise_term_requested()) {
+        free(created);
+        set_final(c, PHASE_TERMINATED, REASON_TERMINATED, 1, "terminated before the step started");
+        return finish(c, EXIT_RUN_TERMINATED);
+    }
+
+    enter(c, PHASE_RUNNING, NULL);
+    reporter_set_heartbeat(c->rep, m->heartbeat_ms);
+    char **env = build_env(c);
+    struct supervise_options so = { .argv = argv, .envp = env, .workdir = c->workdir, .capture = 1,
+                                    .on_output = on_output, .ctx = c, .timeout_ms = m->timeout_ms,
+                                    .grace_ms = m->grace_ms };
+    struct supervise_result r;
+    int sr = supervise_run(&so, &r, &e);
+    free_env(env);
+    reporter_set_heartbeat(c->rep, 0);
+    if (sr < 0) {
+        free(created);
+        log_error("%s", e.msg);
+        set_final(c, PHASE_FAILED, REASON_INTERNAL, 0, "%s", e.msg);
+        return finish(c, EXIT_RUN_INTERNAL);
+    }
+    {
+        struct run_status *st = reporter_lock(c->rep);
+        st->exit_code = r.exit_code;
+        st->signal = r.signal;
+        reporter_unlock(c->rep);
+    }
+    char how[160];
+    char dur[32];
+    units_format_duration(r.elapsed_ms, dur, sizeof dur);
+    if (r.exec_errno)
+        snprintf(how, sizeof how, "cannot run %s: %s", argv[0], strerror(r.exec_errno));
+    else if (r.signal)
+        snprintf(how, sizeof how, "the step was killed by signal %d (%s) after %s", r.signal, strsignal(r.signal), dur);
+    else
+        snprintf(how, sizeof how, "the step exited with code %d after %s", r.exit_code, dur);
+    log_info("%s", how);
+
+    int step_ok = r.exit_code == 0 && !r.exec_errno && !r.terminated && !r.timed_out;
+    cJSON *index = NULL;
+    int upload_rc = 0;
+    struct err ue = { 0 };
+    if (m->output_count > 0) {
+        enter(c, PHASE_UPLOADING, NULL);
+        /* Outputs are stored whatever the exit code, so a checkpoint written before a failure or a
+         * SIGTERM survives; only a successful run gets outputs.json, which marks them complete. */
+        upload_rc = io_upload_outputs(m, c->workdir, created, &index, &ue);
+        if (step_ok && upload_rc == 0) {
+            char *text = json_print(index, 1);
+            char *uri = uri_join(m->run_uri, "outputs.json");
+            struct store *s;
+            upload_rc = store_open(uri, &s, &ue);
+            if (upload_rc == 0) {
+                upload_rc = store_put_small(s, uri, text, strlen(text), &ue);
+                store_close(s);
+            }
+            if (upload_rc < 0)
+                err_prefix(&ue, "outputs.json: ");
+            free(uri);
+            cJSON_free(text);
+        }
+        cJSON_Delete(index);
+    }
+    free(created);
+
+    if (r.timed_out)
+        set_final(c, PHASE_FAILED, REASON_TIMEOUT, 0, "the step ran past its timeout of %s; %s",
+                  (units_format_duration(m->timeout_ms, dur, sizeof dur), dur), how);
+    else if (r.terminated)
+        set_final(c, PHASE_TERMINATED, REASON_TERMINATED, 1, "terminated by SIGTERM; %s", how);
+    else if (r.oom_killed) {
+        char limit[64] = "";
+        if (m->memory)
+            units_format_size(m->memory, limit, sizeof limit);
+        set_final(c, PHASE_FAILED, REASON_OOM_KILLED, 0,
+                  "the step was killed by the kernel's OOM killer: it used more memory than the limit%s%s%s "
+                  "(raise resources.memory or reduce the step's memory use)",
+                  limit[0] ? " (" : "", limit, limit[0] ? ")" : "");
+    } else if (!step_ok)
+        set_final(c, PHASE_FAILED, REASON_USER_ERROR, 0, "%s", how);
+    else if (upload_rc < 0) {
+        log_error("%s", ue.msg);
+        set_final(c, PHASE_FAILED, REASON_UPLOAD_ERROR, 0, "%s", ue.msg);
+        return finish(c, EXIT_RUN_UPLOAD);
+    } else
+        set_final(c, PHASE_SUCCEEDED, REASON_NONE, 0, "%s", how);
+    return finish(c, r.exit_code);
+}
+
+int cmd_run(int argc, char **argv)
+{
+    static const struct cli_option opts[] = { { "manifest", 'm', 1, 1 }, { 0 } };
+    struct cli cl;
+    struct err e = { 0 };
+    const char *v, *manifest_uri = NULL;
+    int id;
+    cli_init(&cl, "run", opts, argc - 1, argv + 1);
+    while ((id = cli_next(&cl, &v, &e)) > 0)
+        manifest_uri = v;
+    if (id == CLI_HELP) {
+        fputs(usage_text, stdout);
+        cli_free(&cl);
+        return EXIT_OK;
+    }
+    if (id < 0 || cl.pos_count) {
+        log_error("%s", id < 0 ? e.msg : "run: unexpected argument (put the step's command after --)");
+        cli_free(&cl);
+        return EXIT_USAGE;
+    }
+    char **cmd = cl.rest_count ? cl.rest : NULL;
+    cli_free(&cl);
+    if (!manifest_uri)
+        manifest_uri = getenv("STEPOP_MANIFEST");
+    if (manifest_uri && !*manifest_uri)
+        manifest_uri = NULL;
+    if (supervise_init(&e) < 0) {
+        log_error("%s", e.msg);
+        return EXIT_RUN_INTERNAL;
+    }
+    if (!manifest_uri) {
+        if (!cmd) {
+            log_error("run: no manifest (--manifest or STEPOP_MANIFEST) and no command after --");
+            return EXIT_USAGE;
+        }
+        return plain_init(cmd);
+    }
+    if (http_global_init(&e) < 0) {
+        log_error("%s", e.msg);
+        return EXIT_RUN_INTERNAL;
+    }
+    struct run_ctx c = { .attempt = 1 };
+    const char *att = getenv("STEPOP_ATTEMPT");
+    if (att && *att) {
+        char *end;
+        long a = strtol(att, &end, 10);
+        if (*end || a < 1 || a > 100000) {
+            log_error("STEPOP_ATTEMPT: expected a positive number, got \"%s\"", att);
+            return EXIT_USAGE;
+        }
+        c.attempt = (int)a;
+    }
+    char *mu = uri_from_arg(manifest_uri);
+    int lr = load_manifest(mu, cmd == NULL, c.attempt, &c.m);
+    free(mu);
+    if (lr < 0)
+        return EXIT_RUN_MANIFEST;
+    if (c.m.argv && cmd)
+        log_info("the manifest has a command; ignoring the one after --");
+    char **step_argv = c.m.argv ? c.m.argv : cmd;
+
+    struct run_status st;
+    status_init(&st, c.m.run_id, c.attempt);
+    gethostname(st.host, sizeof st.host - 1);
+    status_enter(&st, PHASE_STARTING);
+    struct reporter_options ro = { .run_uri = c.m.run_uri, .attempt = c.attempt,
+                                   .ship_interval_ms = env_duration_or("STEPOP_LOG_INTERVAL", 3000),
+                                   .callback_url = getenv("STEPOP_CALLBACK_URL") };
+    if (ro.callback_url && !*ro.callback_url)
+        ro.callback_url = NULL;
+    if (reporter_start(&ro, &st, &c.rep, &e) < 0) {
+        log_error("%s", e.msg);
+        manifest_free(&c.m);
+        return EXIT_RUN_INTERNAL;
+    }
+    log_set_tee(tee_to_reporter, c.rep);
+
+    const char *wd = c.m.workdir ? c.m.workdir : ".";
+    char *abs = wd[0] == '/' ? xstrdup(wd) : NULL;
+    if (!abs) {
+        char cwd[PATH_MAX];
+        abs = getcwd(cwd, sizeof cwd) ? xasprintf("%s/%s", cwd, wd) : xstrdup(wd);
+    }
+    int wr = fs_mkdir_p(abs, &e);
+    if (wr == 0 && !realpath(abs, c.workdir))
+        wr = err_set(&e, ERR_IO, "workdir %s: %s", abs, strerror(errno));
+    free(abs);
+    if (wr < 0) {
+        log_error("%s", e.msg);
+        set_final(&c, PHASE_FAILED, REASON_INTERNAL, 0, "%s", e.msg);
+        return finish(&c, EXIT_RUN_INTERNAL);
+    }
+    log_info("run %s attempt %d: %s", c.m.run_id, c.attempt, c.m.step ? c.m.step : step_argv[0]);
+    return run_step(&c, step_argv);
+}
