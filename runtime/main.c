@@ -16,6 +16,7 @@ struct command {
 
 static const struct command commands[] = {
     { "artifact", "move artifacts: put, get, stat, ls, rm", cmd_artifact },
+    { "gpu", "check GPUs and the CUDA driver: check, smoke", cmd_gpu },
     { "version", "print version, commit and library versions", cmd_version },
 };
 
