@@ -15,6 +15,11 @@ with tarfile.open('$T/evil.tar', 'w') as t:
     i = tarfile.TarInfo('../x'); i.size = 1; t.addfile(i, io.BytesIO(b'x'))"
 expect_rc 4 "a refused archive under valgrind" vg artifact get "file://$T/evil.tar" "$T/e" --unpack
 expect_rc 2 "a usage error under valgrind" vg artifact put "$T/src" "file://$T/s/d"
+# The CUDA probe runs in a forked child, which valgrind follows: its report lands in the same stderr.
+vg gpu check --json >"$T/out" 2>"$T/err"
+rc=$?
+check "gpu check under valgrind gives a verdict (exit $rc)" sh -c "[ $rc = 0 ] || [ $rc = 10 ]"
+check "the parent and the probe child are clean" sh -c "! grep -q '^==[0-9]*==' '$T/err'"
 if command -v nginx >/dev/null && start_nginx; then
     expect_rc 0 "HTTP put under valgrind" vg artifact put "$T/src" "$NGINX_URL/t.tar.zst"
     expect_rc 0 "HTTP get --unpack under valgrind" vg artifact get "$NGINX_URL/t.tar.zst" "$T/h" --unpack
