@@ -12,9 +12,48 @@ BASE_CFLAGS := -std=c11 $(WARN) -D_FILE_OFFSET_BITS=64 -D_GNU_SOURCE -DSTEPOP_VE
 CFLAGS ?= -O2 -g
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
-LIBS = $(PKG_LIBS) -pthread -lm
+LIBS = $(GPU_LIBS) $(PKG_LIBS) -pthread -lm
 
-SRC := $(wildcard runtime/*.c artifacts/*.c entrypoint/*.c flavors/*.c gpu/*.c)
+# GPU backend: CUDA when a toolkit is at CUDA_HOME (CUDA=auto, the default) or CUDA=1 demands one;
+# CUDA=0, or no toolkit, builds gpu/gpu_none.c, whose `stepop gpu` says it has no CUDA.
+# GPU_OBJ and GPU_LIBS are what any link of the library objects adds (the static build too).
+CUDA ?= auto
+CUDA_HOME ?= /usr/local/cuda
+NVCC ?= $(CUDA_HOME)/bin/nvcc
+ifeq ($(CUDA),0)
+GPU_BACKEND := none
+else ifneq ($(wildcard $(NVCC)),)
+ifneq ($(wildcard $(CUDA_HOME)/lib64/libcudart_static.a),)
+GPU_BACKEND := cuda
+endif
+endif
+GPU_BACKEND ?= none
+ifeq ($(CUDA)$(GPU_BACKEND),1none)
+$(error CUDA=1 but no CUDA toolkit at CUDA_HOME=$(CUDA_HOME) (need bin/nvcc and lib64/libcudart_static.a))
+endif
+ifeq ($(GPU_BACKEND),cuda)
+# Real code for every architecture this nvcc knows, plus PTX of the newest for JIT on later cards.
+GPU_ARCHS := $(shell $(NVCC) --list-gpu-arch 2>/dev/null | sed -n 's/^compute_\([0-9]*\)$$/\1/p' | sort -n)
+GPU_ARCH_NEWEST := $(lastword $(GPU_ARCHS))
+GENCODE := $(foreach a,$(GPU_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+           -gencode arch=compute_$(GPU_ARCH_NEWEST),code=compute_$(GPU_ARCH_NEWEST)
+# Without exceptions and guarded statics the object needs no libstdc++, so links stay C-only
+# (kernels are launched from one thread).
+NVCC_FLAGS := -O3 -std=c++17 --threads 0 -Werror all-warnings \
+              -Xcompiler -Wall,-Wextra,-fno-exceptions,-fno-threadsafe-statics
+GPU_CFLAGS := -I$(CUDA_HOME)/include
+GPU_OBJ := build/obj/gpu/gpu_kernels.o
+GPU_LIBS := -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt
+GPU_EXCLUDE := gpu/gpu_none.c
+$(info   GPU     CUDA backend: $(NVCC), architectures $(GPU_ARCHS) + PTX $(GPU_ARCH_NEWEST))
+else
+GPU_OBJ :=
+GPU_LIBS :=
+GPU_EXCLUDE := gpu/gpu_cuda.c
+$(info   GPU     no-CUDA backend (CUDA=$(CUDA), CUDA_HOME=$(CUDA_HOME)): 'stepop gpu' will report cuda_not_built)
+endif
+
+SRC := $(filter-out $(GPU_EXCLUDE),$(wildcard runtime/*.c artifacts/*.c entrypoint/*.c flavors/*.c gpu/*.c))
 MAIN_SRC := runtime/main.c
 LIB_SRC := $(filter-out $(MAIN_SRC),$(SRC))
 OBJ := $(LIB_SRC:%.c=build/obj/%.o)
@@ -50,8 +89,21 @@ build/commit.h: FORCE
 	 [ -f $@ ] && [ "$$(cat $@)" = "$$line" ] || echo "$$line" > $@
 FORCE:
 
+# Links depend on the backend chosen, so switching CUDA=0 and back relinks.
+build/gpu-backend: FORCE
+	@mkdir -p build
+	@[ -f $@ ] && [ "$$(cat $@)" = "$(GPU_BACKEND)" ] || echo "$(GPU_BACKEND)" > $@
+
 build/obj/runtime/version.o: build/commit.h
 build/obj/runtime/version.o build/asan/runtime/version.o: CPPFLAGS += -include build/commit.h
+
+build/obj/gpu/gpu_cuda.o build/asan/gpu/gpu_cuda.o: CPPFLAGS += $(GPU_CFLAGS)
+
+# One object serves the plain and the ASan links: device code is not instrumented anyway.
+build/obj/gpu/%.o: gpu/%.cu
+	@mkdir -p $(dir $@)
+	@echo "  NVCC    $@"
+	$(Q)$(NVCC) $(NVCC_FLAGS) $(GENCODE) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 
 build/obj/%.o: %.c | check-deps
 	@mkdir -p $(dir $@)
@@ -63,24 +115,24 @@ build/asan/%.o: %.c | check-deps
 	@echo "  CC      $@"
 	$(Q)$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(CPPFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
 
-build/stepop: build/obj/runtime/main.o $(OBJ)
+build/stepop: build/obj/runtime/main.o $(OBJ) $(GPU_OBJ) build/gpu-backend
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBS)
 	@ln -sf stepop build/stepop-submit
 
-build/tests/%: tests/unit/%.c tests/unit/tap.h $(OBJ)
+build/tests/%: tests/unit/%.c tests/unit/tap.h $(OBJ) $(GPU_OBJ) build/gpu-backend
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(OBJ) $(LIBS)
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(OBJ) $(GPU_OBJ) $(LIBS)
 
-build/asan/tests/%: tests/unit/%.c tests/unit/tap.h $(ASAN_OBJ)
+build/asan/tests/%: tests/unit/%.c tests/unit/tap.h $(ASAN_OBJ) $(GPU_OBJ) build/gpu-backend
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(PKG_CFLAGS) -o $@ $< $(ASAN_OBJ) $(LIBS)
+	$(Q)$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(PKG_CFLAGS) -o $@ $< $(ASAN_OBJ) $(GPU_OBJ) $(LIBS)
 
-build/asan/stepop: build/asan/runtime/main.o $(ASAN_OBJ)
+build/asan/stepop: build/asan/runtime/main.o $(ASAN_OBJ) $(GPU_OBJ) build/gpu-backend
 	@echo "  LD      $@"
-	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $(filter %.o,$^) $(LIBS)
 
 unit-test: $(UNIT_BIN) $(ASAN_UNIT_BIN)
 	@tests/run.sh unit
@@ -102,4 +154,4 @@ install: build/stepop
 clean:
 	rm -rf build
 
--include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) build/obj/runtime/main.d
+-include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(GPU_OBJ:.o=.d) build/obj/runtime/main.d

@@ -274,8 +274,8 @@ static int run_step(struct run_ctx *c, char **argv)
         reporter_unlock(c->rep);
     }
     if (pf < 0) {
-        log_error("GPU preflight failed (%s): %s", classification, e.msg);
-        set_final(c, PHASE_FAILED, REASON_GPU_UNAVAILABLE, 1, "%s: %s", classification, e.msg);
+        log_error("GPU preflight failed: %s", e.msg);
+        set_final(c, PHASE_FAILED, REASON_GPU_UNAVAILABLE, 1, "%s", e.msg);
         return finish(c, EXIT_RUN_GPU);
     }
 

@@ -3,6 +3,7 @@
 #define STEPOP_COMMANDS_H
 
 int cmd_artifact(int argc, char **argv);
+int cmd_gpu(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 

@@ -5,6 +5,8 @@
 #include "jsonutil.h"
 #include "log.h"
 
+#include "../gpu/gpu.h"
+
 #include <archive.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -48,6 +50,7 @@ int cmd_version(int argc, char **argv)
     cJSON_AddStringToObject(libs, "zstd", ZSTD_versionString());
     cJSON_AddStringToObject(libs, "cjson", cJSON_Version());
     cJSON_AddStringToObject(libs, "libcrypto", OpenSSL_version(OPENSSL_VERSION));
+    cJSON_AddStringToObject(libs, "cuda_runtime", gpu_runtime_compiled());
     if (json) {
         char *s = json_print(o, 1);
         printf("%s\n", s);

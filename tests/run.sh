@@ -53,10 +53,15 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
         case "$t" in *"$filter"*) ;; *) continue ;; esac
         run_one "integration/$(basename "$t" .sh)" bash "$t"
     done
+    # Real-GPU checks; they skip where there is no GPU.
+    for t in tests/gpu/*.sh; do
+        case "$t" in *"$filter"*) ;; *) continue ;; esac
+        run_one "gpu/$(basename "$t" .sh)" bash "$t"
+    done
 fi
 # The same binary built with ASan/UBSan, through the tests that exercise the most code.
 if { [ "$what" = all ] || [ "$what" = integration ]; } && [ -x build/asan/stepop ]; then
-    for t in ${ASAN_INTEGRATION:-artifact_http evil_archives http_faults run_lifecycle}; do
+    for t in ${ASAN_INTEGRATION:-artifact_http evil_archives http_faults run_lifecycle gpu_check}; do
         case "$t" in *"$filter"*) ;; *) continue ;; esac
         STEPOP=$PWD/build/asan/stepop ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
             run_one "asan-integration/$t" bash "tests/integration/$t.sh"

@@ -20,6 +20,11 @@ manifest "$T/m.json" "file://$T/runs/v1" "\"command\":[\"sh\",\"-c\",\"cat in; m
 expect_rc 0 "stepop run under valgrind" env STEPOP_LOG_INTERVAL=100ms valgrind -q --error-exitcode=99 --leak-check=full \
     --errors-for-leak-kinds=definite --trace-children=no "$STEPOP" run --manifest "$T/m.json"
 expect_rc 3 "plain init under valgrind" vg run -- sh -c 'exit 3'
+# The CUDA probe runs in a forked child, which valgrind follows: its report lands in the same stderr.
+vg gpu check --json >"$T/out" 2>"$T/err"
+rc=$?
+check "gpu check under valgrind gives a verdict (exit $rc)" sh -c "[ $rc = 0 ] || [ $rc = 10 ]"
+check "the parent and the probe child are clean" sh -c "! grep -q '^==[0-9]*==' '$T/err'"
 if command -v nginx >/dev/null && start_nginx; then
     expect_rc 0 "HTTP put under valgrind" vg artifact put "$T/src" "$NGINX_URL/t.tar.zst"
     expect_rc 0 "HTTP get --unpack under valgrind" vg artifact get "$NGINX_URL/t.tar.zst" "$T/h" --unpack
