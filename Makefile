@@ -93,7 +93,7 @@ STATIC_LIBS = $(STATIC_DEPS)/lib/libcurl.a $(STATIC_DEPS)/lib/libarchive.a $(STA
 	$(foreach l,ssl crypto z zstd lzma bz2 expat,$(shell $(CC) -print-file-name=lib$(l).a))
 
 static:
-	@tools/static-deps.sh $(STATIC_DEPS) $(STATIC_DEPS_RELEASE)
+	@CC="$(CC)" tools/static-deps.sh $(STATIC_DEPS) $(STATIC_DEPS_RELEASE)
 	@$(MAKE) --no-print-directory build/stepop-static
 	@tools/static-check.sh build/stepop-static
 

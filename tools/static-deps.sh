@@ -21,6 +21,7 @@ out=$(cd "$out" && pwd)
 tools=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out/src" "$out/stamps" "$out/logs" "$out/include" "$out/lib"
 jobs=$(nproc 2>/dev/null || echo 2)
+cc=${CC:-cc} # the Makefile's compiler, when it passes one
 
 # Debian's hardening flags, as its own packages are built.
 CFLAGS=$(dpkg-buildflags --get CFLAGS)
@@ -41,7 +42,8 @@ versions() {
 
 # dep NAME SRCPKG: builds NAME from Debian source package SRCPKG with the shell function
 # build_NAME (run in the unpacked source, output in $out/logs/NAME.log) unless its stamp says this
-# version was built with this recipe (the function's text, its configure options and CFLAGS).
+# version was built with this recipe (the function's text, its configure options, the compiler
+# and its flags).
 dep() {
     name=$1 pkg=$2
     stamp=$out/stamps/$name
@@ -49,7 +51,7 @@ dep() {
     want="$pkg $version
 $(sed -n "/^build_$name() {/,/^}/p" "$0")
 $(eval "echo \"\${${name}_conf:-}\"")
-$CFLAGS $CPPFLAGS"
+$cc $CFLAGS $CPPFLAGS"
     [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && return 0
     echo "  DEP     $name from Debian source $pkg $version (log: $out/logs/$name.log)"
     start=$(date +%s)
@@ -113,7 +115,7 @@ build_libarchive() {
 }
 
 build_cjson() {
-    cc $CPPFLAGS $CFLAGS -std=c89 -c cJSON.c -o cJSON.o
+    "$cc" $CPPFLAGS $CFLAGS -std=c89 -c cJSON.c -o cJSON.o
     ar rcs libcjson.a cJSON.o
     mkdir -p "$out/include/cjson"
     cp libcjson.a "$out/lib/"
@@ -130,13 +132,13 @@ dep cjson cjson
 # strong symbol no archive and no glibc library defines would be a missing dependency.
 sysarchives=""
 for l in ssl crypto z zstd lzma bz2 expat; do
-    a=$(cc -print-file-name="lib$l.a")
+    a=$("$cc" -print-file-name="lib$l.a")
     [ -f "$a" ] || { echo "static-deps.sh: lib$l.a not found (make deps)" >&2; exit 1; }
     sysarchives="$sysarchives $a"
 done
 glibc=""
-for l in libc.so.6 libm.so.6 libpthread.so.0 libdl.so.2 librt.so.1 libresolv.so.2; do
-    p=$(cc -print-file-name="$l")
+for l in libc.so.6 libm.so.6 libpthread.so.0 libdl.so.2 librt.so.1; do
+    p=$("$cc" -print-file-name="$l")
     [ -f "$p" ] && glibc="$glibc $p"
 done
 archives="$out/lib/libcurl.a $out/lib/libarchive.a $out/lib/libcjson.a $sysarchives"
@@ -144,7 +146,7 @@ archives="$out/lib/libcurl.a $out/lib/libarchive.a $out/lib/libcjson.a $sysarchi
 # shellcheck disable=SC2086
 {
     nm -D --defined-only $glibc 2>/dev/null | awk 'NF == 3 { sub(/@.*/, "", $3); print $3 }'
-    nm --defined-only $archives "$(cc -print-file-name=libc_nonshared.a)" 2>/dev/null | awk 'NF == 3 { print $3 }'
+    nm --defined-only $archives "$("$cc" -print-file-name=libc_nonshared.a)" 2>/dev/null | awk 'NF == 3 { print $3 }'
     echo _GLOBAL_OFFSET_TABLE_
 } | sort -u >"$out/defined.txt"
 # shellcheck disable=SC2086
