@@ -63,7 +63,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps test unit-test integration-test install clean help demo check-deps
+.PHONY: all deps test unit-test integration-test install clean help demo check-deps static
 all: build/stepop
 
 help:
@@ -71,6 +71,7 @@ help:
 	@echo "make deps       install the Debian packages the build and tests need (apt-get)"
 	@echo "make test       build, then unit tests (plain and ASan/UBSan) and integration tests"
 	@echo "make demo       a real artifact round trip on the file store"
+	@echo "make static     build build/stepop-static, static except glibc (docs/static.md)"
 	@echo "make install    install stepop and the stepop-submit link (PREFIX, DESTDIR)"
 	@echo "make clean      remove build/"
 
@@ -94,10 +95,10 @@ build/gpu-backend: FORCE
 	@mkdir -p build
 	@[ -f $@ ] && [ "$$(cat $@)" = "$(GPU_BACKEND)" ] || echo "$(GPU_BACKEND)" > $@
 
-build/obj/runtime/version.o: build/commit.h
-build/obj/runtime/version.o build/asan/runtime/version.o: CPPFLAGS += -include build/commit.h
+build/obj/runtime/version.o build/asan/runtime/version.o build/static/obj/runtime/version.o: build/commit.h
+build/obj/runtime/version.o build/asan/runtime/version.o build/static/obj/runtime/version.o: CPPFLAGS += -include build/commit.h
 
-build/obj/gpu/gpu_cuda.o build/asan/gpu/gpu_cuda.o: CPPFLAGS += $(GPU_CFLAGS)
+build/obj/gpu/gpu_cuda.o build/asan/gpu/gpu_cuda.o build/static/obj/gpu/gpu_cuda.o: CPPFLAGS += $(GPU_CFLAGS)
 
 # One object serves the plain and the ASan links: device code is not instrumented anyway.
 build/obj/gpu/%.o: gpu/%.cu
@@ -134,6 +135,31 @@ build/asan/stepop: build/asan/runtime/main.o $(ASAN_OBJ) $(GPU_OBJ) build/gpu-ba
 	@echo "  LD      $@"
 	$(Q)$(CC) $(SAN_FLAGS) -o $@ $(filter %.o,$^) $(LIBS)
 
+# The static binary (docs/static.md): the same sources against static libraries, glibc alone
+# stays dynamic. tools/static-deps.sh builds what Debian ships no usable archive for (cached); the
+# rest are Debian's own archives. STATIC_DEPS_RELEASE=NAME takes those sources from another
+# release than the system's. GPU_OBJ and GPU_LIBS come from the CUDA build when it has one.
+STATIC_DEPS := build/static-deps
+STATIC_OBJ := $(LIB_SRC:%.c=build/static/obj/%.o) $(patsubst %.c,build/static/obj/%.o,$(wildcard runtime/static/*.c))
+STATIC_LIBS = $(STATIC_DEPS)/lib/libcurl.a $(STATIC_DEPS)/lib/libarchive.a $(STATIC_DEPS)/lib/libcjson.a \
+	$(foreach l,ssl crypto z zstd lzma bz2 expat,$(shell $(CC) -print-file-name=lib$(l).a))
+
+static:
+	@CC="$(CC)" tools/static-deps.sh $(STATIC_DEPS) $(STATIC_DEPS_RELEASE)
+	@$(MAKE) --no-print-directory build/stepop-static
+	@tools/static-check.sh build/stepop-static
+
+# The static libraries' own headers come first: they may differ from the -dev packages' headers.
+build/static/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(CPPFLAGS) -I$(STATIC_DEPS)/include -MMD -MP -c $< -o $@
+
+build/stepop-static: build/static/obj/runtime/main.o $(STATIC_OBJ) $(GPU_OBJ) $(STATIC_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -static-libgcc -Wl,--as-needed -o $@ build/static/obj/runtime/main.o $(STATIC_OBJ) \
+		$(GPU_OBJ) $(STATIC_LIBS) $(GPU_LIBS) -ldl -lpthread -lm
+
 unit-test: $(UNIT_BIN) $(ASAN_UNIT_BIN)
 	@tests/run.sh unit
 
@@ -154,4 +180,4 @@ install: build/stepop
 clean:
 	rm -rf build
 
--include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(GPU_OBJ:.o=.d) build/obj/runtime/main.d
+-include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(GPU_OBJ:.o=.d) $(STATIC_OBJ:.o=.d) build/obj/runtime/main.d build/static/obj/runtime/main.d

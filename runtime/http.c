@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 static struct http_config config = {
     .max_attempts = 5,
@@ -34,6 +35,38 @@ static int env_duration(const char *name, int64_t *out, struct err *e)
     return 0;
 }
 
+/* Where distributions keep their CA bundle. libcurl looks only where it was built to look
+ * (Debian's path, in both our builds); the static binary runs in any glibc image, so when that
+ * file is missing the first of these that exists is used instead (docs/static.md). */
+static const char *const system_ca_bundles[] = {
+    "/etc/ssl/certs/ca-certificates.crt",                /* Debian, Ubuntu, Arch, Gentoo */
+    "/etc/pki/tls/certs/ca-bundle.crt",                  /* RHEL, CentOS, Rocky, Fedora, Amazon Linux */
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", /* the same family, the file that links to */
+    "/etc/ssl/ca-bundle.pem",                            /* openSUSE, SLES */
+    "/etc/ssl/cert.pem",                                 /* Alpine, Void */
+};
+
+/* NULL when libcurl's built-in bundle exists (or no other does). */
+static const char *system_ca_bundle(void)
+{
+    CURL *h = curl_easy_init();
+    char *builtin = NULL;
+    int usable = 0;
+    if (h && curl_easy_getinfo(h, CURLINFO_CAINFO, &builtin) == CURLE_OK && builtin)
+        usable = access(builtin, R_OK) == 0;
+    if (!usable)
+        log_debug("libcurl's built-in CA bundle %s is missing", builtin ? builtin : "(none)");
+    curl_easy_cleanup(h);
+    if (usable)
+        return NULL;
+    for (size_t i = 0; i < sizeof system_ca_bundles / sizeof *system_ca_bundles; i++)
+        if (access(system_ca_bundles[i], R_OK) == 0) {
+            log_debug("using the system CA bundle %s", system_ca_bundles[i]);
+            return system_ca_bundles[i];
+        }
+    return NULL;
+}
+
 int http_global_init(struct err *e)
 {
     static int done;
@@ -57,6 +90,8 @@ int http_global_init(struct err *e)
     config.ca_bundle = env_or("STEPOP_CA_BUNDLE", getenv("SSL_CERT_FILE"));
     if (config.ca_bundle && !*config.ca_bundle)
         config.ca_bundle = NULL;
+    if (!config.ca_bundle)
+        config.ca_bundle = system_ca_bundle();
     config.ca_dir = env_or("SSL_CERT_DIR", NULL);
     config.insecure = env_flag("STEPOP_TLS_INSECURE");
     if (config.insecure)

@@ -20,7 +20,8 @@ struct http_config {
     int64_t retry_after_max_ms;/* longest Retry-After honoured, 5m */
     int64_t connect_timeout_ms;/* STEPOP_HTTP_CONNECT_TIMEOUT, default 10s */
     int64_t stall_timeout_ms;  /* STEPOP_HTTP_STALL_TIMEOUT, default 30s below 1 KiB/s */
-    const char *ca_bundle;     /* STEPOP_CA_BUNDLE, else SSL_CERT_FILE, else the system's */
+    const char *ca_bundle;     /* STEPOP_CA_BUNDLE, else SSL_CERT_FILE, else NULL for libcurl's
+                                  built-in one, else a distribution's found where it keeps it */
     const char *ca_dir;        /* SSL_CERT_DIR */
     int insecure;              /* STEPOP_TLS_INSECURE=1 only */
 };

@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <openssl/rand.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -58,7 +58,7 @@ int cmd_version(int argc, char **argv)
     } else {
         printf("stepop %s (commit %s)\n", STEPOP_VERSION, STEPOP_COMMIT);
         for (cJSON *it = libs->child; it; it = it->next)
-            printf("  %-11s %s\n", it->string, it->valuestring);
+            printf("  %-13s %s\n", it->string, it->valuestring);
     }
     cJSON_Delete(o);
     return EXIT_OK;

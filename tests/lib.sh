@@ -71,9 +71,10 @@ wait_http() { # URL: wait up to 10 s for any HTTP answer
     return 1
 }
 
-# start_nginx [tls]: WebDAV nginx serving $NGINX_ROOT at $NGINX_URL.
+# start_nginx [tls]: WebDAV nginx serving $NGINX_ROOT at $NGINX_URL. A test may run one plain
+# and one TLS server (each call sets the NGINX_ variables anew).
 start_nginx() {
-    local tls=${1:-} dir="$T/nginx" mod=""
+    local tls=${1:-} dir="$T/nginx${1:+-$1}" mod=""
     mkdir -p "$dir/www" "$dir/tmp" "$dir/logs"
     for m in /usr/lib/nginx/modules/ngx_http_dav_ext_module.so /usr/share/nginx/modules/ngx_http_dav_ext_module.so; do
         [ -f "$m" ] && mod="load_module $m;" && break

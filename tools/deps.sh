@@ -1,13 +1,24 @@
 #!/bin/sh
 # Installs the Debian/Ubuntu packages that the build and the tests need; fast when all are there.
+# `tools/deps.sh static` installs only what `make static` needs (a build stage of an image).
 set -eu
 build="build-essential pkg-config git libcurl4-openssl-dev libarchive-dev libcjson-dev zlib1g-dev
        libssl-dev libzstd-dev libexpat1-dev"
+# make static: dpkg-dev for apt-get source and dpkg-buildflags; the static archives of the
+# libraries taken from Debian as they are (docs/static.md).
+static="build-essential dpkg-dev libssl-dev zlib1g-dev libzstd-dev libexpat1-dev liblzma-dev
+        libbz2-dev"
 tests="nginx-light libnginx-mod-http-dav-ext openssl tar zstd gzip pigz curl util-linux procps
        libarchive-tools python3
        nodejs valgrind"
+case ${1:-all} in
+static) want=$static ;;
+all) want="$build $static $tests" ;;
+*) echo "usage: tools/deps.sh [static]" >&2; exit 2 ;;
+esac
 missing=""
-for p in $build $tests; do
+for p in $want; do
+    case " $missing " in *" $p "*) continue ;; esac
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 # nodejs may come from outside Debian (nvm, NodeSource): a working `node` is enough.
