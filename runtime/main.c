@@ -15,7 +15,7 @@ struct command {
 };
 
 static const struct command commands[] = {
-    { "artifact", "move artifacts: put, get, stat, ls, rm", cmd_artifact },
+    { "artifact", "move artifacts: put, get, stat, ls, rm, presign", cmd_artifact },
     { "version", "print version, commit and library versions", cmd_version },
 };
 

@@ -166,3 +166,61 @@ same_tree() {
     b=$(cd "$2" && find . -type f -printf '%p %T@\n' | sed 's/\.[0-9]*$//' | sort)
     [ "$a" = "$b" ] || { echo "mtimes differ"; diff <(echo "$a") <(echo "$b"); return 1; }
 }
+
+# A python3 that has Debian's botocore (the official SigV4 signer the S3 proxy checks with).
+botocore_python() {
+    local py
+    for py in /usr/bin/python3 python3; do
+        "$py" -c 'import botocore' >/dev/null 2>&1 && { echo "$py"; return 0; }
+    done
+    return 1
+}
+
+# start_s3: s3rver (bucket "test") behind tests/servers/s3proxy.py, which verifies every SigV4
+# signature with botocore and injects faults on request. Exports what stepop needs to use it
+# with static keys; the credential tests replace the keys. $S3_URL is the proxy, $S3_ROOT
+# s3rver's data directory, $S3_KEYS the file of keys the proxy accepts.
+S3_AKID=AKIDSTEPOPTEST0000001
+S3_SECRET='stepop/Test+Secret=Key0000000000000000000'
+start_s3() {
+    local py s3port i
+    py=$(botocore_python) || { echo "# python3-botocore is missing (make deps)" >&2; return 1; }
+    [ -f "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" ] || { echo "# s3rver is missing (make deps)" >&2; return 1; }
+    S3_ROOT=$T/s3rver
+    S3_KEYS=$T/s3keys.jsonl
+    mkdir -p "$S3_ROOT"
+    printf '{"akid": "%s", "secret": "%s", "token": null, "expires": null}\n' "$S3_AKID" "$S3_SECRET" >"$S3_KEYS"
+    s3port=$(free_port)
+    node "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" -d "$S3_ROOT" -a 127.0.0.1 -p "$s3port" -s \
+        --configure-bucket test >"$T/s3rver.log" 2>&1 &
+    on_exit "kill $!"
+    "$py" "$ROOT/tests/servers/s3proxy.py" --upstream "127.0.0.1:$s3port" --root "$S3_ROOT" --keys "$S3_KEYS" \
+        --port-file "$T/s3proxy.port" >"$T/s3proxy.log" 2>&1 &
+    on_exit "kill $!"
+    for i in $(seq 100); do [ -s "$T/s3proxy.port" ] && break; sleep 0.05; done
+    S3_URL=http://127.0.0.1:$(cat "$T/s3proxy.port")
+    wait_http "$S3_URL/_/log" || return 1
+    for i in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$s3port") 2>/dev/null && break; sleep 0.1; done
+    s3_env_static
+}
+# The environment of a user with static keys and nothing else configured.
+s3_env_static() {
+    unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE AWS_WEB_IDENTITY_TOKEN_FILE AWS_ROLE_ARN \
+        AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_CONTAINER_AUTHORIZATION_TOKEN \
+        AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE AWS_ENDPOINT_URL AWS_DEFAULT_REGION STEPOP_NOW
+    export AWS_ENDPOINT_URL_S3=$S3_URL AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=$S3_AKID AWS_SECRET_ACCESS_KEY=$S3_SECRET
+    export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=$T/no-aws-config AWS_SHARED_CREDENTIALS_FILE=$T/no-aws-credentials
+}
+s3_log() { curl -s "$S3_URL/_/log"; }
+s3_reset() { curl -s -X POST "$S3_URL/_/reset" >/dev/null; }
+s3_faults() { curl -s -X POST --data-binary "$1" "$S3_URL/_/faults" >/dev/null; }
+s3_uploads() { curl -s "$S3_URL/_/uploads"; }
+# s3_count PYTHON-EXPR: requests in the proxy's log for which EXPR (over e) holds
+s3_count() { s3_log | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }
+# The file s3rver keeps an object's bytes in.
+s3_object_file() { # BUCKET KEY
+    local dir base
+    dir=$(dirname "$2")
+    base=$(basename "$2")
+    [ "$dir" = . ] && echo "$S3_ROOT/$1/$base._S3rver_object" || echo "$S3_ROOT/$1/$dir/$base._S3rver_object"
+}
