@@ -88,8 +88,8 @@ def esc(s):
 
 
 class Fault:
-    """A rule: {"method": "PUT", "path": "substring", "query": "substring", "action": ...,
-    "count": N}. Actions: status (with "status", "code"; a 5xx or 4xx answered instead of
+    """A rule: {"method": "PUT", "path": "substring", "query": "substring", "header_range":
+    "prefix of the Range header", "action": ..., "count": N}. Actions: status (with "status", "code"; a 5xx or 4xx answered instead of
     forwarding), reset_request (drop the connection before answering), reset (forward, send
     "after" body bytes, then reset the connection), stall (forward, send "after" bytes, then
     nothing for "seconds"), bad_range (forward, shift Content-Range's start by one),
@@ -99,11 +99,10 @@ class Fault:
         self.d = d
         self.left = d.get('count', 1)
 
-    def matches(self, method, path, query):
+    def matches(self, method, path, query, rng):
         d = self.d
         return (self.left > 0 and d.get('method', method) == method and d.get('path', '') in path
-                and d.get('query', '') in query
-                and not (d.get('no_query') and query))
+                and d.get('query', '') in query and (rng or '').startswith(d.get('header_range', '')))
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -164,7 +163,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         fault = None
         with lock:
             for f in faults:
-                if f.matches(self.command, raw_path, raw_query):
+                if f.matches(self.command, raw_path, raw_query, self.headers.get('Range')):
                     f.left -= 1
                     fault = f.d
                     break
