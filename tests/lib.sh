@@ -190,17 +190,22 @@ start_s3() {
     S3_KEYS=$T/s3keys.jsonl
     mkdir -p "$S3_ROOT"
     printf '{"akid": "%s", "secret": "%s", "token": null, "expires": null}\n' "$S3_AKID" "$S3_SECRET" >"$S3_KEYS"
-    s3port=$(free_port)
-    node "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" -d "$S3_ROOT" -a 127.0.0.1 -p "$s3port" -s \
+    # Port 0: s3rver picks a free port and names it in its first line.
+    node "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" -d "$S3_ROOT" -a 127.0.0.1 -p 0 -s \
         --configure-bucket test >"$T/s3rver.log" 2>&1 &
     on_exit "kill $!"
+    for i in $(seq 200); do
+        s3port=$(sed -n 's/^S3rver listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/s3rver.log")
+        [ -n "$s3port" ] && break
+        sleep 0.05
+    done
+    [ -n "$s3port" ] || { echo "# s3rver did not start" >&2; cat "$T/s3rver.log" >&2; return 1; }
     "$py" "$ROOT/tests/servers/s3proxy.py" --upstream "127.0.0.1:$s3port" --root "$S3_ROOT" --keys "$S3_KEYS" \
         --port-file "$T/s3proxy.port" >"$T/s3proxy.log" 2>&1 &
     on_exit "kill $!"
     for i in $(seq 100); do [ -s "$T/s3proxy.port" ] && break; sleep 0.05; done
     S3_URL=http://127.0.0.1:$(cat "$T/s3proxy.port")
     wait_http "$S3_URL/_/log" || return 1
-    for i in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$s3port") 2>/dev/null && break; sleep 0.1; done
     s3_env_static
 }
 # The environment of a user with static keys and nothing else configured.
@@ -224,3 +229,16 @@ s3_object_file() { # BUCKET KEY
     base=$(basename "$2")
     [ "$dir" = . ] && echo "$S3_ROOT/$1/$base._S3rver_object" || echo "$S3_ROOT/$1/$dir/$base._S3rver_object"
 }
+
+# start_awsfake [ARGS...]: tests/servers/awsfake.py (STS, container endpoint, IMDSv2) at
+# $AWSFAKE_URL, handing out keys that the S3 proxy accepts (appended to $S3_KEYS).
+start_awsfake() {
+    local i pf=$T/awsfake.$RANDOM.port
+    python3 "$ROOT/tests/servers/awsfake.py" --port-file "$pf" --keys "$S3_KEYS" "$@" >>"$T/awsfake.log" 2>&1 &
+    on_exit "kill $!"
+    AWSFAKE_PID=$!
+    for i in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
+    AWSFAKE_URL=http://127.0.0.1:$(cat "$pf")
+    wait_http "$AWSFAKE_URL/_/log"
+}
+awsfake_count() { curl -s "$AWSFAKE_URL/_/log" | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }

@@ -92,7 +92,7 @@ class Fault:
     "prefix of the Range header", "action": ..., "count": N}. Actions: status (with "status", "code"; a 5xx or 4xx answered instead of
     forwarding), reset_request (drop the connection before answering), reset (forward, send
     "after" body bytes, then reset the connection), stall (forward, send "after" bytes, then
-    nothing for "seconds"), bad_range (forward, shift Content-Range's start by one),
+    nothing for "seconds"), delay (wait "seconds", then forward: a slow server), bad_range (forward, shift Content-Range's start by one),
     complete_error (answer 200 with an <Error> body of "code" without forwarding)."""
 
     def __init__(self, d):
@@ -178,6 +178,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             extra = {'Retry-After': str(fault['retry_after'])} if 'retry_after' in fault else None
             self.entry['status'] = fault['status']
             return self.reply(fault['status'], xml_error(fault.get('code', 'InternalError'), 'injected'), extra)
+        if fault and fault['action'] == 'delay':
+            time.sleep(fault.get('seconds', 1))
         if fault and fault['action'] == 'complete_error':
             # S3 sends 200 first and the outcome of a long CompleteMultipartUpload in the body.
             return self.reply(200, xml_error(fault.get('code', 'InternalError'), 'injected'))
@@ -391,9 +393,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
         conn = http.client.HTTPConnection(args.upstream_host, args.upstream_port, timeout=120)
         try:
-            conn.request(self.command, path + ('?' + query if query else ''), body=body if body else None,
-                         headers=dict(headers, **{'Content-Length': str(len(body))}) if self.command in ('PUT', 'POST') else headers)
-            up = conn.getresponse()
+            try:
+                conn.request(self.command, path + ('?' + query if query else ''), body=body if body else None,
+                             headers=dict(headers, **{'Content-Length': str(len(body))}) if self.command in ('PUT', 'POST') else headers)
+                up = conn.getresponse()
+            except OSError as e:
+                return self.error(502, 'BadGateway', 's3rver: %s' % e)
             data_len = up.getheader('Content-Length')
             hop = {'connection', 'keep-alive', 'transfer-encoding', 'date', 'content-length'}
             out_headers = [(k, v) for k, v in up.getheaders() if k.lower() not in hop]
