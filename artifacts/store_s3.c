@@ -436,8 +436,6 @@ static int simple_request(struct s3 *s, struct http_client *client, const char *
 {
     char hash[65];
     payload_hash(&s->cfg, body ? body : "", body ? strlen(body) : 0, hash);
-    if (!body && s->cfg.sign_payload)
-        snprintf(hash, sizeof hash, "%s", SIGV4_EMPTY_SHA256);
     struct call k;
     call_init(&k, s, t, hash);
     struct http_request req;

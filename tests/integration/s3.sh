@@ -117,6 +117,26 @@ expect_rc 0 "STEPOP_NOW reproduces AWS's presigned URL example" env -u AWS_ENDPO
     STEPOP_NOW=20130524T000000Z "$STEPOP" artifact presign s3://examplebucket/test.txt --expires 24h
 out_has "X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404" "the documented signature"
 out_has "https://examplebucket.s3.amazonaws.com/test.txt?" "on the documented virtual-hosted URL"
+# Addressing, seen in presigned URLs (no request is made).
+aws_url() { env -u AWS_ENDPOINT_URL_S3 "$@" "$STEPOP" artifact presign "$uri" | cut -d'?' -f1; }
+for case in "us-east-1|s3://bkt/a b|https://bkt.s3.amazonaws.com/a%20b" \
+    "eu-west-1|s3://bkt/k|https://bkt.s3.eu-west-1.amazonaws.com/k" \
+    "eu-west-1|s3://my.dotted.bucket/k|https://s3.eu-west-1.amazonaws.com/my.dotted.bucket/k" \
+    "us-east-1|s3://Upper_Case/k|https://s3.amazonaws.com/Upper_Case/k" \
+    "cn-north-1|s3://bkt/k|https://bkt.s3.cn-north-1.amazonaws.com.cn/k"; do
+    IFS='|' read -r region uri want <<<"$case"
+    check "on AWS in $region, $uri is $want" test "$(aws_url AWS_REGION="$region")" = "$want"
+done
+uri=s3://bkt/k
+check "STEPOP_S3_ADDRESSING=path on AWS" test "$(aws_url AWS_REGION=eu-west-1 STEPOP_S3_ADDRESSING=path)" = \
+    https://s3.eu-west-1.amazonaws.com/bkt/k
+check "a custom endpoint is path-style" \
+    test "$("$STEPOP" artifact presign s3://bkt/k | cut -d'?' -f1)" = "$S3_URL/bkt/k"
+check "AWS_ENDPOINT_URL is used without AWS_ENDPOINT_URL_S3" \
+    test "$(env -u AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL=http://h:9/ "$STEPOP" artifact presign s3://bkt/k | cut -d'?' -f1)" = http://h:9/bkt/k
+check "a custom endpoint made virtual-hosted" \
+    test "$(env STEPOP_S3_ADDRESSING=virtual AWS_ENDPOINT_URL_S3=http://h:9 "$STEPOP" artifact presign s3://bkt/k | cut -d'?' -f1)" = http://bkt.h:9/k
+expect_rc 2 "an endpoint with a path is refused" env AWS_ENDPOINT_URL_S3=http://h:9/sub "$STEPOP" artifact presign s3://bkt/k
 expect_rc 2 "--expires longer than 7 days is a usage error" "$STEPOP" artifact presign s3://test/x --expires 8d
 
 # Checksums and payload signing.
