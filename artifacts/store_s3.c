@@ -398,6 +398,13 @@ static void explain(struct err *e, const struct http_response *r, const char *wh
     }
     free(code);
     free(msg);
+    /* A bucket in another region than the one signed for (301, or 400 to a signed request):
+     * say which, as S3 tells in a header. */
+    const char *region = http_header(r, "x-amz-bucket-region");
+    if ((r->status == 301 || r->status == 400) && region && *region &&
+        strlen(e->msg) + strlen(region) * 2 + 40 < sizeof e->msg)
+        snprintf(e->msg + strlen(e->msg), sizeof e->msg - strlen(e->msg),
+                 " (the bucket is in %s: set AWS_REGION=%s)", region, region);
 }
 
 /* Everything one S3 request needs besides the body and the consumer. */
@@ -546,8 +553,8 @@ static int list_prefix(struct s3 *s, const char *uri, const char *bucket, const 
     char *pfx = sigv4_encode(prefix, 1);
     do {
         char *tok = lp.next_token ? sigv4_encode(lp.next_token, 1) : NULL;
-        char *q = xasprintf("list-type=2&delimiter=%%2F&prefix=%s%s%s%s", pfx, tok ? "&continuation-token=" : "",
-                            tok ? tok : "", max ? "&max-keys=1000" : "");
+        char *q = xasprintf("list-type=2&delimiter=%%2F&prefix=%s%s%s&max-keys=%d", pfx,
+                            tok ? "&continuation-token=" : "", tok ? tok : "", max && max < 1000 ? max : 1000);
         free(tok);
         struct target t;
         make_target(&s->cfg, bucket, NULL, q, &t);
