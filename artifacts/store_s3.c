@@ -856,6 +856,11 @@ static void *get_worker(void *arg)
         pthread_mutex_unlock(&gp->mu);
         int64_t start = gp->begin + (int64_t)i * gp->part;
         int64_t len = gp->end - start < gp->part ? gp->end - start : gp->part;
+        if (data.cap < (size_t)len + 1) {
+            /* Exactly one part (and buf's NUL): doubling growth would reserve up to twice that. */
+            data.data = xrealloc(data.data, (size_t)len + 1);
+            data.cap = (size_t)len + 1;
+        }
         struct err pe = { 0 };
         int rc = fetch_part(gp, client, start, len, &data, &pe);
         pthread_mutex_lock(&gp->mu);

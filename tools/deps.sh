@@ -3,7 +3,7 @@
 set -eu
 build="build-essential pkg-config git libcurl4-openssl-dev libarchive-dev libcjson-dev zlib1g-dev
        libssl-dev libzstd-dev libexpat1-dev"
-tests="nginx-light libnginx-mod-http-dav-ext openssl tar zstd gzip pigz curl util-linux procps
+tests="nginx-light libnginx-mod-http-dav-ext openssl tar zstd gzip pigz curl util-linux procps time
        libarchive-tools python3
        nodejs npm valgrind python3-botocore awscli rclone"
 missing=""
