@@ -474,6 +474,9 @@ static int do_presign(int argc, char **argv)
         const char *method = a.method ? a.method : "GET";
         int64_t expires_s = a.expires_ms ? a.expires_ms / 1000 : 3600;
         if (store_presign(s, a.a, method, expires_s, &url, &e) < 0) {
+            /* A store without presigned URLs, or a URI naming no object, is a usage error. */
+            if (e.kind == ERR_UNSUPPORTED || e.kind == ERR_INVALID)
+                e.kind = ERR_USAGE;
             rc = fail(&e);
         } else if (a.json) {
             cJSON *o = cJSON_CreateObject();

@@ -154,6 +154,10 @@ check "AWS_ENDPOINT_URL is used without AWS_ENDPOINT_URL_S3" \
 check "a custom endpoint made virtual-hosted" \
     test "$(env STEPOP_S3_ADDRESSING=virtual AWS_ENDPOINT_URL_S3=http://h:9 "$STEPOP" artifact presign s3://bkt/k | cut -d'?' -f1)" = http://bkt.h:9/k
 expect_rc 2 "an endpoint with a path is refused" env AWS_ENDPOINT_URL_S3=http://h:9/sub "$STEPOP" artifact presign s3://bkt/k
+expect_rc 2 "presign on a store without presigned URLs is a usage error" "$STEPOP" artifact presign "file://$T/one"
+err_has "does not support presign" "that says so"
+expect_rc 2 "presign of a prefix is a usage error" "$STEPOP" artifact presign s3://test/keys/
+expect_rc 2 "--method other than GET or PUT is a usage error" "$STEPOP" artifact presign s3://test/x --method DELETE
 expect_rc 2 "--expires longer than 7 days is a usage error" "$STEPOP" artifact presign s3://test/x --expires 8d
 
 # Checksums and payload signing.

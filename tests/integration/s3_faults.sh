@@ -36,6 +36,8 @@ put_ok up/timeout '[{"method": "PUT", "query": "partNumber=1&", "action": "statu
     "400 RequestTimeout (S3's idle-connection error) is retried"
 put_ok up/reset '[{"method": "PUT", "query": "partNumber=4&", "action": "reset_request", "count": 2}]' \
     "the connection reset before the answer to a part"
+put_ok up/reset-mid '[{"method": "PUT", "query": "partNumber=1&", "action": "reset_upload", "after": 1000000, "count": 2}]' \
+    "the connection reset in the middle of a part's body"
 STEPOP_HTTP_STALL_TIMEOUT=2s put_ok up/stall '[{"method": "PUT", "query": "partNumber=2&", "action": "stall", "after": 0, "seconds": 6, "count": 1}]' \
     "an answer to a part that stalls"
 put_ok up/complete-200-error '[{"method": "POST", "query": "uploadId=", "action": "complete_error", "code": "InternalError", "count": 1}]' \

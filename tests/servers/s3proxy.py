@@ -90,7 +90,8 @@ def esc(s):
 class Fault:
     """A rule: {"method": "PUT", "path": "substring", "query": "substring", "header_range":
     "prefix of the Range header", "action": ..., "count": N}. Actions: status (with "status", "code"; a 5xx or 4xx answered instead of
-    forwarding), reset_request (drop the connection before answering), reset (forward, send
+    forwarding), reset_upload (read "after" bytes of the body, then reset the connection),
+    reset_request (read the whole body, then reset the connection before answering), reset (forward, send
     "after" body bytes, then reset the connection), stall (forward, send "after" bytes, then
     nothing for "seconds"), delay (wait "seconds", then forward: a slow server), bad_range (forward, shift Content-Range's start by one),
     complete_error (answer 200 with an <Error> body of "code" without forwarding)."""
@@ -158,8 +159,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             log.append(self.entry)
         if self.headers.get('Transfer-Encoding', '').lower() == 'chunked':
             return self.error(411, 'MissingContentLength', 'You must provide the Content-Length HTTP header.')
-        body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
-        self.entry['bytes'] = len(body)
         fault = None
         with lock:
             for f in faults:
@@ -168,6 +167,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     fault = f.d
                     break
         self.entry['fault'] = fault and fault['action']
+        length = int(self.headers.get('Content-Length') or 0)
+        if fault and fault['action'] == 'reset_upload':
+            self.rfile.read(min(length, fault.get('after', 0)))
+            return self.reset_connection()
+        body = self.rfile.read(length)
+        self.entry['bytes'] = len(body)
         if fault and fault['action'] == 'reset_request':
             return self.reset_connection()
         bucket, key, query = self.split_target(raw_path, raw_query)
