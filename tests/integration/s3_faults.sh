@@ -79,6 +79,19 @@ tsha=$(sed -n 's/.*"sha256":"\([0-9a-f]*\)".*/\1/p' "$T/out")
 check "the stored stream has the reported sha256" test "$tsha" = "$(sha256sum "$(s3_object_file test tree.tar.zst)" | cut -d' ' -f1)"
 check "no multipart upload is left open" test "$(s3_uploads)" = "[]"
 
+s3_reset
+s3_faults '[{"method": "PUT", "query": "partNumber=", "action": "delay", "seconds": 3, "count": 8}]'
+"$STEPOP" artifact put "$T/obj" s3://test/fail/interrupted >"$T/out" 2>"$T/err" &
+pid=$!
+for i in $(seq 100); do [ "$(s3_count "'partNumber=' in e['query']")" -ge 1 ] && break; sleep 0.05; done
+kill -INT $pid
+wait $pid
+rc=$?
+check "Ctrl-C during a multipart upload stops it (exit $rc)" test $rc -ne 0
+err_has "cancelled" "and says it was cancelled"
+nothing_left fail/interrupted "an interrupted upload"
+check "the upload was aborted despite the signal" test "$(s3_count "e['method']=='DELETE' and e['query'].startswith('uploadId=')")" = 1
+
 # Downloads.
 "$STEPOP" artifact put "$T/obj" s3://test/obj >/dev/null 2>&1
 get_ok() { # FAULTS DESC [env...]
