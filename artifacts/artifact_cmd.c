@@ -46,17 +46,22 @@ static const char usage_text[] =
     "  stat URI                               size, etag and time of an object\n"
     "  ls URI                                 objects and prefixes under URI\n"
     "  rm URI                                 remove an object\n"
+    "  presign URI [--expires DUR] [--method GET|PUT]\n"
+    "                                         print a URL that grants METHOD on the object for DUR\n"
+    "                                         (default 1h, at most 7d; STEPOP_NOW fixes the signing time)\n"
     "\n"
-    "Every subcommand takes --json (a JSON result on stdout). URIs: file://, http://, https://;\n"
+    "Every subcommand takes --json (a JSON result on stdout). URIs: file://, http://, https://, s3://;\n"
     "a plain path means a local file. Progress shows on a terminal (STEPOP_NO_PROGRESS=1 hides it).\n"
     "Exit codes: 0 ok, 1 failed, 2 usage, 3 not found, 4 refused (unsafe archive, limit, digest).\n";
 
-enum { OPT_JSON = 1, OPT_FORMAT, OPT_LEVEL, OPT_UNPACK, OPT_SHA256, OPT_MAX_BYTES, OPT_MAX_ENTRIES };
+enum { OPT_JSON = 1, OPT_FORMAT, OPT_LEVEL, OPT_UNPACK, OPT_SHA256, OPT_MAX_BYTES, OPT_MAX_ENTRIES, OPT_EXPIRES,
+       OPT_METHOD };
 
 static const struct cli_option options[] = {
     { "json", 0, 0, OPT_JSON },           { "format", 'f', 1, OPT_FORMAT },       { "level", 0, 1, OPT_LEVEL },
     { "unpack", 'x', 0, OPT_UNPACK },     { "sha256", 0, 1, OPT_SHA256 },         { "max-bytes", 0, 1, OPT_MAX_BYTES },
-    { "max-entries", 0, 1, OPT_MAX_ENTRIES }, { 0 },
+    { "max-entries", 0, 1, OPT_MAX_ENTRIES }, { "expires", 0, 1, OPT_EXPIRES }, { "method", 0, 1, OPT_METHOD },
+    { 0 },
 };
 
 struct args {
@@ -64,6 +69,8 @@ struct args {
     long level;
     enum pack_format format;
     const char *sha256;
+    const char *method;
+    int64_t expires_ms;
     struct unpack_limits limits;
     char *a, *b; /* positionals, as URIs */
     const char *raw_a, *raw_b;
@@ -122,6 +129,19 @@ static int parse(const char *sub, const char *name, int argc, char **argv, int n
         case OPT_JSON: a->json = 1; break;
         case OPT_UNPACK: a->unpack = 1; break;
         case OPT_SHA256: a->sha256 = v; break;
+        case OPT_METHOD:
+            if (strcmp(v, "GET") != 0 && strcmp(v, "PUT") != 0)
+                rc = err_set(e, ERR_USAGE, "--method: expected GET or PUT, got \"%s\"", v);
+            a->method = v;
+            break;
+        case OPT_EXPIRES:
+            if (units_parse_duration(v, &a->expires_ms, e) < 0)
+                rc = err_prefix(e, "--expires: ");
+            else if (a->expires_ms < 1000 || a->expires_ms > 7LL * 24 * 3600 * 1000)
+                rc = err_set(e, ERR_USAGE, "--expires: from 1s to 7d (SigV4's limit)");
+            if (rc < 0)
+                e->kind = ERR_USAGE;
+            break;
         case OPT_FORMAT:
             if (pack_format_parse(v, &a->format) < 0)
                 rc = err_set(e, ERR_USAGE, "--format: \"%s\" is not one of file, tar, tar.gz, tar.zst", v);
@@ -437,12 +457,53 @@ static int do_rm(int argc, char **argv)
     return rc;
 }
 
+static int do_presign(int argc, char **argv)
+{
+    static const int allowed[] = { OPT_JSON, OPT_EXPIRES, OPT_METHOD, 0 };
+    struct args a;
+    struct err e = { 0 };
+    int p = parse("presign", "URI", argc, argv, 1, allowed, &a, &e);
+    if (p != 0)
+        return p > 0 ? EXIT_OK : fail(&e);
+    struct store *s;
+    int rc = EXIT_OK;
+    if (open_store(a.a, &s, &e) < 0) {
+        rc = fail(&e);
+    } else {
+        char *url = NULL;
+        const char *method = a.method ? a.method : "GET";
+        int64_t expires_s = a.expires_ms ? a.expires_ms / 1000 : 3600;
+        if (store_presign(s, a.a, method, expires_s, &url, &e) < 0) {
+            /* A store without presigned URLs, or a URI naming no object, is a usage error. */
+            if (e.kind == ERR_UNSUPPORTED || e.kind == ERR_INVALID)
+                e.kind = ERR_USAGE;
+            rc = fail(&e);
+        } else if (a.json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "url", url);
+            cJSON_AddStringToObject(o, "method", method);
+            cJSON_AddNumberToObject(o, "expires_s", (double)expires_s);
+            char *j = json_print(o, 0);
+            printf("%s\n", j);
+            cJSON_free(j);
+            cJSON_Delete(o);
+        } else {
+            printf("%s\n", url);
+        }
+        free(url);
+        store_close(s);
+    }
+    args_free(&a);
+    return rc;
+}
+
 int cmd_artifact(int argc, char **argv)
 {
     static const struct {
         const char *name;
         int (*run)(int, char **);
-    } subs[] = { { "put", do_put }, { "get", do_get }, { "stat", do_stat }, { "ls", do_ls }, { "rm", do_rm } };
+    } subs[] = { { "put", do_put }, { "get", do_get }, { "stat", do_stat }, { "ls", do_ls }, { "rm", do_rm },
+                 { "presign", do_presign } };
     if (argc < 2) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;
@@ -454,6 +515,6 @@ int cmd_artifact(int argc, char **argv)
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (strcmp(argv[1], subs[i].name) == 0)
             return subs[i].run(argc - 2, argv + 2);
-    log_error("artifact: unknown subcommand \"%s\" (put, get, stat, ls, rm)", argv[1]);
+    log_error("artifact: unknown subcommand \"%s\" (put, get, stat, ls, rm, presign)", argv[1]);
     return EXIT_USAGE;
 }

@@ -9,6 +9,7 @@
 
 extern const struct store_ops store_file_ops;
 extern const struct store_ops store_http_ops;
+extern const struct store_ops store_s3_ops;
 
 /* The registry: adding a store touches only this table and its own file. */
 static const struct {
@@ -18,6 +19,7 @@ static const struct {
     { "file", &store_file_ops },
     { "http", &store_http_ops },
     { "https", &store_http_ops },
+    { "s3", &store_s3_ops },
 };
 
 const struct store_ops *store_backend(const char *uri)

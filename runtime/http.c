@@ -346,8 +346,9 @@ static size_t on_read(char *buf, size_t size, size_t n, void *userp)
 
 static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
-    (void)userp, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-    return http_cancelled() ? 1 : 0;
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    const struct xfer *x = userp;
+    return (http_cancelled() && !x->req->uncancellable) || (x->req->stop && *x->req->stop) ? 1 : 0;
 }
 
 /* The status's error kind and a short text for messages. */
@@ -381,7 +382,10 @@ static int setup_attempt(struct http_client *c, const struct http_request *req, 
     curl_easy_setopt(h, CURLOPT_URL, req->url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)config.connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(req->connect_timeout_ms > 0 ? req->connect_timeout_ms : config.connect_timeout_ms));
+    if (req->path_as_is)
+        curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)((config.stall_timeout_ms + 999) / 1000));
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
@@ -468,6 +472,9 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
     char redacted[512];
     uri_redact(req->url, redacted, sizeof redacted);
     char validator[400] = "";
+    int has_if_match = 0;
+    for (const char *const *p = req->headers; p && *p; p++)
+        has_if_match |= strncasecmp(*p, "If-Match:", 9) == 0;
     unsigned seed = (unsigned)time_mono_ms() ^ (unsigned)(uintptr_t)c;
 
     for (int attempt = 1;; attempt++) {
@@ -494,7 +501,7 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
         const char *ra = http_header(resp, "retry-after");
         resp->retry_after_ms = ra ? http_parse_retry_after(ra, time(NULL)) : -1;
 
-        if (req->resume && !validator[0]) {
+        if (req->resume && !validator[0] && !has_if_match) {
             const char *etag = http_header(resp, "etag");
             const char *lm = http_header(resp, "last-modified");
             if (etag && strncmp(etag, "W/", 2) != 0)
@@ -557,7 +564,7 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
         int64_t delay = http_backoff_ms(attempt, resp->retry_after_ms, &config, seed >> 8);
         log_debug("%s %s: attempt %d failed (%s), retrying in %lld ms", req->method ? req->method : "GET", redacted,
                   attempt, e->msg, (long long)delay);
-        if (time_sleep_ms(delay, cancel_flag))
+        if (time_sleep_ms(delay, req->uncancellable ? NULL : cancel_flag))
             return err_set(e, ERR_CANCELLED, "%s %s: cancelled", req->method ? req->method : "GET", redacted);
     }
 }

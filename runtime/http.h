@@ -66,10 +66,15 @@ struct http_request {
     void *data_ctx;
     int64_t range_start;          /* GET bytes [range_start, range_start+range_len) */
     int64_t range_len;            /* 0: no Range header; -1: to the end */
-    int resume;                   /* GET: retries continue after the bytes already delivered */
+    int resume;                   /* GET: retries continue after the bytes already delivered, with
+                                     If-Match (unless headers already hold one) */
     int follow_redirects;
     int max_attempts;             /* 0: configuration default */
     int64_t timeout_ms;           /* whole-attempt limit for small requests; 0: none (stall detection only) */
+    int64_t connect_timeout_ms;   /* 0: configuration default (metadata services want less) */
+    int path_as_is;               /* send "/./" and "/../" as they are (S3 keys may hold them) */
+    const volatile int *stop;     /* non-NULL: the transfer aborts (ERR_CANCELLED) once *stop is set */
+    int uncancellable;            /* clean-up (aborting a multipart upload) goes out even after a signal */
     size_t max_body;              /* cap on a kept body, default 16 MiB */
     http_sign_fn sign;
     http_retry_fn retry_hook;

@@ -16,7 +16,7 @@ struct command {
 
 static const struct command commands[] = {
     { "run", "the step entrypoint: manifest to final status, as PID 1", cmd_run },
-    { "artifact", "move artifacts: put, get, stat, ls, rm", cmd_artifact },
+    { "artifact", "move artifacts: put, get, stat, ls, rm, presign", cmd_artifact },
     { "gpu", "check GPUs and the CUDA driver: check, smoke", cmd_gpu },
     { "version", "print version, commit and library versions", cmd_version },
 };

@@ -179,3 +179,81 @@ manifest() {
 jq_py() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"; }
 # is_eq DESC GOT WANT
 is_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1"; echo "#   got:  $2"; echo "#   want: $3"; fi; }
+
+# A python3 that has Debian's botocore (the official SigV4 signer the S3 proxy checks with).
+botocore_python() {
+    local py
+    for py in /usr/bin/python3 python3; do
+        "$py" -c 'import botocore' >/dev/null 2>&1 && { echo "$py"; return 0; }
+    done
+    return 1
+}
+
+# start_s3: s3rver (bucket "test") behind tests/servers/s3proxy.py, which verifies every SigV4
+# signature with botocore and injects faults on request. Exports what stepop needs to use it
+# with static keys; the credential tests replace the keys. $S3_URL is the proxy, $S3_ROOT
+# s3rver's data directory, $S3_KEYS the file of keys the proxy accepts.
+S3_AKID=AKIDSTEPOPTEST0000001
+S3_SECRET='stepop/Test+Secret=Key0000000000000000000'
+start_s3() {
+    local py s3port i
+    py=$(botocore_python) || { echo "# python3-botocore is missing (make deps)" >&2; return 1; }
+    [ -f "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" ] || { echo "# s3rver is missing (make deps)" >&2; return 1; }
+    S3_ROOT=$T/s3rver
+    S3_KEYS=$T/s3keys.jsonl
+    mkdir -p "$S3_ROOT"
+    printf '{"akid": "%s", "secret": "%s", "token": null, "expires": null}\n' "$S3_AKID" "$S3_SECRET" >"$S3_KEYS"
+    # Port 0: s3rver picks a free port and names it in its first line.
+    node "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" -d "$S3_ROOT" -a 127.0.0.1 -p 0 -s \
+        --configure-bucket test >"$T/s3rver.log" 2>&1 &
+    on_exit "kill $!"
+    for i in $(seq 200); do
+        s3port=$(sed -n 's/^S3rver listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/s3rver.log")
+        [ -n "$s3port" ] && break
+        sleep 0.05
+    done
+    [ -n "$s3port" ] || { echo "# s3rver did not start" >&2; cat "$T/s3rver.log" >&2; return 1; }
+    "$py" "$ROOT/tests/servers/s3proxy.py" --upstream "127.0.0.1:$s3port" --root "$S3_ROOT" --keys "$S3_KEYS" \
+        --port-file "$T/s3proxy.port" >"$T/s3proxy.log" 2>&1 &
+    on_exit "kill $!"
+    for i in $(seq 100); do [ -s "$T/s3proxy.port" ] && break; sleep 0.05; done
+    S3_URL=http://127.0.0.1:$(cat "$T/s3proxy.port")
+    wait_http "$S3_URL/_/log" || return 1
+    s3_env_static
+}
+# The environment of a user with static keys and nothing else configured.
+s3_env_static() {
+    unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE AWS_WEB_IDENTITY_TOKEN_FILE AWS_ROLE_ARN \
+        AWS_CONTAINER_CREDENTIALS_RELATIVE_URI AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_CONTAINER_AUTHORIZATION_TOKEN \
+        AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE AWS_ENDPOINT_URL AWS_ENDPOINT_URL_STS AWS_DEFAULT_REGION \
+        AWS_ROLE_SESSION_NAME AWS_EC2_METADATA_SERVICE_ENDPOINT STEPOP_NOW STEPOP_S3_ADDRESSING STEPOP_S3_CHECKSUM \
+        STEPOP_S3_SIGN_PAYLOAD STEPOP_S3_CONCURRENCY STEPOP_S3_MULTIPART_THRESHOLD STEPOP_S3_PART_SIZE
+    export AWS_ENDPOINT_URL_S3=$S3_URL AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=$S3_AKID AWS_SECRET_ACCESS_KEY=$S3_SECRET
+    export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=$T/no-aws-config AWS_SHARED_CREDENTIALS_FILE=$T/no-aws-credentials
+}
+s3_log() { curl -s "$S3_URL/_/log"; }
+s3_reset() { curl -s -X POST "$S3_URL/_/reset" >/dev/null; }
+s3_faults() { curl -s -X POST --data-binary "$1" "$S3_URL/_/faults" >/dev/null; }
+s3_uploads() { curl -s "$S3_URL/_/uploads"; }
+# s3_count PYTHON-EXPR: requests in the proxy's log for which EXPR (over e) holds
+s3_count() { s3_log | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }
+# The file s3rver keeps an object's bytes in.
+s3_object_file() { # BUCKET KEY
+    local dir base
+    dir=$(dirname "$2")
+    base=$(basename "$2")
+    [ "$dir" = . ] && echo "$S3_ROOT/$1/$base._S3rver_object" || echo "$S3_ROOT/$1/$dir/$base._S3rver_object"
+}
+
+# start_awsfake [ARGS...]: tests/servers/awsfake.py (STS, container endpoint, IMDSv2) at
+# $AWSFAKE_URL, handing out keys that the S3 proxy accepts (appended to $S3_KEYS).
+start_awsfake() {
+    local i pf=$T/awsfake.$RANDOM.port
+    python3 "$ROOT/tests/servers/awsfake.py" --port-file "$pf" --keys "$S3_KEYS" "$@" >>"$T/awsfake.log" 2>&1 &
+    on_exit "kill $!"
+    AWSFAKE_PID=$!
+    for i in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
+    AWSFAKE_URL=http://127.0.0.1:$(cat "$pf")
+    wait_http "$AWSFAKE_URL/_/log"
+}
+awsfake_count() { curl -s "$AWSFAKE_URL/_/log" | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }

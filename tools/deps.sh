@@ -8,9 +8,9 @@ build="build-essential pkg-config git libcurl4-openssl-dev libarchive-dev libcjs
 # libraries taken from Debian as they are (docs/static.md).
 static="build-essential dpkg-dev libssl-dev zlib1g-dev libzstd-dev libexpat1-dev liblzma-dev
         libbz2-dev"
-tests="nginx-light libnginx-mod-http-dav-ext openssl tar zstd gzip pigz curl util-linux procps
+tests="nginx-light libnginx-mod-http-dav-ext openssl tar zstd gzip pigz curl util-linux procps time
        libarchive-tools python3
-       nodejs valgrind"
+       nodejs npm valgrind python3-botocore awscli rclone"
 case ${1:-all} in
 static) want=$static ;;
 all) want="$build $static $tests" ;;
@@ -23,11 +23,19 @@ for p in $want; do
 done
 # nodejs may come from outside Debian (nvm, NodeSource): a working `node` is enough.
 case " $missing " in *" nodejs "*) command -v node >/dev/null 2>&1 && missing=$(echo "$missing" | sed 's/ nodejs//') ;; esac
-[ -z "$missing" ] && exit 0
-echo "installing:$missing" >&2
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+case " $missing " in *" npm "*) command -v npm >/dev/null 2>&1 && missing=$(echo "$missing" | sed 's/ npm//') ;; esac
+if [ -n "$missing" ]; then
+    echo "installing:$missing" >&2
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+# The test servers' npm packages (s3rver), pinned by tests/servers/package-lock.json.
+servers=$(dirname "$0")/../tests/servers
+if [ ! -f "$servers/node_modules/.package-lock.json" ] || [ "$servers/package-lock.json" -nt "$servers/node_modules/.package-lock.json" ]; then
+    echo "installing the test servers' npm packages" >&2
+    npm ci --prefix "$servers" --no-audit --no-fund --loglevel=error >/dev/null
+fi

@@ -30,4 +30,15 @@ if command -v nginx >/dev/null && start_nginx; then
     expect_rc 0 "HTTP get --unpack under valgrind" vg artifact get "$NGINX_URL/t.tar.zst" "$T/h" --unpack
     expect_rc 0 "PROPFIND ls under valgrind" vg artifact ls "$NGINX_URL/"
 fi
+if command -v node >/dev/null && botocore_python >/dev/null &&
+    [ -f "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" ] && start_s3; then
+    export STEPOP_S3_MULTIPART_THRESHOLD=5MiB STEPOP_S3_PART_SIZE=5MiB
+    make_tree "$T/s3src" 6
+    expect_rc 0 "S3 multipart put of a stream under valgrind" vg artifact put "$T/s3src" s3://test/t.tar.zst
+    expect_rc 0 "S3 parallel get --unpack under valgrind" vg artifact get s3://test/t.tar.zst "$T/s3o" --unpack
+    expect_rc 0 "S3 ls under valgrind" vg artifact ls s3://test/
+    expect_rc 0 "S3 presign under valgrind" vg artifact presign s3://test/t.tar.zst
+    vg_no_keys() { (unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY; vg "$@"); }
+    expect_rc 1 "S3 without credentials under valgrind" vg_no_keys artifact stat s3://test/t.tar.zst
+fi
 done_testing
