@@ -380,6 +380,8 @@ static int setup_attempt(struct http_client *c, const struct http_request *req, 
     CURL *h = c->curl;
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, req->url);
+    if (req->unix_socket)
+        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, req->unix_socket);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,

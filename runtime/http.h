@@ -55,6 +55,7 @@ typedef int (*http_retry_fn)(void *ctx, const struct http_response *resp);
 struct http_request {
     const char *method;
     const char *url;
+    const char *unix_socket;      /* connect to this unix socket instead of the URL's host (Docker API) */
     const char *const *headers;   /* NULL-terminated "Name: value" lines, or NULL */
     const void *body;             /* a body in memory ... */
     size_t body_len;

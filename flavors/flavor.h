@@ -1,0 +1,72 @@
+/* Flavors: where a step runs. One file per flavor behind struct flavor_ops, found through the
+ * registry in flavors/registry.c (adding flavors/nebius.c touches only that table). The generic
+ * submit/follow loop (flavors/follow.c) drives every flavor the same way; the run's status.json
+ * in the store says what happened inside, the flavor's own API is the fallback truth when the
+ * entrypoint never ran or died without a word. */
+#ifndef STEPOP_FLAVOR_H
+#define STEPOP_FLAVOR_H
+
+#include "../runtime/err.h"
+#include "../runtime/manifest.h"
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+/* What a flavor is given to launch. */
+struct job {
+    const struct manifest *m;   /* run_id, run_uri, image, resources, gpus, timeout, grace period */
+    const char *manifest_uri;   /* <run_uri>manifest.json, already written */
+    const cJSON *settings;      /* the flavor's settings (operator config merged with STEP.json); never NULL */
+    const char *stepop_path;    /* this stepop binary, for flavors that run it locally or inject it */
+};
+
+enum remote_phase {
+    REMOTE_PENDING = 0, /* accepted, not running yet (image pull, scheduling) */
+    REMOTE_RUNNING,
+    REMOTE_EXITED,      /* finished; exit_code is valid */
+    REMOTE_GONE,        /* the platform no longer knows the job (removed, never existed) */
+};
+
+struct remote_state {
+    enum remote_phase phase;
+    int exit_code;       /* REMOTE_EXITED */
+    int oom_killed;      /* the platform killed it for memory (container OOM) */
+    char message[512];   /* the platform's own words, for people */
+};
+
+struct flavor_ops {
+    const char *name;
+    /* Refuse settings or manifest fields this flavor cannot honour (never ignore them). */
+    int (*validate)(const struct job *j, struct err *e);
+    /* --dry-run: the exact request(s) submit would send, as JSON. */
+    int (*render)(const struct job *j, cJSON **requests, struct err *e);
+    /* Launches the job; *handle (caller frees) is what poll/cancel/cleanup need later, also from
+     * another process (it is recorded in <run_uri>submission.json). */
+    int (*submit)(const struct job *j, cJSON **handle, struct err *e);
+    int (*poll)(const cJSON *handle, const cJSON *settings, struct remote_state *st, struct err *e);
+    /* Asks the job to stop (SIGTERM, then SIGKILL after grace_ms). Returns once asked. */
+    int (*cancel)(const cJSON *handle, const cJSON *settings, int64_t grace_ms, struct err *e);
+    /* Releases what the job left behind (a stopped container), unless settings keep it. */
+    int (*cleanup)(const cJSON *handle, const cJSON *settings, struct err *e);
+};
+
+struct flavor_info {
+    const char *name;
+    const char *integration;    /* the platform it talks to */
+    const char *notes;
+    const struct flavor_ops *ops; /* NULL: planned, not in this build */
+};
+
+/* Every flavor of the design, available or planned, in a stable order; count in *n. */
+const struct flavor_info *flavor_all(int *n);
+/* The flavor called name, or NULL; e says whether it is unknown or only planned. */
+const struct flavor_ops *flavor_find(const char *name, struct err *e);
+
+/* Settings helpers: a string / bool / number setting, or the fallback when absent. A setting of
+ * the wrong type is an error naming it (settings.<key>). */
+int flavor_setting_str(const cJSON *settings, const char *key, const char *fallback, const char **out, struct err *e);
+int flavor_setting_bool(const cJSON *settings, const char *key, int fallback, int *out, struct err *e);
+/* Refuses settings keys not in known (NULL-terminated), naming the first unknown one. */
+int flavor_check_settings(const cJSON *settings, const char *flavor, const char *const *known, struct err *e);
+
+#endif

@@ -1,0 +1,78 @@
+#include "flavor.h"
+
+#include <string.h>
+
+/* The registry: adding a flavor touches only this table and its own file. */
+static const struct flavor_info flavors[] = {
+    { "local", "a `stepop run` child process on this machine",
+      "the embedded default; work directory under the run; needs no configuration", NULL },
+    { "docker", "Docker Engine API (Docker, Podman) over DOCKER_HOST",
+      "container per step; GPUs via DeviceRequests (Docker) or CDI (Podman)", NULL },
+    { "kubernetes", "Kubernetes batch/v1 Jobs", "in-cluster or KUBECONFIG credentials", NULL },
+    { "sagemaker", "Amazon SageMaker training jobs", "AWS credential chain", NULL },
+    { "vertex", "Google Vertex AI custom jobs", "Google application default credentials", NULL },
+    { "azureml", "Azure Machine Learning command jobs", "Azure identity", NULL },
+    { "spark", "spark-submit / Spark on Kubernetes", "driver runs stepop run", NULL },
+    { "modal", "Modal functions", "Modal token", NULL },
+    { "custom", "a plugin executable speaking the flavor protocol", "for platforms stepop does not know", NULL },
+};
+
+const struct flavor_info *flavor_all(int *n)
+{
+    *n = (int)(sizeof flavors / sizeof flavors[0]);
+    return flavors;
+}
+
+const struct flavor_ops *flavor_find(const char *name, struct err *e)
+{
+    for (size_t i = 0; i < sizeof flavors / sizeof flavors[0]; i++) {
+        if (strcmp(flavors[i].name, name) != 0)
+            continue;
+        if (!flavors[i].ops) {
+            err_set(e, ERR_UNSUPPORTED, "flavor \"%s\" is planned but not available in this build (see 'stepop flavor list')",
+                    name);
+            return NULL;
+        }
+        return flavors[i].ops;
+    }
+    err_set(e, ERR_USAGE, "unknown flavor \"%s\" (see 'stepop flavor list')", name);
+    return NULL;
+}
+
+int flavor_setting_str(const cJSON *settings, const char *key, const char *fallback, const char **out, struct err *e)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(settings, key);
+    if (!v || cJSON_IsNull(v)) {
+        *out = fallback;
+        return 0;
+    }
+    if (!cJSON_IsString(v))
+        return err_set(e, ERR_INVALID, "settings.%s: expected a string", key);
+    *out = v->valuestring;
+    return 0;
+}
+
+int flavor_setting_bool(const cJSON *settings, const char *key, int fallback, int *out, struct err *e)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(settings, key);
+    if (!v || cJSON_IsNull(v)) {
+        *out = fallback;
+        return 0;
+    }
+    if (!cJSON_IsBool(v))
+        return err_set(e, ERR_INVALID, "settings.%s: expected true or false", key);
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+int flavor_check_settings(const cJSON *settings, const char *flavor, const char *const *known, struct err *e)
+{
+    for (const cJSON *it = settings ? settings->child : NULL; it; it = it->next) {
+        int ok = 0;
+        for (const char *const *k = known; *k; k++)
+            ok |= strcmp(*k, it->string) == 0;
+        if (!ok)
+            return err_set(e, ERR_INVALID, "settings.%s: not a setting of the %s flavor", it->string, flavor);
+    }
+    return 0;
+}
