@@ -2,10 +2,12 @@
 
 #include <string.h>
 
+extern const struct flavor_ops flavor_local_ops;
+
 /* The registry: adding a flavor touches only this table and its own file. */
 static const struct flavor_info flavors[] = {
     { "local", "a `stepop run` child process on this machine",
-      "the embedded default; work directory under the run; needs no configuration", NULL },
+      "the embedded default; work directory under the run; needs no configuration", &flavor_local_ops },
     { "docker", "Docker Engine API (Docker, Podman) over DOCKER_HOST",
       "container per step; GPUs via DeviceRequests (Docker) or CDI (Podman)", NULL },
     { "kubernetes", "Kubernetes batch/v1 Jobs", "in-cluster or KUBECONFIG credentials", NULL },

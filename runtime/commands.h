@@ -6,5 +6,11 @@ int cmd_artifact(int argc, char **argv);
 int cmd_gpu(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
+int cmd_flavor(int argc, char **argv);
+int cmd_operator(int argc, char **argv);
 
 #endif

@@ -19,7 +19,13 @@ enum {
     EXIT_RUN_GPU = 69,        /* gpu_unavailable: the GPU preflight failed */
     EXIT_RUN_INTERNAL = 70,   /* internal: stepop itself failed */
     EXIT_RUN_UPLOAD = 74,     /* upload_error: the step succeeded, an output could not be stored */
-    EXIT_RUN_TERMINATED = 143 /* SIGTERM arrived before the step started (128 + 15) */
+    EXIT_RUN_TERMINATED = 143, /* SIGTERM arrived before the step started (128 + 15) */
+
+    /* `stepop submit` when the run's own status gives no code. */
+    EXIT_SUBMIT_LAUNCH = 71,      /* the flavor could not launch the job (missing image, API error) */
+    EXIT_SUBMIT_LOST = 72,        /* the job ended without a final status and without an exit code */
+    EXIT_SUBMIT_NOT_STARTED = 73, /* the job did not start within the pending deadline */
+    EXIT_SUBMIT_DETACHED = 130    /* a second Ctrl-C detached from a run that goes on */
 };
 
 /* The exit code of a tool command (artifact, status, ...) that failed with e. */

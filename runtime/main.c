@@ -15,6 +15,12 @@ struct command {
 };
 
 static const struct command commands[] = {
+    { "submit", "launch a step through a flavor and follow it (also: stepop-submit)", cmd_submit },
+    { "status", "a run's status (by run id or run URI)", cmd_status },
+    { "logs", "a run's shipped output; -f follows it", cmd_logs },
+    { "cancel", "stop a submitted run", cmd_cancel },
+    { "flavor", "list the flavors (where steps can run)", cmd_flavor },
+    { "operator", "list or describe the configured operators", cmd_operator },
     { "run", "the step entrypoint: manifest to final status, as PID 1", cmd_run },
     { "artifact", "move artifacts: put, get, stat, ls, rm, presign", cmd_artifact },
     { "gpu", "check GPUs and the CUDA driver: check, smoke", cmd_gpu },

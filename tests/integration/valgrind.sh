@@ -20,6 +20,10 @@ manifest "$T/m.json" "file://$T/runs/v1" "\"command\":[\"sh\",\"-c\",\"cat in; m
 expect_rc 0 "stepop run under valgrind" env STEPOP_LOG_INTERVAL=100ms valgrind -q --error-exitcode=99 --leak-check=full \
     --errors-for-leak-kinds=definite --trace-children=no "$STEPOP" run --manifest "$T/m.json"
 expect_rc 3 "plain init under valgrind" vg run -- sh -c 'exit 3'
+expect_rc 4 "submit (local flavor) under valgrind" env XDG_DATA_HOME="$T/data" XDG_CONFIG_HOME="$T/cfg" STEPOP_LOG_INTERVAL=100ms \
+    valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite "$STEPOP" submit --json -- sh -c 'echo hi; exit 4'
+expect_rc 0 "status under valgrind" vg status "file://$T/data/stepop/runs/$(ls "$T/data/stepop/runs" | head -1)"
+expect_rc 0 "flavor list under valgrind" vg flavor list
 # The CUDA probe runs in a forked child, which valgrind follows: its report lands in the same stderr.
 vg gpu check --json >"$T/out" 2>"$T/err"
 rc=$?
