@@ -1,5 +1,6 @@
 #include "pack.h"
 
+#include "pgzip.h"
 #include "safepath.h"
 
 #include "../runtime/log.h"
@@ -70,6 +71,7 @@ int pack_format_from_name(const char *name, enum pack_format *out)
 
 struct packer {
     struct archive *a;
+    struct pgzip *gz; /* tar.gz: the tar goes through the parallel compressor */
     struct archive_entry_linkresolver *links;
     pack_write_fn write;
     void *ctx;
@@ -82,7 +84,7 @@ struct packer {
 static la_ssize_t on_archive_write(struct archive *a, void *ud, const void *buf, size_t n)
 {
     struct packer *p = ud;
-    if (p->write(p->ctx, buf, n, p->e) < 0) {
+    if ((p->gz ? pgzip_write(p->gz, buf, n, p->e) : p->write(p->ctx, buf, n, p->e)) < 0) {
         p->write_failed = 1;
         archive_set_error(a, EIO, "output failed");
         return -1;
@@ -296,14 +298,11 @@ static int configure_filter(struct packer *p, const struct pack_options *opt)
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     switch (opt->format) {
     case PACK_TAR_GZ:
-        archive_write_add_filter_gzip(p->a);
-        if (opt->level) {
-            snprintf(value, sizeof value, "%d", opt->level);
-            if (archive_write_set_filter_option(p->a, "gzip", "compression-level", value) != ARCHIVE_OK)
-                return err_set(p->e, ERR_INVALID, "gzip level %d: %s", opt->level, archive_error_string(p->a));
-        }
-        /* No name or time in the gzip header: the same tree gives the same bytes. */
-        archive_write_set_filter_option(p->a, "gzip", "timestamp", NULL);
+        /* libarchive's gzip filter uses one core; pgzip writes independent members on all of them. */
+        if (opt->level < 0 || opt->level > 9)
+            return err_set(p->e, ERR_INVALID, "gzip level %d: expected 1 to 9", opt->level);
+        archive_write_add_filter_none(p->a);
+        p->gz = pgzip_new(opt->level ? opt->level : PACK_GZIP_LEVEL, opt->threads, p->write, p->ctx);
         break;
     case PACK_TAR_ZST:
         archive_write_add_filter_zstd(p->a);
@@ -360,9 +359,12 @@ int pack_path(const char *src, const struct pack_options *opt, pack_write_fn wri
         }
         if (rc == 0 && archive_write_close(p.a) != ARCHIVE_OK)
             rc = archive_fail(&p, "finish archive");
+        if (rc == 0 && p.gz)
+            rc = pgzip_finish(p.gz, e);
         archive_entry_linkresolver_free(p.links);
         free(p.chunk);
     }
     archive_write_free(p.a);
+    pgzip_free(p.gz);
     return rc;
 }

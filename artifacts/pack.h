@@ -9,6 +9,10 @@
 
 enum pack_format { PACK_FILE = 0, PACK_TAR, PACK_TAR_GZ, PACK_TAR_ZST };
 
+/* Default compression levels (docs/benchmarks.md has the measurements behind them). */
+#define PACK_GZIP_LEVEL 6
+#define PACK_ZSTD_LEVEL 3
+
 /* "file", "tar", "tar.gz", "tar.zst" (also "tgz"); -1 when unknown. */
 int pack_format_parse(const char *name, enum pack_format *out);
 const char *pack_format_name(enum pack_format f);
