@@ -93,6 +93,35 @@ ssize_t bytepipe_read(struct bytepipe *p, void *buf, size_t n, struct err *e)
     return (ssize_t)chunk;
 }
 
+ssize_t bytepipe_peek(struct bytepipe *p, const void **data, size_t max, struct err *e)
+{
+    pthread_mutex_lock(&p->lock);
+    while (p->len == 0 && !p->write_closed)
+        pthread_cond_wait(&p->can_read, &p->lock);
+    ssize_t r = 0;
+    if (p->write_failed) {
+        *e = p->write_failure;
+        r = -1;
+    } else if (p->len > 0) {
+        size_t chunk = p->len < max ? p->len : max;
+        if (chunk > p->cap - p->head)
+            chunk = p->cap - p->head;
+        *data = p->ring + p->head;
+        r = (ssize_t)chunk;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return r;
+}
+
+void bytepipe_consume(struct bytepipe *p, size_t n)
+{
+    pthread_mutex_lock(&p->lock);
+    p->head = (p->head + n) % p->cap;
+    p->len -= n;
+    pthread_cond_signal(&p->can_write);
+    pthread_mutex_unlock(&p->lock);
+}
+
 void bytepipe_close_write(struct bytepipe *p, const struct err *failure)
 {
     pthread_mutex_lock(&p->lock);

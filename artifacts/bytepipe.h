@@ -17,6 +17,10 @@ void bytepipe_free(struct bytepipe *p);
 int bytepipe_write(struct bytepipe *p, const void *data, size_t n, struct err *e);
 /* Up to n bytes; 0 once the writer closed and everything was read; -1 when the writer failed. */
 ssize_t bytepipe_read(struct bytepipe *p, void *buf, size_t n, struct err *e);
+/* Zero-copy reading: *data points at up to max contiguous bytes inside the pipe (0 at the end,
+ * -1 when the writer failed); they stay valid until bytepipe_consume releases them. */
+ssize_t bytepipe_peek(struct bytepipe *p, const void **data, size_t max, struct err *e);
+void bytepipe_consume(struct bytepipe *p, size_t n);
 /* Writer is done: failure NULL for a clean end of stream, else the error to give the reader. */
 void bytepipe_close_write(struct bytepipe *p, const struct err *failure);
 /* Reader is done (possibly early, on its own error): unblocks and fails the writer. */

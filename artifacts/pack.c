@@ -2,6 +2,7 @@
 
 #include "pgzip.h"
 #include "safepath.h"
+#include "zstdw.h"
 
 #include "../runtime/log.h"
 #include "../runtime/util.h"
@@ -71,7 +72,8 @@ int pack_format_from_name(const char *name, enum pack_format *out)
 
 struct packer {
     struct archive *a;
-    struct pgzip *gz; /* tar.gz: the tar goes through the parallel compressor */
+    struct pgzip *gz;   /* tar.gz: the tar goes through the parallel gzip compressor */
+    struct zstdw *zst;  /* tar.zst: through libzstd's workers */
     struct archive_entry_linkresolver *links;
     pack_write_fn write;
     void *ctx;
@@ -84,7 +86,9 @@ struct packer {
 static la_ssize_t on_archive_write(struct archive *a, void *ud, const void *buf, size_t n)
 {
     struct packer *p = ud;
-    if ((p->gz ? pgzip_write(p->gz, buf, n, p->e) : p->write(p->ctx, buf, n, p->e)) < 0) {
+    int rc = p->gz ? pgzip_write(p->gz, buf, n, p->e)
+                   : p->zst ? zstdw_write(p->zst, buf, n, p->e) : p->write(p->ctx, buf, n, p->e);
+    if (rc < 0) {
         p->write_failed = 1;
         archive_set_error(a, EIO, "output failed");
         return -1;
@@ -294,8 +298,6 @@ static int pack_raw_file(const char *src, pack_write_fn write, void *ctx, struct
 
 static int configure_filter(struct packer *p, const struct pack_options *opt)
 {
-    char value[24];
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     switch (opt->format) {
     case PACK_TAR_GZ:
         /* libarchive's gzip filter uses one core; pgzip writes independent members on all of them. */
@@ -305,14 +307,12 @@ static int configure_filter(struct packer *p, const struct pack_options *opt)
         p->gz = pgzip_new(opt->level ? opt->level : PACK_GZIP_LEVEL, opt->threads, p->write, p->ctx);
         break;
     case PACK_TAR_ZST:
-        archive_write_add_filter_zstd(p->a);
-        if (opt->level) {
-            snprintf(value, sizeof value, "%d", opt->level);
-            if (archive_write_set_filter_option(p->a, "zstd", "compression-level", value) != ARCHIVE_OK)
-                return err_set(p->e, ERR_INVALID, "zstd level %d: %s", opt->level, archive_error_string(p->a));
-        }
-        snprintf(value, sizeof value, "%ld", opt->threads > 0 ? (long)opt->threads : (cpus > 0 ? cpus : 1));
-        archive_write_set_filter_option(p->a, "zstd", "threads", value);
+        if (opt->level < 0 || opt->level > 19)
+            return err_set(p->e, ERR_INVALID, "zstd level %d: expected 1 to 19", opt->level);
+        archive_write_add_filter_none(p->a);
+        p->zst = zstdw_new(opt->level ? opt->level : PACK_ZSTD_LEVEL, opt->threads, p->write, p->ctx, p->e);
+        if (!p->zst)
+            return -1;
         break;
     default:
         archive_write_add_filter_none(p->a);
@@ -361,10 +361,13 @@ int pack_path(const char *src, const struct pack_options *opt, pack_write_fn wri
             rc = archive_fail(&p, "finish archive");
         if (rc == 0 && p.gz)
             rc = pgzip_finish(p.gz, e);
+        if (rc == 0 && p.zst)
+            rc = zstdw_finish(p.zst, e);
         archive_entry_linkresolver_free(p.links);
         free(p.chunk);
     }
     archive_write_free(p.a);
     pgzip_free(p.gz);
+    zstdw_free(p.zst);
     return rc;
 }

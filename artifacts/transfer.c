@@ -61,74 +61,13 @@ static void digest_free(struct digest *d)
 
 /* ---- put ---------------------------------------------------------------------------- */
 
-struct file_source {
-    int fd;
-    const char *path;
-    struct digest dg;
-    struct progress *pr;
-};
-
-static ssize_t file_source_read(void *ctx, void *buf, size_t n, struct err *e)
-{
-    struct file_source *fs = ctx;
-    for (;;) {
-        ssize_t r = read(fs->fd, buf, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return err_set(e, ERR_IO, "read %s: %s", fs->path, strerror(errno));
-        digest_update(&fs->dg, buf, (size_t)r);
-        progress_add(fs->pr, r);
-        return r;
-    }
-}
-
-static int file_source_rewind(void *ctx, struct err *e)
-{
-    struct file_source *fs = ctx;
-    if (lseek(fs->fd, 0, SEEK_SET) < 0)
-        return err_set(e, ERR_IO, "seek %s: %s", fs->path, strerror(errno));
-    digest_init(&fs->dg);
-    fs->pr->done = 0;
-    return 0;
-}
-
-static int put_file(struct store *s, const char *src, const char *uri, struct progress *pr,
-                    struct transfer_result *r, struct err *e)
-{
-    struct file_source fs = { .path = src, .pr = pr };
-    fs.fd = open(src, O_RDONLY | O_CLOEXEC);
-    if (fs.fd < 0)
-        return err_set(e, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, "open %s: %s", src, strerror(errno));
-    struct stat st;
-    if (fstat(fs.fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fs.fd);
-        return err_set(e, ERR_INVALID, "%s is not a regular file; format \"file\" holds one file (use tar, tar.gz or "
-                       "tar.zst for a directory)", src);
-    }
-    posix_fadvise(fs.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    pr->total = st.st_size;
-    digest_init(&fs.dg);
-    struct store_source source = { .read = file_source_read, .rewind = file_source_rewind, .ctx = &fs,
-                                   .size = st.st_size };
-    int rc = store_put(s, uri, &source, e);
-    if (rc == 0) {
-        if (fs.dg.bytes != st.st_size)
-            rc = err_set(e, ERR_INTEGRITY, "%s changed size while it was uploaded", src);
-        r->size = fs.dg.bytes;
-        digest_final(&fs.dg, r->sha256);
-        r->entries = 1;
-        r->content_bytes = r->size;
-    }
-    digest_free(&fs.dg);
-    close(fs.fd);
-    return rc;
-}
-
+/* The producing thread packs (or reads a file) and hashes; the caller's thread only sends, so
+ * hashing and network work overlap on two cores. */
 struct pack_job {
     const char *src;
     struct pack_options opt;
     struct bytepipe *pipe;
+    struct digest dg;
     struct pack_stats stats;
     struct err e;
     int rc;
@@ -136,64 +75,107 @@ struct pack_job {
 
 static int pack_to_pipe(void *ctx, const void *data, size_t n, struct err *e)
 {
-    return bytepipe_write(ctx, data, n, e);
+    struct pack_job *j = ctx;
+    digest_update(&j->dg, data, n);
+    return bytepipe_write(j->pipe, data, n, e);
 }
 
 static void *pack_thread(void *arg)
 {
     struct pack_job *j = arg;
-    j->rc = pack_path(j->src, &j->opt, pack_to_pipe, j->pipe, &j->stats, &j->e);
+    j->rc = pack_path(j->src, &j->opt, pack_to_pipe, j, &j->stats, &j->e);
     bytepipe_close_write(j->pipe, j->rc < 0 ? &j->e : NULL);
     return NULL;
 }
 
-struct pipe_source {
-    struct bytepipe *pipe;
-    struct digest dg;
+/* One upload: the producing thread and the pipe the store reads from. */
+struct put_run {
+    struct pack_job job;
+    pthread_t tid;
+    int running;
     struct progress *pr;
 };
 
-static ssize_t pipe_source_read(void *ctx, void *buf, size_t n, struct err *e)
+static int producer_start(struct put_run *u, struct err *e)
 {
-    struct pipe_source *ps = ctx;
-    ssize_t r = bytepipe_read(ps->pipe, buf, n, e);
-    if (r > 0) {
-        digest_update(&ps->dg, buf, (size_t)r);
-        progress_add(ps->pr, r);
+    u->job.pipe = bytepipe_new(PIPE_CAPACITY);
+    digest_init(&u->job.dg);
+    u->job.rc = 0;
+    u->pr->done = 0;
+    if (pthread_create(&u->tid, NULL, pack_thread, &u->job) != 0) {
+        bytepipe_free(u->job.pipe);
+        u->job.pipe = NULL;
+        return err_set(e, ERR_INTERNAL, "cannot start the packing thread");
     }
+    u->running = 1;
+    return 0;
+}
+
+static void producer_stop(struct put_run *u, const struct err *failure)
+{
+    if (!u->running)
+        return;
+    bytepipe_close_read(u->job.pipe, failure);
+    pthread_join(u->tid, NULL);
+    bytepipe_free(u->job.pipe);
+    u->job.pipe = NULL;
+    u->running = 0;
+}
+
+static ssize_t put_source_read(void *ctx, void *buf, size_t n, struct err *e)
+{
+    struct put_run *u = ctx;
+    if (!u->running)
+        return err_set(e, ERR_INTERNAL, "the upload's source could not restart");
+    ssize_t r = bytepipe_read(u->job.pipe, buf, n, e);
+    if (r > 0)
+        progress_add(u->pr, r);
     return r;
 }
 
-static int put_archive_once(struct store *s, const char *src, const char *uri, const struct transfer_options *o,
-                            struct progress *pr, struct transfer_result *r, struct err *e)
+/* A file can be read again, so the store may retry a single PUT itself. */
+static int put_source_rewind(void *ctx, struct err *e)
 {
-    struct pack_job job = { .src = src, .opt = { .format = o->format, .level = o->level, .threads = o->threads },
-                            .pipe = bytepipe_new(PIPE_CAPACITY) };
-    struct pipe_source ps = { .pipe = job.pipe, .pr = pr };
-    digest_init(&ps.dg);
-    pr->done = 0;
-    pthread_t tid;
-    if (pthread_create(&tid, NULL, pack_thread, &job) != 0) {
-        bytepipe_free(job.pipe);
-        digest_free(&ps.dg);
-        return err_set(e, ERR_INTERNAL, "cannot start the packing thread");
+    struct put_run *u = ctx;
+    struct err stop = { 0 };
+    err_set(&stop, ERR_INTERNAL, "the upload restarts");
+    producer_stop(u, &stop);
+    return producer_start(u, e);
+}
+
+/* size: the object's size when known in advance (format file), else -1. */
+static int put_once(struct store *s, const char *src, const char *uri, const struct transfer_options *o, int64_t size,
+                    struct progress *pr, struct transfer_result *r, struct err *e)
+{
+    struct put_run u = { .job = { .src = src, .opt = { .format = o->format, .level = o->level, .threads = o->threads } },
+                         .pr = pr };
+    if (producer_start(&u, e) < 0) {
+        digest_free(&u.job.dg);
+        return -1;
     }
-    struct store_source source = { .read = pipe_source_read, .ctx = &ps, .size = -1 };
+    struct store_source source = { .read = put_source_read, .ctx = &u, .size = size,
+                                   .rewind = o->format == PACK_FILE ? put_source_rewind : NULL };
     int rc = store_put(s, uri, &source, e);
-    bytepipe_close_read(job.pipe, rc < 0 ? e : NULL);
-    pthread_join(tid, NULL);
-    if (rc == 0 && job.rc < 0) {
-        *e = job.e; /* the store accepted a short stream: should not happen, but never report it as complete */
+    if (u.running) {
+        bytepipe_close_read(u.job.pipe, rc < 0 ? e : NULL);
+        pthread_join(u.tid, NULL);
+        u.running = 0;
+    }
+    struct pack_job *job = &u.job;
+    if (rc == 0 && job->rc < 0) {
+        *e = job->e; /* the store accepted a short stream: should not happen, but never report it as complete */
         rc = -1;
     }
+    if (rc == 0 && size >= 0 && job->dg.bytes != size)
+        rc = err_set(e, ERR_INTEGRITY, "%s changed size while it was uploaded", src);
     if (rc == 0) {
-        r->size = ps.dg.bytes;
-        digest_final(&ps.dg, r->sha256);
-        r->entries = job.stats.entries;
-        r->content_bytes = job.stats.content_bytes;
+        r->size = job->dg.bytes;
+        digest_final(&job->dg, r->sha256);
+        r->entries = job->stats.entries;
+        r->content_bytes = job->stats.content_bytes;
     }
-    digest_free(&ps.dg);
-    bytepipe_free(job.pipe);
+    digest_free(&job->dg);
+    bytepipe_free(job->pipe);
     return rc;
 }
 
@@ -201,44 +183,34 @@ int transfer_put(struct store *s, const char *src, const char *uri, const struct
                  struct transfer_result *r, struct err *e)
 {
     memset(r, 0, sizeof *r);
+    int64_t size = -1;
+    if (o->format == PACK_FILE) {
+        struct stat st;
+        if (stat(src, &st) < 0)
+            return err_set(e, errno == ENOENT ? ERR_NOT_FOUND : ERR_IO, "%s: %s", src, strerror(errno));
+        if (!S_ISREG(st.st_mode))
+            return err_set(e, ERR_INVALID, "%s is not a regular file; format \"file\" holds one file (use tar, tar.gz "
+                           "or tar.zst for a directory)", src);
+        size = st.st_size;
+    }
     struct progress pr;
-    progress_begin(&pr, o->progress_label ? o->progress_label : "", -1);
+    progress_begin(&pr, o->progress_label ? o->progress_label : "", size);
     if (!o->progress_label)
         pr.enabled = 0;
-    int rc;
-    if (o->format == PACK_FILE) {
-        rc = put_file(s, src, uri, &pr, r, e);
-    } else {
-        int attempts = http_config()->max_attempts;
-        for (int i = 1;; i++) {
-            rc = put_archive_once(s, src, uri, o, &pr, r, e);
-            if (rc == 0 || !e->transient || i >= attempts || http_cancelled())
-                break;
-            log_warn("upload failed (%s); packing again (attempt %d of %d)", e->msg, i + 1, attempts);
-        }
+    /* A packed stream cannot be rewound mid-store, so a transient failure packs it again from the
+     * start; a file is rewound by the store's own retries instead. */
+    int attempts = o->format == PACK_FILE ? 1 : http_config()->max_attempts, rc;
+    for (int i = 1;; i++) {
+        rc = put_once(s, src, uri, o, size, &pr, r, e);
+        if (rc == 0 || !e->transient || i >= attempts || http_cancelled())
+            break;
+        log_warn("upload failed (%s); packing it again (attempt %d of %d)", e->msg, i + 1, attempts);
     }
     progress_end(&pr);
     return rc;
 }
 
 /* ---- get ---------------------------------------------------------------------------- */
-
-struct file_sink {
-    int fd;
-    const char *path;
-    struct digest dg;
-    struct progress *pr;
-};
-
-static int file_sink_write(void *ctx, const void *data, size_t n, struct err *e)
-{
-    struct file_sink *fs = ctx;
-    if (fs_write_all(fs->fd, data, n) < 0)
-        return err_set(e, ERR_IO, "write %s: %s", fs->path, strerror(errno));
-    digest_update(&fs->dg, data, n);
-    progress_add(fs->pr, (int64_t)n);
-    return 0;
-}
 
 static int check_digest(const char *uri, const char *expect, const char *got, struct err *e)
 {
@@ -247,6 +219,88 @@ static int check_digest(const char *uri, const char *expect, const char *got, st
     char red[512];
     uri_redact(uri, red, sizeof red);
     return err_set(e, ERR_INTEGRITY, "%s: sha256 mismatch: expected %s, got %s", red, expect, got);
+}
+
+/* The download runs in its own thread into a pipe; the caller's thread hashes and writes (or
+ * unpacks), so network work and disk work overlap on two cores. */
+struct fetch_job {
+    struct store *s;
+    const char *uri;
+    struct bytepipe *pipe;
+    struct digest dg;
+    struct progress *pr;
+    pthread_t tid;
+    size_t held; /* bytes peeked and not yet released */
+    struct err e;
+    int rc;
+};
+
+static int fetch_sink(void *ctx, const void *data, size_t n, struct err *e)
+{
+    return bytepipe_write(((struct fetch_job *)ctx)->pipe, data, n, e);
+}
+
+static void *fetch_thread(void *arg)
+{
+    struct fetch_job *j = arg;
+    struct store_stat info = { .size = -1 };
+    j->rc = store_get(j->s, j->uri, 0, -1, fetch_sink, j, &info, &j->e);
+    bytepipe_close_write(j->pipe, j->rc < 0 ? &j->e : NULL);
+    return NULL;
+}
+
+static int fetch_start(struct fetch_job *j, struct store *s, const char *uri, struct progress *pr, struct err *e)
+{
+    memset(j, 0, sizeof *j);
+    j->s = s;
+    j->uri = uri;
+    j->pr = pr;
+    j->pipe = bytepipe_new(PIPE_CAPACITY);
+    digest_init(&j->dg);
+    if (pthread_create(&j->tid, NULL, fetch_thread, j) != 0) {
+        bytepipe_free(j->pipe);
+        digest_free(&j->dg);
+        return err_set(e, ERR_INTERNAL, "cannot start the download thread");
+    }
+    return 0;
+}
+
+/* The next bytes, read in place from the pipe (valid until the next call); they are hashed here. */
+static ssize_t fetch_next(void *ctx, const void **data, struct err *e)
+{
+    struct fetch_job *j = ctx;
+    if (j->held) {
+        bytepipe_consume(j->pipe, j->held);
+        j->held = 0;
+    }
+    ssize_t r = bytepipe_peek(j->pipe, data, 1u << 20, e);
+    if (r > 0) {
+        digest_update(&j->dg, *data, (size_t)r);
+        progress_add(j->pr, r);
+        j->held = (size_t)r;
+    }
+    return r;
+}
+
+/* Stops the download (early when rc < 0), and gives the download's own failure precedence over
+ * what a consumer saw of it. Fills r's size and digest on success. */
+static int fetch_finish(struct fetch_job *j, int rc, struct transfer_result *r, struct err *e)
+{
+    if (j->held)
+        bytepipe_consume(j->pipe, j->held);
+    bytepipe_close_read(j->pipe, rc < 0 ? e : NULL);
+    pthread_join(j->tid, NULL);
+    if (j->rc < 0 && (rc == 0 || e->kind == ERR_INVALID || e->kind == ERR_INTERNAL)) {
+        *e = j->e;
+        rc = -1;
+    }
+    if (rc == 0) {
+        r->size = j->dg.bytes;
+        digest_final(&j->dg, r->sha256);
+    }
+    digest_free(&j->dg);
+    bytepipe_free(j->pipe);
+    return rc;
 }
 
 static int get_file(struct store *s, const char *uri, const char *dest, const struct transfer_options *o,
@@ -268,9 +322,8 @@ static int get_file(struct store *s, const char *uri, const char *dest, const st
     char *slash = strrchr(target, '/');
     char *tmp = slash ? xasprintf("%.*s/.stepop-part-%s.XXXXXX", (int)(slash - target), target, slash + 1)
                       : xasprintf(".stepop-part-%s.XXXXXX", target);
-    struct file_sink fs = { .path = target, .pr = pr };
-    fs.fd = mkostemp(tmp, O_CLOEXEC);
-    if (fs.fd < 0) {
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
         int rc = err_set(e, ERR_IO, "create %s: %s", tmp, strerror(errno));
         free(tmp);
         free(target);
@@ -278,63 +331,37 @@ static int get_file(struct store *s, const char *uri, const char *dest, const st
     }
     mode_t mask = umask(0);
     umask(mask);
-    fchmod(fs.fd, 0666 & ~mask);
-    digest_init(&fs.dg);
-    struct store_stat info = { .size = -1 };
-    int rc = store_get(s, uri, 0, -1, file_sink_write, &fs, &info, e);
+    fchmod(fd, 0666 & ~mask);
+    struct fetch_job job;
+    int rc = fetch_start(&job, s, uri, pr, e);
     if (rc == 0) {
-        r->size = fs.dg.bytes;
-        digest_final(&fs.dg, r->sha256);
+        const void *data;
+        ssize_t n;
+        while ((n = fetch_next(&job, &data, e)) > 0)
+            if (fs_write_all(fd, data, (size_t)n) < 0) {
+                rc = err_set(e, ERR_IO, "write %s: %s", target, strerror(errno));
+                break;
+            }
+        if (n < 0)
+            rc = -1;
+        rc = fetch_finish(&job, rc, r, e);
+    }
+    if (rc == 0) {
         r->entries = 1;
         r->content_bytes = r->size;
         rc = check_digest(uri, o->expect_sha256, r->sha256, e);
     }
-    if (rc == 0 && fsync(fs.fd) < 0)
-        rc = err_set(e, ERR_IO, "fsync %s: %s", target, strerror(errno));
-    if (close(fs.fd) < 0 && rc == 0)
+    if (close(fd) < 0 && rc == 0)
         rc = err_set(e, ERR_IO, "close %s: %s", target, strerror(errno));
     if (rc == 0 && rename(tmp, target) < 0)
         rc = err_set(e, ERR_IO, "rename to %s: %s", target, strerror(errno));
+    /* No fsync: a download that a crash loses is fetched again, and the rename alone keeps a
+     * partial file from ever appearing under the final name. */
     if (rc < 0)
         unlink(tmp);
-    else
-        fs_fsync_parent(target);
-    digest_free(&fs.dg);
     free(tmp);
     free(target);
     return rc;
-}
-
-struct fetch_job {
-    struct store *s;
-    const char *uri;
-    struct bytepipe *pipe;
-    struct digest dg;
-    struct progress *pr;
-    struct err e;
-    int rc;
-};
-
-static int fetch_sink(void *ctx, const void *data, size_t n, struct err *e)
-{
-    struct fetch_job *j = ctx;
-    digest_update(&j->dg, data, n);
-    progress_add(j->pr, (int64_t)n);
-    return bytepipe_write(j->pipe, data, n, e);
-}
-
-static void *fetch_thread(void *arg)
-{
-    struct fetch_job *j = arg;
-    struct store_stat info = { .size = -1 };
-    j->rc = store_get(j->s, j->uri, 0, -1, fetch_sink, j, &info, &j->e);
-    bytepipe_close_write(j->pipe, j->rc < 0 ? &j->e : NULL);
-    return NULL;
-}
-
-static ssize_t pipe_read(void *ctx, void *buf, size_t n, struct err *e)
-{
-    return bytepipe_read(ctx, buf, n, e);
 }
 
 static int get_unpack(struct store *s, const char *uri, const char *dest, const struct transfer_options *o,
@@ -352,47 +379,31 @@ static int get_unpack(struct store *s, const char *uri, const char *dest, const 
         free(staging);
         return rc;
     }
-    struct fetch_job job = { .s = s, .uri = uri, .pipe = bytepipe_new(PIPE_CAPACITY), .pr = pr };
-    digest_init(&job.dg);
-    pthread_t tid;
-    int rc;
-    if (pthread_create(&tid, NULL, fetch_thread, &job) != 0) {
-        rc = err_set(e, ERR_INTERNAL, "cannot start the download thread");
-        goto out;
-    }
+    struct fetch_job job;
     struct unpack_stats stats;
-    rc = unpack_stream(pipe_read, job.pipe, staging, &o->limits, &stats, e);
+    int rc = fetch_start(&job, s, uri, pr, e);
     if (rc == 0) {
-        /* Read what follows the archive's end (block padding) so the digest covers everything. */
-        char sink[65536];
-        ssize_t n;
-        while ((n = bytepipe_read(job.pipe, sink, sizeof sink, e)) > 0)
-            ;
-        if (n < 0)
-            rc = -1;
-    }
-    bytepipe_close_read(job.pipe, rc < 0 ? e : NULL);
-    pthread_join(tid, NULL);
-    if (job.rc < 0 && (rc == 0 || e->kind == ERR_INVALID || e->kind == ERR_INTERNAL)) {
-        *e = job.e; /* the download's failure explains a damaged stream better than the extractor */
-        rc = -1;
+        rc = unpack_stream(fetch_next, &job, staging, &o->limits, &stats, e);
+        if (rc == 0) {
+            /* Read what follows the archive's end (block padding) so the digest covers everything. */
+            const void *data;
+            ssize_t n;
+            while ((n = fetch_next(&job, &data, e)) > 0)
+                ;
+            if (n < 0)
+                rc = -1;
+        }
+        rc = fetch_finish(&job, rc, r, e);
     }
     if (rc == 0) {
-        r->size = job.dg.bytes;
-        digest_final(&job.dg, r->sha256);
         r->entries = stats.entries;
         r->content_bytes = stats.content_bytes;
         rc = check_digest(uri, o->expect_sha256, r->sha256, e);
     }
     if (rc == 0)
         rc = fs_merge_into(staging, real, e);
-out:
-    {
-        struct err ignored;
-        fs_remove_tree(staging, &ignored);
-    }
-    digest_free(&job.dg);
-    bytepipe_free(job.pipe);
+    struct err ignored;
+    fs_remove_tree(staging, &ignored);
     free(staging);
     return rc;
 }

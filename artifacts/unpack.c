@@ -14,8 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define READ_CHUNK (1u << 20)
-
 int unpack_limits_from_env(struct unpack_limits *l, struct err *e)
 {
     l->max_bytes = (int64_t)1 << 40;
@@ -35,23 +33,21 @@ int unpack_limits_from_env(struct unpack_limits *l, struct err *e)
 }
 
 struct reader {
-    unpack_read_fn read;
+    unpack_next_fn next;
     void *ctx;
     struct err *e;
     int failed;
-    char *buf;
 };
 
 static la_ssize_t on_read(struct archive *a, void *ud, const void **out)
 {
     struct reader *r = ud;
-    ssize_t n = r->read(r->ctx, r->buf, READ_CHUNK, r->e);
+    ssize_t n = r->next(r->ctx, out, r->e);
     if (n < 0) {
         r->failed = 1;
         archive_set_error(a, EIO, "input failed");
         return -1;
     }
-    *out = r->buf;
     return n;
 }
 
@@ -132,7 +128,7 @@ static int copy_data(struct archive *in, struct archive *out, const char *name, 
     }
 }
 
-int unpack_stream(unpack_read_fn read, void *ctx, const char *dest, const struct unpack_limits *limits,
+int unpack_stream(unpack_next_fn next, void *ctx, const char *dest, const struct unpack_limits *limits,
                   struct unpack_stats *stats, struct err *e)
 {
     memset(stats, 0, sizeof *stats);
@@ -141,7 +137,7 @@ int unpack_stream(unpack_read_fn read, void *ctx, const char *dest, const struct
     if (!realpath(dest, real_dest))
         return err_set(e, ERR_IO, "destination %s: %s", dest, strerror(errno));
 
-    struct reader r = { .read = read, .ctx = ctx, .e = e, .buf = xmalloc(READ_CHUNK) };
+    struct reader r = { .next = next, .ctx = ctx, .e = e };
     struct archive *in = archive_read_new();
     archive_read_support_filter_gzip(in);
     archive_read_support_filter_zstd(in);
@@ -229,6 +225,5 @@ int unpack_stream(unpack_read_fn read, void *ctx, const char *dest, const struct
 out:
     archive_write_free(out);
     archive_read_free(in);
-    free(r.buf);
     return rc;
 }

@@ -20,12 +20,14 @@ struct unpack_stats {
 /* Limits from the environment (defaults when unset); -1 on a malformed value. */
 int unpack_limits_from_env(struct unpack_limits *l, struct err *e);
 
-typedef ssize_t (*unpack_read_fn)(void *ctx, void *buf, size_t n, struct err *e);
+/* The next bytes of the archive (*data stays valid until the next call): >0, 0 at the end, or
+ * -1 with e set. Reading in place saves a copy of every byte. */
+typedef ssize_t (*unpack_next_fn)(void *ctx, const void **data, struct err *e);
 
-/* Extracts the archive read from read into dest (an existing directory). Refuses, naming the
+/* Extracts the archive read from next into dest (an existing directory). Refuses, naming the
  * entry: absolute names, "..", links leaving dest, writes through symlinks, devices, FIFOs,
  * sockets, set-id bits, and archives over the limits. Nothing is written outside dest. */
-int unpack_stream(unpack_read_fn read, void *ctx, const char *dest, const struct unpack_limits *limits,
+int unpack_stream(unpack_next_fn next, void *ctx, const char *dest, const struct unpack_limits *limits,
                   struct unpack_stats *stats, struct err *e);
 
 #endif
