@@ -53,10 +53,14 @@ done_testing() {
 skip_all() { echo "1..0 # SKIP $*"; exit 0; }
 
 # A free loopback port (bind-tested by the server itself; this only avoids obvious clashes).
+# Below the kernel's ephemeral range, so no outgoing connection can hold the port by the time a
+# server binds it; nothing listening there yet.
 free_port() {
-    local p
+    local p lo
+    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range
+    [ "$lo" -gt 11000 ] || lo=32768
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        p=$((10000 + RANDOM % (lo - 10000)))
         (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
     done
 }
