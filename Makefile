@@ -63,14 +63,15 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps test unit-test integration-test install clean help demo check-deps static
+.PHONY: all deps test unit-test integration-test install clean help demo check-deps bench static
 all: build/stepop
 
 help:
 	@echo "make            build build/stepop"
 	@echo "make deps       install the Debian packages the build and tests need (apt-get)"
 	@echo "make test       build, then unit tests (plain and ASan/UBSan) and integration tests"
-	@echo "make demo       a real artifact round trip on the file store"
+	@echo "make demo       a real step end to end (local flavor, file store)"
+	@echo "make bench      the benchmarks against curl, tar, pigz, zstd, aws cli, rclone (docs/benchmarks.md)"
 	@echo "make static     build build/stepop-static, static except glibc (docs/static.md)"
 	@echo "make install    install stepop and the stepop-submit link (PREFIX, DESTDIR)"
 	@echo "make clean      remove build/"
@@ -171,6 +172,15 @@ test: build/stepop build/asan/stepop $(UNIT_BIN) $(ASAN_UNIT_BIN)
 
 demo: build/stepop
 	@tools/demo.sh
+
+build/bench/gen_data: bench/gen_data.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=c11 -O2 $(WARN) -o $@ $< -lm
+
+# Benchmarks (docs/benchmarks.md): never part of `make test`.
+bench: build/stepop build/bench/gen_data
+	@tools/deps.sh bench
+	@bench/run.sh
 
 install: build/stepop
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -11,10 +11,13 @@ static="build-essential dpkg-dev libssl-dev zlib1g-dev libzstd-dev libexpat1-dev
 tests="nginx-light libnginx-mod-http-dav-ext openssl tar zstd gzip pigz curl util-linux procps time
        libarchive-tools python3
        nodejs npm valgrind python3-botocore awscli rclone"
+# make bench: the peers stepop is measured against (docs/benchmarks.md).
+bench="nginx-light libnginx-mod-http-dav-ext curl tar zstd gzip pigz time python3 python3-boto3 awscli rclone nodejs npm podman runc busybox-static"
 case ${1:-all} in
 static) want=$static ;;
+bench) want=$bench ;;
 all) want="$build $static $tests" ;;
-*) echo "usage: tools/deps.sh [static]" >&2; exit 2 ;;
+*) echo "usage: tools/deps.sh [static|bench]" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do
@@ -35,6 +38,7 @@ if [ -n "$missing" ]; then
 fi
 # The test servers' npm packages (s3rver), pinned by tests/servers/package-lock.json.
 servers=$(dirname "$0")/../tests/servers
+[ "${1:-all}" = static ] && exit 0
 if [ ! -f "$servers/node_modules/.package-lock.json" ] || [ "$servers/package-lock.json" -nt "$servers/node_modules/.package-lock.json" ]; then
     echo "installing the test servers' npm packages" >&2
     npm ci --prefix "$servers" --no-audit --no-fund --loglevel=error >/dev/null

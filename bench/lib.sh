@@ -1,0 +1,61 @@
+# Helpers for bench/run.sh: timing, peak RSS, results. Sourced after tests/lib.sh (servers).
+RESULTS=${RESULTS:-$ROOT/build/bench/results.jsonl}
+mkdir -p "$(dirname "$RESULTS")"
+
+now_ns() { date +%s%N; }
+
+# run_timed OUT-VAR CMD...: wall time in ms of CMD (output discarded); fails when CMD fails.
+run_timed() {
+    local var=$1 s e
+    shift
+    s=$(now_ns)
+    "$@" >/dev/null 2>>"$BENCH_LOG" || { echo "bench: command failed: $*" >&2; return 1; }
+    e=$(now_ns)
+    printf -v "$var" '%d' $(((e - s) / 1000000))
+}
+
+# record CASE TOOL BYTES MS...: one line of results (every repeat's time; the report takes medians).
+record() {
+    local case=$1 tool=$2 bytes=$3
+    shift 3
+    printf '{"case":"%s","tool":"%s","bytes":%s,"ms":[%s]}\n' "$case" "$tool" "$bytes" "$(IFS=,; echo "$*")" >>"$RESULTS"
+}
+
+# compare CASE BYTES REPEATS PREPARE -- TOOL1 CMD1 -- TOOL2 CMD2 ...: runs the tools round-robin
+# (A B C, A B C, ...) so that noise hits all of them alike; PREPARE runs before every command
+# (e.g. emptying a destination) and is not timed. Commands are strings run by bash -c.
+compare() {
+    local case=$1 bytes=$2 repeats=$3 prepare=$4
+    shift 4
+    local -a tools=() cmds=()
+    while [ $# -gt 0 ]; do
+        [ "$1" = "--" ] && shift
+        tools+=("$1")
+        cmds+=("$2")
+        shift 2
+    done
+    local -A times=()
+    local r i t
+    for ((r = 0; r < repeats; r++)); do
+        for i in "${!tools[@]}"; do
+            bash -c "$prepare" >/dev/null 2>>"$BENCH_LOG"
+            run_timed t bash -c "${cmds[$i]}" || t=-1
+            times[$i]="${times[$i]:-}${times[$i]:+ }$t"
+        done
+    done
+    for i in "${!tools[@]}"; do
+        # shellcheck disable=SC2086
+        record "$case" "${tools[$i]}" "$bytes" ${times[$i]}
+        echo "  $case / ${tools[$i]}: ${times[$i]} ms" >&2
+    done
+}
+
+# peak_rss CASE TOOL CMD...: the peak resident set of CMD (and its children) in KiB, via GNU time.
+peak_rss() {
+    local case=$1 tool=$2 kib
+    shift 2
+    /usr/bin/time -f '%M' -o "$BENCH_TMP/rss" "$@" >/dev/null 2>>"$BENCH_LOG" || { echo "bench: failed: $*" >&2; return 1; }
+    kib=$(tail -1 "$BENCH_TMP/rss")
+    printf '{"case":"%s","tool":"%s","peak_rss_kib":%s}\n' "$case" "$tool" "$kib" >>"$RESULTS"
+    echo "  $case / $tool: peak RSS $((kib / 1024)) MiB" >&2
+}

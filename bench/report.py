@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Medians and ratios for make bench. Usage: report.py RESULTS.jsonl OUT.json [--markdown]"""
+import json
+import statistics
+import sys
+
+TARGETS = {
+    # case: (description, check(stepop_ms, peers) -> (ok, text))
+    "fetch-unpack-tar.zst": "stepop >= 1.0x curl|zstd|tar and >= 1.5x download-then-extract",
+    "fetch-unpack-tar.gz": "stepop >= 1.0x curl|gzip|tar and >= 1.5x download-then-extract",
+    "pack-upload-tar.zst": "stepop >= 1.0x tar|zstd -T0|curl",
+    "pack-upload-tar.gz": "stepop >= 1.0x tar|pigz|curl",
+    "raw-get": "stepop >= 0.95x curl",
+    "s3-put-1GiB": "stepop >= 1.5x aws cli and >= 1.0x rclone",
+    "s3-get-1GiB": "stepop >= 1.5x aws cli and >= 1.0x rclone",
+    "submit-docker": "stepop submit <= 1.25x podman run",
+}
+
+
+def main():
+    rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+    out = {"cases": {}}
+    lines = []
+    lines.append("| case | tool | median | throughput | stepop's speed vs this tool |")
+    lines.append("|---|---|---|---|---|")
+    by_case = {}
+    for r in rows:
+        by_case.setdefault(r["case"], []).append(r)
+    for case, rs in by_case.items():
+        res = {"tools": {}}
+        if "peak_rss_kib" in rs[0]:
+            for r in rs:
+                mib = r["peak_rss_kib"] / 1024
+                res["tools"][r["tool"]] = {"peak_rss_mib": round(mib, 1)}
+                lines.append(f"| {case} | {r['tool']} | peak RSS {mib:.1f} MiB | | target <= 64 MiB: {'met' if mib <= 64 else 'MISSED'} |")
+            out["cases"][case] = res
+            continue
+        stepop = next((r for r in rs if r["tool"].startswith("stepop")), None)
+        valid = lambda r: [m for m in r["ms"] if m >= 0]
+        sm = statistics.median(valid(stepop)) if stepop and valid(stepop) else None
+        base = next((r for r in rs if r["tool"].startswith("step alone")), None)
+        for r in rs:
+            ms = valid(r)
+            if not ms:
+                lines.append(f"| {case} | {r['tool']} | failed | | |")
+                continue
+            med = statistics.median(ms)
+            entry = {"median_ms": med, "runs_ms": r["ms"]}
+            thr = ""
+            if r["bytes"] and med > 0 and not case.startswith("entrypoint"):
+                mbs = r["bytes"] / (med / 1000) / 1e6
+                entry["mb_per_s"] = round(mbs, 1)
+                thr = f"{mbs:.0f} MB/s"
+            ratio = ""
+            if sm and r is not stepop and not r["tool"].startswith("step alone"):
+                entry["stepop_speedup"] = round(med / sm, 2)
+                ratio = f"{med / sm:.2f}x"
+            if case.startswith("entrypoint") and base and r is stepop:
+                over = med - statistics.median(valid(base))
+                entry["overhead_ms"] = over
+                ratio = f"overhead {over:.0f} ms (target <= 10 ms on the file store)"
+            res["tools"][r["tool"]] = entry
+            lines.append(f"| {case} | {r['tool']} | {med:.0f} ms | {thr} | {ratio} |")
+        if case in TARGETS:
+            res["target"] = TARGETS[case]
+        out["cases"][case] = res
+    json.dump(out, open(sys.argv[2], "w"), indent=2)
+    print("\n".join(lines))
+    print("\n(the speed column: the tool's median time / stepop's; above 1 means stepop is faster)")
+    for case, t in TARGETS.items():
+        if case in out["cases"]:
+            print(f"target {case}: {t}")
+
+
+if __name__ == "__main__":
+    main()

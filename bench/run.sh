@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# make bench: stepop against the tools users would pick instead, on the same work, in one run.
+# Generates its own data, starts its own servers on loopback, runs every case round-robin after
+# the data is warm, and prints medians and ratios (bench/report.py). Never part of `make test`.
+# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7).
+set -u
+. "$(dirname "$0")/../tests/lib.sh"
+. "$ROOT/bench/lib.sh"
+export STEPOP_NO_PROGRESS=1
+SIZE=${BENCH_SIZE_MIB:-2048}
+REPEATS=${BENCH_REPEATS:-3}
+CASES=${BENCH_CASES:-1 2 3 4 5 6 7}
+BENCH_TMP=$T
+BENCH_LOG=$ROOT/build/bench/bench.log
+: >"$RESULTS"
+: >"$BENCH_LOG"
+DATA=${BENCH_DATA:-$ROOT/build/bench/data}
+want() { case " $CASES " in *" $1 "*) return 0 ;; esac; return 1; }
+started=$(now_ns)
+
+# The data: a checkpoint-like tree (float32 weights and text), cached between runs.
+if [ ! -f "$DATA/tree-$SIZE/.done" ]; then
+    echo "generating $SIZE MiB of checkpoint-like data" >&2
+    rm -rf "$DATA/tree-$SIZE"
+    mkdir -p "$DATA"
+    "$ROOT/build/bench/gen_data" "$DATA/tree-$SIZE" "$SIZE" && touch "$DATA/tree-$SIZE/.done"
+fi
+TREE=$DATA/tree-$SIZE
+BYTES=$(du -sb --exclude=.done "$TREE" | cut -f1)
+start_nginx || { echo "bench: nginx did not start" >&2; exit 1; }
+W=$NGINX_ROOT
+U=$NGINX_URL
+cat "$TREE"/checkpoint/*.bin "$TREE"/text/*.txt >"$W/blob.bin"
+drop_dir() { echo "rm -rf '$T/x' && mkdir -p '$T/x'"; }
+
+if want 1; then
+    echo "case 1: entrypoint overhead (one small input, one small output, command true)" >&2
+    mkdir -p "$T/c1/in" "$T/store"
+    head -c 100000 /dev/urandom >"$T/c1/in/input.bin"
+    cp "$T/c1/in/input.bin" "$W/input.bin"
+    cat >"$T/c1/entry.sh" <<'SH'
+#!/bin/sh
+# What a shell entrypoint does for the same step: fetch, run, pack, upload, report.
+set -e
+cd "$WORK"
+curl -sf "$IN" -o input.bin
+true
+mkdir -p out && echo done >out/result.txt
+tar -czf out.tar.gz out
+curl -sf -T out.tar.gz "$OUT"
+printf '{"phase":"succeeded","exit_code":0}' | curl -sf -T - "$STATUS"
+SH
+    chmod +x "$T/c1/entry.sh"
+    for store in file http; do
+        if [ $store = file ]; then base=file://$T/store/c1; else base=$U/c1; fi
+        manifest "$T/c1/m-$store.json" "$base/run" "\"command\":[\"sh\",\"-c\",\"true; mkdir -p out; echo done > out/result.txt\"],
+          \"workdir\":\"$T/c1/work-$store\",\"inputs\":[{\"name\":\"input\",\"uri\":\"$base-in/input.bin\"}],
+          \"outputs\":[{\"name\":\"out\",\"path\":\"out\",\"format\":\"tar.gz\"}]"
+        "$STEPOP" artifact put "$T/c1/in/input.bin" "$base-in/input.bin" >/dev/null 2>&1
+        in_url=$base-in/input.bin
+        [ $store = file ] && mkdir -p "$T/store/c1/sh" # curl -T file:// does not create folders
+        compare "entrypoint-$store" 100000 $((REPEATS * 7)) "true" \
+            -- "step alone (true)" "true" \
+            -- "stepop run" "STEPOP_LOG_INTERVAL=10s '$STEPOP' run --manifest '$T/c1/m-$store.json'" \
+            -- "sh+curl+tar entrypoint" "WORK='$T/c1/sh-$store' IN='$in_url' OUT='$base/sh/out.tar.gz' STATUS='$base/sh/status.json' sh -c 'mkdir -p \$WORK && $T/c1/entry.sh'" \
+            -- "python3 -c 'import boto3' (floor)" "python3 -c 'import boto3'"
+    done
+    if start_s3 2>>"$BENCH_LOG"; then
+        "$STEPOP" artifact put "$T/c1/in/input.bin" s3://test/c1-in/input.bin >/dev/null 2>&1
+        manifest "$T/c1/m-s3.json" "s3://test/c1/run" "\"command\":[\"sh\",\"-c\",\"true; mkdir -p out; echo done > out/result.txt\"],
+          \"workdir\":\"$T/c1/work-s3\",\"inputs\":[{\"name\":\"input\",\"uri\":\"s3://test/c1-in/input.bin\"}],
+          \"outputs\":[{\"name\":\"out\",\"path\":\"out\",\"format\":\"tar.gz\"}]"
+        compare "entrypoint-s3" 100000 $((REPEATS * 3)) "true" \
+            -- "step alone (true)" "true" \
+            -- "stepop run" "STEPOP_LOG_INTERVAL=10s '$STEPOP' run --manifest '$T/c1/m-s3.json'" \
+            -- "python3 -c 'import boto3' (floor)" "python3 -c 'import boto3'"
+    fi
+fi
+
+if want 2; then
+    echo "case 2: fetch and unpack $SIZE MiB from nginx" >&2
+    "$STEPOP" artifact put "$TREE" "$U/tree.tar.zst" >/dev/null 2>>"$BENCH_LOG"
+    "$STEPOP" artifact put "$TREE" "$U/tree.tar.gz" >/dev/null 2>>"$BENCH_LOG"
+    for fmt in tar.zst tar.gz; do
+        [ $fmt = tar.zst ] && dec="zstd -dc" || dec="gzip -dc"
+        compare "fetch-unpack-$fmt" "$(stat -c %s "$W/tree.$fmt")" "$REPEATS" "$(drop_dir)" \
+            -- "stepop artifact get --unpack" "'$STEPOP' artifact get '$U/tree.$fmt' '$T/x'  --unpack" \
+            -- "curl | $dec | tar -x" "curl -sf '$U/tree.$fmt' | $dec | tar -x -C '$T/x'" \
+            -- "curl -o, then tar -x" "curl -sf '$U/tree.$fmt' -o '$T/dl.$fmt' && tar -x -C '$T/x' -f '$T/dl.$fmt' && rm -f '$T/dl.$fmt'"
+    done
+fi
+
+if want 3; then
+    echo "case 3: pack and upload a $SIZE MiB directory to nginx" >&2
+    compare "pack-upload-tar.zst" "$BYTES" "$REPEATS" "rm -f '$W'/up*" \
+        -- "stepop artifact put" "'$STEPOP' artifact put '$TREE' '$U/up1.tar.zst'" \
+        -- "tar | zstd -T0 | curl -T" "tar -C '$TREE' -cf - . | zstd -T0 -3 -q | curl -sf -T - '$U/up2.tar.zst'"
+    compare "pack-upload-tar.gz" "$BYTES" "$REPEATS" "rm -f '$W'/up*" \
+        -- "stepop artifact put" "'$STEPOP' artifact put '$TREE' '$U/up1.tar.gz'" \
+        -- "tar | pigz | curl -T" "tar -C '$TREE' -cf - . | pigz -6 | curl -sf -T - '$U/up2.tar.gz'"
+fi
+
+if want 4; then
+    echo "case 4: raw transfer of a $SIZE MiB object from nginx" >&2
+    compare "raw-get" "$(stat -c %s "$W/blob.bin")" "$REPEATS" "rm -f '$T/blob'*" \
+        -- "stepop artifact get" "'$STEPOP' artifact get '$U/blob.bin' '$T/blob1'" \
+        -- "curl -o" "curl -sf '$U/blob.bin' -o '$T/blob2'"
+    compare "raw-put" "$(stat -c %s "$W/blob.bin")" "$REPEATS" "rm -f '$W'/blobup*" \
+        -- "stepop artifact put" "'$STEPOP' artifact put '$W/blob.bin' '$U/blobup1.bin'" \
+        -- "curl -T" "curl -sf -T '$W/blob.bin' '$U/blobup2.bin'"
+fi
+
+if want 5; then
+    echo "case 5: S3 through s3rver, 1 GiB up and down" >&2
+    if [ -f "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" ]; then
+        S3D=$T/s3bench
+        mkdir -p "$S3D"
+        node "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" -d "$S3D" -a 127.0.0.1 -p 0 -s \
+            --configure-bucket bench >"$T/s3bench.log" 2>&1 &
+        on_exit "kill $!"
+        for i in $(seq 200); do
+            p=$(sed -n 's/^S3rver listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/s3bench.log")
+            [ -n "$p" ] && break
+            sleep 0.05
+        done
+        head -c $((1024 << 20)) "$W/blob.bin" >"$T/gib.bin"
+        AWSBIN=$(command -v /usr/bin/aws || command -v aws)
+        export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+        export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$p AWS_CONFIG_FILE=$T/none AWS_SHARED_CREDENTIALS_FILE=$T/none
+        cat >"$T/rclone.conf" <<CONF
+[s3]
+type = s3
+provider = Other
+access_key_id = S3RVER
+secret_access_key = S3RVER
+endpoint = http://127.0.0.1:$p
+region = us-east-1
+CONF
+        aws_cmd="env -u AWS_ENDPOINT_URL_S3 '$AWSBIN' --endpoint-url http://127.0.0.1:$p s3"
+        compare "s3-put-1GiB" $((1024 << 20)) "$REPEATS" "true" \
+            -- "stepop artifact put" "'$STEPOP' artifact put '$T/gib.bin' s3://bench/a.bin" \
+            -- "aws s3 cp" "$aws_cmd cp --only-show-errors '$T/gib.bin' s3://bench/b.bin" \
+            -- "rclone copyto" "env -u AWS_CA_BUNDLE rclone --config '$T/rclone.conf' copyto '$T/gib.bin' s3:bench/c.bin"
+        compare "s3-get-1GiB" $((1024 << 20)) "$REPEATS" "rm -f '$T'/g?.bin" \
+            -- "stepop artifact get" "'$STEPOP' artifact get s3://bench/a.bin '$T/g1.bin'" \
+            -- "aws s3 cp" "$aws_cmd cp --only-show-errors s3://bench/a.bin '$T/g2.bin'" \
+            -- "rclone copyto" "env -u AWS_CA_BUNDLE rclone --config '$T/rclone.conf' copyto s3:bench/a.bin '$T/g3.bin'"
+        unset AWS_ENDPOINT_URL_S3
+    else
+        echo "  skipped: s3rver is not installed (make deps)" >&2
+    fi
+fi
+
+if want 6; then
+    echo "case 6: peak memory of put, get, pack and unpack of 4 GiB" >&2
+    if [ ! -f "$DATA/tree-4096/.done" ]; then
+        rm -rf "$DATA/tree-4096"
+        "$ROOT/build/bench/gen_data" "$DATA/tree-4096" 4096 && touch "$DATA/tree-4096/.done"
+    fi
+    cat "$DATA"/tree-4096/checkpoint/*.bin "$DATA"/tree-4096/text/*.txt >"$T/big4.bin"
+    peak_rss "rss-4GiB" "put (file, http)" "$STEPOP" artifact put "$T/big4.bin" "$U/big4.bin"
+    rm -f "$T/big4.bin"
+    peak_rss "rss-4GiB" "get (file, http)" "$STEPOP" artifact get "$U/big4.bin" "$T/big4back.bin"
+    rm -f "$T/big4back.bin" "$W/big4.bin"
+    peak_rss "rss-4GiB" "pack + put (tar.zst, http)" "$STEPOP" artifact put "$DATA/tree-4096" "$U/big4.tar.zst"
+    peak_rss "rss-4GiB" "get + unpack (tar.zst, http)" "$STEPOP" artifact get "$U/big4.tar.zst" "$T/big4x" --unpack
+    rm -rf "$T/big4x" "$W/big4.tar.zst"
+    peak_rss "rss-4GiB" "pack + put (tar.gz, http)" "$STEPOP" artifact put "$DATA/tree-4096" "$U/big4.tar.gz"
+    peak_rss "rss-4GiB" "get + unpack (tar.gz, http)" "$STEPOP" artifact get "$U/big4.tar.gz" "$T/big4x" --unpack
+    rm -rf "$T/big4x" "$W/big4.tar.gz"
+fi
+
+if want 7; then
+    echo "case 7: submit overhead with the docker flavor on Podman" >&2
+    if command -v podman >/dev/null && command -v runc >/dev/null && start_podman 2>>"$BENCH_LOG" && podman_images 2>>"$BENCH_LOG"; then
+        export XDG_DATA_HOME=$T/xdg XDG_CONFIG_HOME=$T/xdgc
+        pod="podman --root '$PODMAN_DIR/root' --runroot '$PODMAN_DIR/run' --tmpdir '$PODMAN_DIR/tmp'"
+        compare "submit-docker" 0 "$REPEATS" "true" \
+            -- "podman run --rm IMAGE true" "$pod run --rm '$STEP_IMAGE' true" \
+            -- "stepop submit --flavor docker -- true" "'$STEPOP' submit --flavor docker --image '$STEP_IMAGE' -- true"
+    else
+        echo "  skipped: Podman did not start (make deps; see $BENCH_LOG)" >&2
+    fi
+fi
+
+echo "total $(( ($(now_ns) - started) / 1000000000 )) s" >&2
+python3 "$ROOT/bench/report.py" "$RESULTS" "$ROOT/build/bench/results.json"
