@@ -8,9 +8,12 @@ build="build-essential pkg-config git libcurl4-openssl-dev libarchive-dev libcjs
 # libraries taken from Debian as they are (docs/static.md).
 static="build-essential dpkg-dev libssl-dev zlib1g-dev libzstd-dev libexpat1-dev liblzma-dev
         libbz2-dev"
+# Containers (tests/integration/docker_*.sh): Podman with runc (crun fails on cgroup hybrid hosts),
+# busybox-static for the test images, debootstrap for Dockerfile.cuda's local base image.
 tests="nginx-light libnginx-mod-http-dav-ext openssl tar zstd gzip pigz curl util-linux procps time
        libarchive-tools python3
-       nodejs npm valgrind python3-botocore awscli rclone"
+       nodejs npm valgrind python3-botocore awscli rclone
+       podman runc busybox-static debootstrap"
 case ${1:-all} in
 static) want=$static ;;
 all) want="$build $static $tests" ;;
@@ -33,6 +36,7 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
+[ "${1:-all}" = all ] || exit 0
 # The test servers' npm packages (s3rver), pinned by tests/servers/package-lock.json.
 servers=$(dirname "$0")/../tests/servers
 if [ ! -f "$servers/node_modules/.package-lock.json" ] || [ "$servers/package-lock.json" -nt "$servers/node_modules/.package-lock.json" ]; then
