@@ -151,23 +151,31 @@ static:
 	@tools/static-check.sh build/stepop-static
 
 # The static libraries' own headers come first: they may differ from the -dev packages' headers.
+# STEPOP_STATIC_BUILD tells the code it is the static binary (the docker flavor injects itself).
 build/static/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(CPPFLAGS) -I$(STATIC_DEPS)/include -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(CPPFLAGS) -DSTEPOP_STATIC_BUILD=1 -I$(STATIC_DEPS)/include -MMD -MP -c $< -o $@
 
 build/stepop-static: build/static/obj/runtime/main.o $(STATIC_OBJ) $(GPU_OBJ) $(STATIC_LIBS)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -static-libgcc -Wl,--as-needed -o $@ build/static/obj/runtime/main.o $(STATIC_OBJ) \
 		$(GPU_OBJ) $(STATIC_LIBS) $(GPU_LIBS) -ldl -lpthread -lm
 
+# Test tools: small programs the integration tests drive (tests/tools/*.c), built with ASan/UBSan.
+TOOL_BIN := $(patsubst tests/tools/%.c,build/tests/tools/%,$(wildcard tests/tools/*.c))
+build/tests/tools/%: tests/tools/%.c $(ASAN_OBJ) $(GPU_OBJ) build/gpu-backend
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(PKG_CFLAGS) -o $@ $< $(ASAN_OBJ) $(GPU_OBJ) $(LIBS)
+
 unit-test: $(UNIT_BIN) $(ASAN_UNIT_BIN)
 	@tests/run.sh unit
 
-integration-test: build/stepop build/asan/stepop
+integration-test: build/stepop build/asan/stepop $(TOOL_BIN)
 	@tests/run.sh integration
 
-test: build/stepop build/asan/stepop $(UNIT_BIN) $(ASAN_UNIT_BIN)
+test: build/stepop build/asan/stepop $(UNIT_BIN) $(ASAN_UNIT_BIN) $(TOOL_BIN)
 	@tests/run.sh all
 
 demo: build/stepop

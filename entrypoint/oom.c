@@ -46,11 +46,15 @@ int64_t oom_kill_count(void)
             }
     }
     fclose(f);
-    /* A v1 memory controller wins: on hybrid hosts the v2 tree has no memory accounting. */
+    /* A v1 memory controller wins: on hybrid hosts the v2 tree has no memory accounting. In a
+     * container without a cgroup namespace, /proc/self/cgroup names the host's path while the
+     * container's own cgroup is mounted at the top of /sys/fs/cgroup: then the top is read. */
     if (have_v1) {
         char *p = xasprintf("/sys/fs/cgroup/memory%s/memory.oom_control", v1);
         int64_t v = read_counter(p);
         free(p);
+        if (v < 0 && strcmp(v1, "/") != 0)
+            v = read_counter("/sys/fs/cgroup/memory/memory.oom_control");
         if (v >= 0)
             return v;
     }
@@ -58,6 +62,8 @@ int64_t oom_kill_count(void)
         char *p = xasprintf("/sys/fs/cgroup%s/memory.events", strcmp(v2, "/") == 0 ? "" : v2);
         int64_t v = read_counter(p);
         free(p);
+        if (v < 0 && strcmp(v2, "/") != 0)
+            v = read_counter("/sys/fs/cgroup/memory.events");
         return v;
     }
     return -1;

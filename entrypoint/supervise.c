@@ -236,6 +236,18 @@ int supervise_run(const struct supervise_options *o, struct supervise_result *r,
         if (!pipes_open || now >= stop_reading_at)
             break;
     }
+    /* Members of the step's group killed just now may have been re-parented to us after the
+     * last reap: collect them (they die at once) rather than leave zombies to whatever init
+     * runs above us. Bounded: an orphan that left the group may live on. */
+    for (int64_t until = time_mono_ms() + 1000; time_mono_ms() < until;) {
+        int st;
+        pid_t w = waitpid(-1, &st, WNOHANG);
+        if (w > 0)
+            continue;
+        if (w < 0 || !group_alive(pid))
+            break;
+        poll(NULL, 0, 10);
+    }
     if (out[0] >= 0)
         close(out[0]);
     if (errp[0] >= 0)

@@ -261,3 +261,105 @@ start_awsfake() {
     wait_http "$AWSFAKE_URL/_/log"
 }
 awsfake_count() { curl -s "$AWSFAKE_URL/_/log" | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }
+
+# ---- Podman: a real container engine behind the Docker API (docs/testing.md#containers) ----
+# Storage lives in build/podman/ and is shared by the tests of a run and by later runs, so the
+# test images are built once per content; each test starts its own `podman system service` on a
+# socket in its own directory and removes the containers it labelled. Podman here needs runc
+# (crun fails on this kernel's cgroup hybrid mode) and explicit ulimits no higher than the
+# podman process's own (it drops RLIMIT_NPROC to 32768 when it cannot raise it, and a container
+# cannot get more without CAP_SYS_RESOURCE).
+PODMAN_DIR=$ROOT/build/podman
+podman_cli() { podman --root "$PODMAN_DIR/root" --runroot "$PODMAN_DIR/run" --tmpdir "$PODMAN_DIR/tmp" "$@"; }
+
+start_podman() {
+    command -v podman >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 || skip_all "podman or runc is missing (make deps)"
+    mkdir -p "$PODMAN_DIR/root" "$PODMAN_DIR/run" "$PODMAN_DIR/tmp"
+    local nofile nproc i
+    nofile=$(ulimit -Hn)
+    nproc=$(ulimit -Hu)
+    [ "$nofile" = unlimited ] && nofile=1048576
+    { [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ]; } && nproc=32768
+    cat >"$PODMAN_DIR/containers.conf" <<CONF
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+[engine]
+runtime = "runc"
+events_logger = "file"
+CONF
+    export CONTAINERS_CONF=$PODMAN_DIR/containers.conf
+    # Podman's database records the storage paths: a checkout that moved starts afresh.
+    if ! podman_cli info >"$T/podman-info.log" 2>&1 && grep -q "database configuration mismatch" "$T/podman-info.log"; then
+        rm -rf "$PODMAN_DIR/root" "$PODMAN_DIR/run" "$PODMAN_DIR/tmp"
+        mkdir -p "$PODMAN_DIR/root" "$PODMAN_DIR/run" "$PODMAN_DIR/tmp"
+    fi
+    if ! podman_cli info >"$T/podman-info.log" 2>&1; then
+        echo "# podman info failed:" >&2
+        sed 's/^/#   /' "$T/podman-info.log" >&2
+        return 1
+    fi
+    PODMAN_OWNER=$$-$RANDOM
+    PODMAN_SOCK=$T/podman.sock
+    # Not through podman_cli: $! must be podman itself, not a subshell around it.
+    podman --root "$PODMAN_DIR/root" --runroot "$PODMAN_DIR/run" --tmpdir "$PODMAN_DIR/tmp" \
+        system service --time=0 "unix://$PODMAN_SOCK" >"$T/podman-service.log" 2>&1 &
+    PODMAN_PID=$!
+    on_exit "kill $PODMAN_PID; wait $PODMAN_PID"
+    # Registered after the kill, so it runs before it: the containers this test made go first.
+    on_exit "podman_cli rm -f -t 0 \$(podman_cli ps -aq --filter label=stepop-test.owner=$PODMAN_OWNER)"
+    for i in $(seq 200); do
+        [ "$(curl -s --max-time 1 --unix-socket "$PODMAN_SOCK" http://d/_ping 2>/dev/null)" = OK ] && break
+        sleep 0.05
+    done
+    [ "$(curl -s --max-time 2 --unix-socket "$PODMAN_SOCK" http://d/_ping 2>/dev/null)" = OK ] || {
+        echo "# podman system service did not come up:" >&2
+        sed 's/^/#   /' "$T/podman-service.log" >&2
+        return 1
+    }
+    export DOCKER_HOST=unix://$PODMAN_SOCK
+}
+
+# podman_rootfs DIR BINARY...: a root file system with busybox (Debian's busybox-static), the
+# glibc libraries and other shared libraries BINARY needs, /tmp and a passwd file.
+podman_rootfs() {
+    local d=$1 f a
+    shift
+    mkdir -p "$d/bin" "$d/tmp" "$d/etc" "$d/usr/local/bin" "$d/root"
+    chmod 1777 "$d/tmp"
+    cp /bin/busybox "$d/bin/busybox"
+    for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$d/bin/$a"; done
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$d/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$d/etc/group"
+    for f in $(ldd "$@" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u); do
+        mkdir -p "$d$(dirname "$f")"
+        cp -L "$f" "$d$f"
+    done
+}
+
+# podman_images: the test images, built when their content changed (tagged by its hash):
+# $STEP_IMAGE holds stepop at /usr/local/bin/stepop (build/stepop-static, else build/stepop
+# with its libraries) and a CMD that must never run; $BARE_IMAGE has no stepop (inject).
+# $STEP_IMAGE_STATIC is 1 when the image's stepop is the static binary.
+podman_images() {
+    local bin=$ROOT/build/stepop-static recipe=3 hash libs
+    STEP_IMAGE_STATIC=1
+    [ -x "$bin" ] || { bin=$ROOT/build/stepop; STEP_IMAGE_STATIC=0; }
+    libs=$(ldd "$bin" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u)
+    # shellcheck disable=SC2086
+    hash=$({ echo "$recipe"; cat "$bin" /bin/busybox $libs; } | sha256sum | cut -c1-16)
+    STEP_IMAGE=localhost/stepop-test/step:$hash
+    BARE_IMAGE=localhost/stepop-test/bare:$hash
+    if ! podman_cli image exists "$STEP_IMAGE" || ! podman_cli image exists "$BARE_IMAGE"; then
+        podman_cli images --format '{{.Repository}}:{{.Tag}}' | grep -E '^localhost/stepop-test/(step|bare):' |
+            xargs -r podman_cli rmi -f >/dev/null 2>&1
+        rm -rf "$T/rootfs-step" "$T/rootfs-bare"
+        podman_rootfs "$T/rootfs-step" "$bin" || return 1
+        cp "$bin" "$T/rootfs-step/usr/local/bin/stepop"
+        podman_rootfs "$T/rootfs-bare" "$bin" || return 1
+        tar -C "$T/rootfs-step" -c . | podman_cli import --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
+            --change 'CMD ["/bin/sh", "-c", "echo the image CMD ran; exit 99"]' - "$STEP_IMAGE" >"$T/import.log" 2>&1 || return 1
+        tar -C "$T/rootfs-bare" -c . | podman_cli import --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
+            - "$BARE_IMAGE" >>"$T/import.log" 2>&1 || return 1
+        rm -rf "$T/rootfs-step" "$T/rootfs-bare"
+    fi
+}

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian/Ubuntu packages that the build and the tests need; fast when all are there.
-# `tools/deps.sh static` installs only what `make static` needs (a build stage of an image).
+# `tools/deps.sh static` installs only what `make static` needs (a build stage of an image);
+# `tools/deps.sh bench` what `make bench` needs.
 set -eu
 build="build-essential pkg-config git libcurl4-openssl-dev libarchive-dev libcjson-dev zlib1g-dev
        libssl-dev libzstd-dev libexpat1-dev"
@@ -8,11 +9,15 @@ build="build-essential pkg-config git libcurl4-openssl-dev libarchive-dev libcjs
 # libraries taken from Debian as they are (docs/static.md).
 static="build-essential dpkg-dev libssl-dev zlib1g-dev libzstd-dev libexpat1-dev liblzma-dev
         libbz2-dev"
+# Containers (tests/integration/docker_*.sh): Podman with runc (crun fails on cgroup hybrid hosts),
+# busybox-static for the test images, debootstrap for Dockerfile.cuda's local base image.
 tests="nginx-light libnginx-mod-http-dav-ext openssl tar zstd gzip pigz curl util-linux procps time
        libarchive-tools python3
-       nodejs npm valgrind python3-botocore awscli rclone"
-# make bench: the peers stepop is measured against (docs/benchmarks.md).
-bench="nginx-light libnginx-mod-http-dav-ext curl tar zstd gzip pigz time python3 python3-boto3 awscli rclone nodejs npm podman runc busybox-static"
+       nodejs npm valgrind python3-botocore awscli rclone
+       podman runc busybox-static debootstrap"
+# make bench: the peers stepop is measured against (docs/benchmarks.md), s3rver included.
+bench="nginx-light libnginx-mod-http-dav-ext curl tar zstd gzip pigz time python3 python3-boto3 awscli rclone
+       nodejs npm podman runc busybox-static"
 case ${1:-all} in
 static) want=$static ;;
 bench) want=$bench ;;
