@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Pauses between looks at the run: the first after a phase change, and the steady one. */
+#define FOLLOW_FIRST_PAUSE_MS 20
+#define FOLLOW_PAUSE_MS 400
+
 static volatile sig_atomic_t interrupts, unhandled_interrupt;
 
 static void on_interrupt(int sig)
@@ -133,6 +137,9 @@ int follow_run(const struct follow_options *o, struct follow_result *r, struct e
     struct log_cursor cur = { .attempt = 1, .seq = 0 };
     enum run_phase last = PHASE_COUNT;
     int64_t start = time_mono_ms(), next_poll = 0, kill_at = 0, last_warn = 0;
+    /* Short steps end within a moment of a phase change: look again soon after each change, then
+     * back off to the steady pace (a status read is one small GET). */
+    int64_t pause_ms = FOLLOW_FIRST_PAUSE_MS;
     int seen_interrupts = 0, rc = 0, exited_polls = 0;
     struct remote_state rs = { 0 };
     for (;;) {
@@ -150,8 +157,11 @@ int follow_run(const struct follow_options *o, struct follow_result *r, struct e
                 cur.attempt = st.attempt;
                 cur.seq = 0;
             }
-            if (o->print_phases && st.phase != last)
-                print_phase(&st);
+            if (st.phase != last) {
+                if (o->print_phases)
+                    print_phase(&st);
+                pause_ms = FOLLOW_FIRST_PAUSE_MS;
+            }
             last = st.phase;
         }
         if (o->log_out && follow_drain_logs(s, o->run_uri, &cur, o->log_out, &se) < 0 &&
@@ -246,7 +256,8 @@ int follow_run(const struct follow_options *o, struct follow_result *r, struct e
             o->flavor->cancel(o->handle, o->settings, 0, &se);
             kill_at = 0;
         }
-        time_sleep_ms(400, &unhandled_interrupt);
+        time_sleep_ms(pause_ms, &unhandled_interrupt);
+        pause_ms = pause_ms * 2 > FOLLOW_PAUSE_MS ? FOLLOW_PAUSE_MS : pause_ms * 2;
     }
     if (o->flavor && o->cleanup && !r->detached) {
         struct err ce = { 0 };
