@@ -188,6 +188,7 @@ build/bench/gen_data: bench/gen_data.c
 # Benchmarks (docs/benchmarks.md): never part of `make test`.
 bench: build/stepop build/bench/gen_data
 	@tools/deps.sh bench
+	@$(MAKE) --no-print-directory static
 	@bench/run.sh
 
 install: build/stepop
