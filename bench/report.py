@@ -18,6 +18,11 @@ TARGETS = {
 }
 
 
+def md(text):
+    """A table cell: a pipe in a tool's command would split the row."""
+    return text.replace("|", "\\|")
+
+
 def main():
     rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
     out = {"cases": {}}
@@ -33,7 +38,7 @@ def main():
             for r in rs:
                 mib = r["peak_rss_kib"] / 1024
                 res["tools"][r["tool"]] = {"peak_rss_mib": round(mib, 1)}
-                lines.append(f"| {case} | {r['tool']} | peak RSS {mib:.1f} MiB | | target <= 64 MiB: {'met' if mib <= 64 else 'MISSED'} |")
+                lines.append(f"| {case} | {md(r['tool'])} | peak RSS {mib:.1f} MiB | | target <= 64 MiB: {'met' if mib <= 64 else 'MISSED'} |")
             out["cases"][case] = res
             continue
         stepop = next((r for r in rs if r["tool"].startswith("stepop")), None)
@@ -43,7 +48,7 @@ def main():
         for r in rs:
             ms = valid(r)
             if not ms:
-                lines.append(f"| {case} | {r['tool']} | failed | | |")
+                lines.append(f"| {case} | {md(r['tool'])} | failed | | |")
                 continue
             med = statistics.median(ms)
             entry = {"median_ms": med, "runs_ms": r["ms"]}
@@ -61,7 +66,7 @@ def main():
                 entry["overhead_ms"] = over
                 ratio = f"overhead {over:.0f} ms (target <= 10 ms on the file store)"
             res["tools"][r["tool"]] = entry
-            lines.append(f"| {case} | {r['tool']} | {med:.0f} ms | {thr} | {ratio} |")
+            lines.append(f"| {case} | {md(r['tool'])} | {med:.0f} ms | {thr} | {ratio} |")
         if case in TARGETS:
             res["target"] = TARGETS[case]
         out["cases"][case] = res
