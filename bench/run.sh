@@ -122,14 +122,8 @@ if want 5; then
     if [ -f "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" ]; then
         S3D=$T/s3bench
         mkdir -p "$S3D"
-        node "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" -d "$S3D" -a 127.0.0.1 -p 0 -s \
-            --configure-bucket bench >"$T/s3bench.log" 2>&1 &
-        on_exit "kill $!"
-        for i in $(seq 200); do
-            p=$(sed -n 's/^S3rver listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/s3bench.log")
-            [ -n "$p" ] && break
-            sleep 0.05
-        done
+        start_s3rver "$S3D" bench "$T/s3bench.log" || exit 1
+        p=$S3RVER_PORT
         head -c $((1024 << 20)) "$W/blob.bin" >"$T/gib.bin"
         AWSBIN=$(command -v /usr/bin/aws || command -v aws)
         export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true

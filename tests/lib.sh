@@ -193,6 +193,24 @@ botocore_python() {
     return 1
 }
 
+# start_s3rver DIR BUCKET LOG: s3rver on a port it picks (port 0; it names it in its first line),
+# stopped at exit; sets S3RVER_PORT.
+start_s3rver() {
+    local i
+    S3RVER_PORT=""
+    node "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" -d "$1" -a 127.0.0.1 -p 0 -s \
+        --configure-bucket "$2" >"$3" 2>&1 &
+    on_exit "kill $!"
+    for i in $(seq 200); do
+        S3RVER_PORT=$(sed -n 's/^S3rver listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$3")
+        [ -n "$S3RVER_PORT" ] && return 0
+        sleep 0.05
+    done
+    echo "# s3rver did not start" >&2
+    cat "$3" >&2
+    return 1
+}
+
 # start_s3: s3rver (bucket "test") behind tests/servers/s3proxy.py, which verifies every SigV4
 # signature with botocore and injects faults on request. Exports what stepop needs to use it
 # with static keys; the credential tests replace the keys. $S3_URL is the proxy, $S3_ROOT
@@ -207,16 +225,8 @@ start_s3() {
     S3_KEYS=$T/s3keys.jsonl
     mkdir -p "$S3_ROOT"
     printf '{"akid": "%s", "secret": "%s", "token": null, "expires": null}\n' "$S3_AKID" "$S3_SECRET" >"$S3_KEYS"
-    # Port 0: s3rver picks a free port and names it in its first line.
-    node "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" -d "$S3_ROOT" -a 127.0.0.1 -p 0 -s \
-        --configure-bucket test >"$T/s3rver.log" 2>&1 &
-    on_exit "kill $!"
-    for i in $(seq 200); do
-        s3port=$(sed -n 's/^S3rver listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/s3rver.log")
-        [ -n "$s3port" ] && break
-        sleep 0.05
-    done
-    [ -n "$s3port" ] || { echo "# s3rver did not start" >&2; cat "$T/s3rver.log" >&2; return 1; }
+    start_s3rver "$S3_ROOT" test "$T/s3rver.log" || return 1
+    s3port=$S3RVER_PORT
     "$py" "$ROOT/tests/servers/s3proxy.py" --upstream "127.0.0.1:$s3port" --root "$S3_ROOT" --keys "$S3_KEYS" \
         --port-file "$T/s3proxy.port" >"$T/s3proxy.log" 2>&1 &
     on_exit "kill $!"
