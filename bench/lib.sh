@@ -35,9 +35,13 @@ compare() {
         shift 2
     done
     local -A times=()
-    local r i t
+    local r i k t n=${#tools[@]}
     for ((r = 0; r < repeats; r++)); do
-        for i in "${!tools[@]}"; do
+        # Each round starts with the next tool: the first run after a change of state (another
+        # case's data in the page cache, memory to reclaim) is slower, and no tool should always
+        # be the one that pays for it.
+        for ((k = 0; k < n; k++)); do
+            i=$(((k + r) % n))
             bash -c "$prepare" >/dev/null 2>>"$BENCH_LOG"
             run_timed t bash -c "${cmds[$i]}" || t=-1
             times[$i]="${times[$i]:-}${times[$i]:+ }$t"
