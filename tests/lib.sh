@@ -310,10 +310,13 @@ CONF
     fi
     PODMAN_OWNER=$$-$RANDOM
     PODMAN_SOCK=$T/podman.sock
-    # Not through podman_cli: $! must be podman itself, not a subshell around it.
+    # Not through podman_cli: $! must be podman itself, not a subshell around it. Started in $T:
+    # conmon writes a file named "oom" into its working directory when a container is OOM-killed.
+    cd "$T" || return 1
     podman --root "$PODMAN_DIR/root" --runroot "$PODMAN_DIR/run" --tmpdir "$PODMAN_DIR/tmp" \
         system service --time=0 "unix://$PODMAN_SOCK" >"$T/podman-service.log" 2>&1 &
     PODMAN_PID=$!
+    cd "$OLDPWD" || return 1
     on_exit "kill $PODMAN_PID; wait $PODMAN_PID"
     # Registered after the kill, so it runs before it: the containers this test made go first.
     on_exit "podman_cli rm -f -t 0 \$(podman_cli ps -aq --filter label=stepop-test.owner=$PODMAN_OWNER)"
