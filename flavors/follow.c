@@ -47,18 +47,24 @@ int follow_drain_logs(struct store *s, const char *run_uri, struct log_cursor *c
     }
 }
 
-int follow_read_status(struct store *s, const char *run_uri, struct run_status *st, struct err *e)
+int follow_read_json(struct store *s, const char *run_uri, const char *name, cJSON **out, struct err *e)
 {
-    char *uri = uri_join(run_uri, "status.json");
+    char *uri = uri_join(run_uri, name);
     char *text;
     size_t len;
     int rc = store_get_small(s, uri, 4u << 20, &text, &len, e);
     free(uri);
     if (rc < 0)
         return -1;
-    cJSON *j;
-    rc = json_parse(text, len, "status.json", &j, e);
+    rc = json_parse(text, len, name, out, e);
     free(text);
+    return rc;
+}
+
+int follow_read_status(struct store *s, const char *run_uri, struct run_status *st, struct err *e)
+{
+    cJSON *j;
+    int rc = follow_read_json(s, run_uri, "status.json", &j, e);
     if (rc < 0)
         return -1;
     rc = status_from_json(j, st, e);

@@ -20,6 +20,8 @@ struct log_cursor {
 
 /* Writes every log chunk of cur->attempt from cur->seq on that exists now; advances cur. */
 int follow_drain_logs(struct store *s, const char *run_uri, struct log_cursor *cur, FILE *out, struct err *e);
+/* Reads and parses <run_uri>NAME, a small JSON object; ERR_NOT_FOUND when absent. */
+int follow_read_json(struct store *s, const char *run_uri, const char *name, cJSON **out, struct err *e);
 /* Reads <run_uri>status.json; ERR_NOT_FOUND when absent. */
 int follow_read_status(struct store *s, const char *run_uri, struct run_status *st, struct err *e);
 int follow_write_status(struct store *s, const char *run_uri, const struct run_status *st, struct err *e);

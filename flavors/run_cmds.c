@@ -66,20 +66,6 @@ static int parse_run_args(const char *cmd, const char *usage, const struct cli_o
     return rc;
 }
 
-static int read_submission(struct store *s, const char *run_uri, cJSON **out, struct err *e)
-{
-    char *uri = uri_join(run_uri, "submission.json");
-    char *text;
-    size_t len;
-    int rc = store_get_small(s, uri, 4u << 20, &text, &len, e);
-    free(uri);
-    if (rc < 0)
-        return -1;
-    rc = json_parse(text, len, "submission.json", out, e);
-    free(text);
-    return rc;
-}
-
 int cmd_status(int argc, char **argv)
 {
     static const struct cli_option opts[] = { { "json", 0, 0, R_JSON }, { 0 } };
@@ -108,7 +94,7 @@ int cmd_status(int argc, char **argv)
         } else {
             cJSON *sub = NULL;
             struct err se;
-            read_submission(s, run_uri, &sub, &se);
+            follow_read_json(s, run_uri, "submission.json", &sub, &se);
             if (flags & (1 << R_JSON)) {
                 cJSON *o = status_to_json(&st);
                 cJSON_AddStringToObject(o, "run_uri", run_uri);
@@ -220,7 +206,7 @@ int cmd_cancel(int argc, char **argv)
     struct store *s = NULL;
     cJSON *sub = NULL;
     struct run_status st = { 0 };
-    if (store_open(run_uri, &s, &e) < 0 || read_submission(s, run_uri, &sub, &e) < 0) {
+    if (store_open(run_uri, &s, &e) < 0 || follow_read_json(s, run_uri, "submission.json", &sub, &e) < 0) {
         if (e.kind == ERR_NOT_FOUND)
             err_set(&e, ERR_NOT_FOUND, "no submitted run at %s (no submission.json)", run_uri);
         code = fail(&e);
