@@ -130,7 +130,10 @@ int io_upload_outputs(const struct manifest *m, const char *workdir, const unsig
         log_info("output %s: %s, sha256 %s", out->name, size, r.sha256);
         cJSON *o2 = cJSON_CreateObject();
         cJSON_AddStringToObject(o2, "name", out->name);
-        cJSON_AddStringToObject(o2, "uri", out->uri);
+        /* The store keeps no credential: a presigned or user:password@ URI is recorded redacted. */
+        char *stored = uri_redact_secrets(out->uri);
+        cJSON_AddStringToObject(o2, "uri", stored);
+        free(stored);
         cJSON_AddStringToObject(o2, "format", pack_format_name(out->format));
         cJSON_AddNumberToObject(o2, "size", (double)r.size);
         cJSON_AddStringToObject(o2, "sha256", r.sha256);

@@ -84,12 +84,13 @@ int cmd_status(int argc, char **argv)
     struct store *s;
     int code = EXIT_OK;
     struct run_status st;
+    char *shown = uri_redact_secrets(run_uri);
     if (store_open(run_uri, &s, &e) < 0) {
         code = fail(&e);
     } else {
         if (follow_read_status(s, run_uri, &st, &e) < 0) {
             if (e.kind == ERR_NOT_FOUND)
-                err_set(&e, ERR_NOT_FOUND, "no run at %s (no status.json)", run_uri);
+                err_set(&e, ERR_NOT_FOUND, "no run at %s (no status.json)", shown);
             code = fail(&e);
         } else {
             cJSON *sub = NULL;
@@ -97,7 +98,7 @@ int cmd_status(int argc, char **argv)
             follow_read_json(s, run_uri, "submission.json", &sub, &se);
             if (flags & (1 << R_JSON)) {
                 cJSON *o = status_to_json(&st);
-                cJSON_AddStringToObject(o, "run_uri", run_uri);
+                cJSON_AddStringToObject(o, "run_uri", shown);
                 json_add_str(o, "flavor", sub ? json_str(sub, "flavor") : NULL);
                 char *j = json_print(o, 1);
                 printf("%s\n", j);
@@ -105,7 +106,7 @@ int cmd_status(int argc, char **argv)
                 cJSON_Delete(o);
             } else {
                 printf("run:       %s\n", st.run_id);
-                printf("uri:       %s\n", run_uri);
+                printf("uri:       %s\n", shown);
                 if (sub && json_str(sub, "flavor"))
                     printf("flavor:    %s\n", json_str(sub, "flavor"));
                 printf("attempt:   %d\n", st.attempt);
@@ -132,6 +133,7 @@ int cmd_status(int argc, char **argv)
         }
         store_close(s);
     }
+    free(shown);
     free(run_uri);
     config_free(&cfg);
     return code;
@@ -160,8 +162,11 @@ int cmd_logs(int argc, char **argv)
     }
     struct run_status st;
     if (follow_read_status(s, run_uri, &st, &e) < 0) {
-        if (e.kind == ERR_NOT_FOUND)
-            err_set(&e, ERR_NOT_FOUND, "no run at %s (no status.json)", run_uri);
+        if (e.kind == ERR_NOT_FOUND) {
+            char red[512];
+            uri_redact(run_uri, red, sizeof red);
+            err_set(&e, ERR_NOT_FOUND, "no run at %s (no status.json)", red);
+        }
         code = fail(&e);
         store_close(s);
         goto out;
@@ -207,8 +212,11 @@ int cmd_cancel(int argc, char **argv)
     cJSON *sub = NULL;
     struct run_status st = { 0 };
     if (store_open(run_uri, &s, &e) < 0 || follow_read_json(s, run_uri, "submission.json", &sub, &e) < 0) {
-        if (e.kind == ERR_NOT_FOUND)
-            err_set(&e, ERR_NOT_FOUND, "no submitted run at %s (no submission.json)", run_uri);
+        if (e.kind == ERR_NOT_FOUND) {
+            char red[512];
+            uri_redact(run_uri, red, sizeof red);
+            err_set(&e, ERR_NOT_FOUND, "no submitted run at %s (no submission.json)", red);
+        }
         code = fail(&e);
         goto out;
     }
@@ -244,7 +252,9 @@ int cmd_cancel(int argc, char **argv)
         code = fail(&e);
         goto out;
     }
-    log_info("cancel requested for %s (SIGTERM, SIGKILL after %llds)", run_uri, (long long)(grace / 1000));
+    char red[512];
+    uri_redact(run_uri, red, sizeof red);
+    log_info("cancel requested for %s (SIGTERM, SIGKILL after %llds)", red, (long long)(grace / 1000));
     if (flags & (1 << R_WAIT)) {
         struct follow_options fo = { .run_uri = run_uri, .flavor = flavor, .handle = handle, .settings = settings,
                                      .print_phases = 1, .grace_ms = grace, .cleanup = 1 };

@@ -2,6 +2,7 @@
 
 #include "jsonutil.h"
 #include "units.h"
+#include "uri.h"
 #include "util.h"
 
 #include "../artifacts/store.h"
@@ -451,6 +452,15 @@ int manifest_from_json(const cJSON *root, int require_command, struct manifest *
         return -1;
     if (!str_has_suffix(m->run_uri, "/"))
         return err_set(e, ERR_INVALID, "run_uri: must end in '/' (it is a prefix)");
+    /* The run prefix is written into the manifest, submission.json, status and the step's
+     * environment (STEPOP_MANIFEST): it must not carry a credential. */
+    char *clean = uri_redact_secrets(m->run_uri);
+    int secret = strcmp(clean, m->run_uri) != 0;
+    free(clean);
+    if (secret)
+        return err_set(e, ERR_INVALID, "run_uri: the store URI holds a credential (user:password@ or a signature "
+                       "parameter), which would be written into the run's manifest and the step's environment: give "
+                       "the store's credentials through the environment instead (STEPOP_HTTP_BEARER_TOKEN, AWS_*)");
     if (m->workdir && !*m->workdir)
         return err_set(e, ERR_INVALID, "workdir: must not be empty");
     if (parse_command(root, m, e) < 0 || parse_env(root, m, e) < 0 || parse_inputs(root, m, e) < 0 ||

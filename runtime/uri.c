@@ -142,6 +142,64 @@ void uri_redact(const char *uri, char *out, size_t len)
     buf_free(&b);
 }
 
+/* Query parameters that authorize the request by themselves: presigned S3 (SigV4 and V2) and
+ * GCS URLs, Azure SAS, OAuth tokens in the query. */
+static int uri_secret_param(const char *name, size_t n)
+{
+    static const char *const secret[] = { "X-Amz-Signature", "X-Amz-Security-Token", "X-Amz-Credential",
+                                          "X-Goog-Signature", "X-Goog-Credential", "Signature", "sig",
+                                          "access_token", NULL };
+    for (int i = 0; secret[i]; i++)
+        if (strlen(secret[i]) == n && strncasecmp(name, secret[i], n) == 0)
+            return 1;
+    return 0;
+}
+
+char *uri_redact_secrets(const char *uri)
+{
+    struct buf b = { 0 };
+    const char *sep = strstr(uri, "://");
+    const char *rest = uri;
+    if (sep) {
+        buf_append(&b, uri, (size_t)(sep + 3 - uri));
+        rest = sep + 3;
+        size_t auth = strcspn(rest, "/?#");
+        const char *at = memchr(rest, '@', auth);
+        if (at) {
+            buf_append(&b, "***@", 4);
+            rest = at + 1;
+        }
+    }
+    const char *q = strchr(rest, '?');
+    const char *frag = strchr(rest, '#');
+    if (frag && q && frag < q)
+        q = NULL;
+    if (!q) {
+        buf_append(&b, rest, strlen(rest));
+        buf_append(&b, "", 0);
+        return b.data;
+    }
+    buf_append(&b, rest, (size_t)(q + 1 - rest));
+    const char *end = frag ? frag : q + strlen(q);
+    for (const char *p = q + 1; p < end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        size_t name_len = (size_t)((eq ? eq : stop) - p);
+        if (uri_secret_param(p, name_len)) {
+            buf_append(&b, p, name_len);
+            buf_append(&b, "=REDACTED", 9);
+        } else {
+            buf_append(&b, p, (size_t)(stop - p));
+        }
+        if (amp)
+            buf_append(&b, "&", 1);
+        p = amp ? amp + 1 : end;
+    }
+    buf_append(&b, end, strlen(end));
+    return b.data;
+}
+
 char *uri_basename(const char *uri)
 {
     const char *end = strpbrk(uri, "?#");

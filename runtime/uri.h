@@ -17,6 +17,11 @@ int uri_file_path(const char *uri, char **path, struct err *e);
 char *uri_join(const char *prefix, const char *name);
 /* The URI without userinfo and query string, for messages and logs. */
 void uri_redact(const char *uri, char *out, size_t len);
+/* The URI to print or store where the query matters (outputs.json, status): userinfo becomes
+ * "***@", and the values of query parameters that are credentials (X-Amz-Signature,
+ * X-Amz-Security-Token, X-Amz-Credential, X-Goog-Signature, X-Goog-Credential, Signature,
+ * sig, access_token) become REDACTED; other parameters stay. Caller frees. */
+char *uri_redact_secrets(const char *uri);
 /* Percent-encodes every byte outside unreserved and those in keep ("/" for paths). */
 char *uri_encode(const char *s, const char *keep);
 /* Decodes %XX; -1 on a malformed escape or an encoded NUL. */

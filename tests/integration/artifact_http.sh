@@ -45,4 +45,34 @@ err_has "Couldn't connect" "and says why"
 expect_rc 0 "user:password in a URI works" "$STEPOP" artifact stat "http://user:s3cret@127.0.0.1:$NGINX_PORT/artifacts/tree.tar"
 expect_rc 3 "and a failure never prints the password" "$STEPOP" artifact stat "http://user:s3cret@127.0.0.1:$NGINX_PORT/nope"
 check "the password is not in the message" sh -c "! grep -q s3cret '$T/err'"
+# Credentials in URIs are never printed or stored (outputs.json keeps a redacted URI, status
+# prints none, a run prefix cannot hold one).
+export XDG_DATA_HOME=$T/data HOME=$T/home
+mkdir -p "$HOME"
+secret_out="http://user:s3cret@127.0.0.1:$NGINX_PORT/artifacts/res.txt?X-Amz-Signature=sigs3cret&v=1"
+printf '{"command": ["sh", "-c", "echo 42 > res.txt"], "outputs": [{"name": "res", "path": "res.txt", "format": "file", "uri": "%s"}]}' \
+    "$secret_out" >"$T/secret-step.json"
+expect_rc 0 "a step with an output URI holding credentials" "$STEPOP" submit "$T/secret-step.json"
+check "the output reached the server" grep -qx 42 "$NGINX_ROOT/artifacts/res.txt"
+runs=$XDG_DATA_HOME/stepop/runs
+r=$(ls -t "$runs" | head -1)
+is_eq "outputs.json stores the URI redacted, plain parameters kept" "$(jq_py "$runs/$r/outputs.json" "d['outputs'][0]['uri']")" \
+    "http://***@127.0.0.1:$NGINX_PORT/artifacts/res.txt?X-Amz-Signature=REDACTED&v=1"
+check "no credential is in outputs.json or status.json" sh -c "! grep -q s3cret '$runs/$r/outputs.json' '$runs/$r/status.json'"
+check "nor in what submit printed" sh -c "! grep -q s3cret '$T/out' '$T/err'"
+mkdir -p "$NGINX_ROOT/runs/$r"
+cp "$runs/$r/status.json" "$NGINX_ROOT/runs/$r/"
+expect_rc 0 "stepop status of a run URI with user:password" "$STEPOP" status "http://user:s3cret@127.0.0.1:$NGINX_PORT/runs/$r/"
+out_has "uri:       http://***@127.0.0.1:$NGINX_PORT/runs/$r/" "prints the URI redacted"
+check "never the password" sh -c "! grep -q s3cret '$T/out' '$T/err'"
+expect_rc 0 "stepop status --json" "$STEPOP" status "http://user:s3cret@127.0.0.1:$NGINX_PORT/runs/$r/" --json
+check "never the password" sh -c "! grep -q s3cret '$T/out' '$T/err'"
+expect_rc 3 "stepop cancel of a run URI with user:password and no submission" "$STEPOP" cancel "http://user:s3cret@127.0.0.1:$NGINX_PORT/runs/$r/"
+check "never the password" sh -c "! grep -q s3cret '$T/out' '$T/err'"
+expect_rc 2 "a store URI with user:password is refused at submit" "$STEPOP" submit --store "http://user:s3cret@127.0.0.1:$NGINX_PORT/store/" -- true
+err_has "holds a credential" "saying why"
+check "without printing it" sh -c "! grep -q s3cret '$T/out' '$T/err'"
+check "and nothing was written to that store" test ! -e "$NGINX_ROOT/store"
+expect_rc 2 "so is --dry-run" "$STEPOP" submit --dry-run --store "http://user:s3cret@127.0.0.1:$NGINX_PORT/store/" -- true
+check "which prints no credential" sh -c "! grep -q s3cret '$T/out' '$T/err'"
 done_testing

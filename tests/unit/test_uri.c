@@ -22,6 +22,26 @@ int main(void)
     uri_redact("http://host/p@q", red, sizeof red);
     is_str(red, "http://host/p@q", "an @ in the path is not userinfo");
 
+    char *r = uri_redact_secrets("https://user:secret@host/a/b.bin?X-Amz-Date=20260101T000000Z&X-Amz-Signature=abc"
+                                 "&x-amz-security-token=tok&versionId=7");
+    is_str(r, "https://***@host/a/b.bin?X-Amz-Date=20260101T000000Z&X-Amz-Signature=REDACTED"
+              "&x-amz-security-token=REDACTED&versionId=7",
+           "stored URIs keep plain parameters and lose userinfo and signatures");
+    ok(!strstr(r, "secret") && !strstr(r, "abc") && !strstr(r, "tok&"), "no credential survives");
+    free(r);
+    r = uri_redact_secrets("https://acct.blob.core.windows.net/c/x?sv=2022-11-02&sig=c2ln%3D#frag");
+    is_str(r, "https://acct.blob.core.windows.net/c/x?sv=2022-11-02&sig=REDACTED#frag", "an Azure SAS sig is dropped");
+    free(r);
+    r = uri_redact_secrets("https://h/x?X-Goog-Signature&signature=1&sigx=2");
+    is_str(r, "https://h/x?X-Goog-Signature=REDACTED&signature=REDACTED&sigx=2", "names match whole, any case");
+    free(r);
+    r = uri_redact_secrets("s3://bucket/runs/1/outputs/m.tar.zst");
+    is_str(r, "s3://bucket/runs/1/outputs/m.tar.zst", "a plain URI is unchanged");
+    free(r);
+    r = uri_redact_secrets("http://host/p@q?a=1");
+    is_str(r, "http://host/p@q?a=1", "an @ in the path is not userinfo");
+    free(r);
+
     char *p;
     struct err e = { 0 };
     ok(uri_file_path("file:///tmp/a%20b", &p, &e) == 0 && strcmp(p, "/tmp/a b") == 0, "file URI is decoded");
