@@ -2,11 +2,14 @@
 
 #include "../artifacts/store.h"
 #include "../runtime/jsonutil.h"
+#include "../runtime/log.h"
 #include "../runtime/uri.h"
 #include "../runtime/util.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 char *config_default_store(void)
@@ -20,17 +23,47 @@ char *config_default_store(void)
     return r;
 }
 
+/* A configuration picks the Docker host, mounts and the variables passed to steps: a file that
+ * someone else owns or could write to is ignored, with a warning naming it and why. */
+static int config_file_trusted(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return 0;
+    if (st.st_uid != getuid()) {
+        log_warn("ignoring configuration %s: it belongs to uid %u, not to you (uid %u)", path, (unsigned)st.st_uid,
+                 (unsigned)getuid());
+        return 0;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        log_warn("ignoring configuration %s: it is %s-writable (mode %04o); chmod go-w it to use it", path,
+                 st.st_mode & S_IWOTH ? "world" : "group", (unsigned)(st.st_mode & 07777));
+        return 0;
+    }
+    return 1;
+}
+
 static char *config_file(void)
 {
-    if (access("stepop.json", F_OK) == 0)
-        return xstrdup("stepop.json");
+    if (access("stepop.json", F_OK) == 0) {
+        char cwd[PATH_MAX];
+        char *here = getcwd(cwd, sizeof cwd) ? xasprintf("%s/stepop.json", cwd) : xstrdup("stepop.json");
+        if (config_file_trusted(here))
+            return here;
+        free(here);
+    }
     const char *xdg = getenv("XDG_CONFIG_HOME");
     char *p = xdg && *xdg ? xasprintf("%s/stepop/config.json", xdg)
                           : xasprintf("%s/.config/stepop/config.json", env_or("HOME", "/tmp"));
-    if (access(p, F_OK) == 0)
+    if (access(p, F_OK) == 0 && config_file_trusted(p))
         return p;
     free(p);
     return NULL;
+}
+
+const char *config_source(const struct config *c)
+{
+    return c->path ? c->path : "none (the embedded default)";
 }
 
 static int check_operator(const char *file, const cJSON *op, struct err *e)

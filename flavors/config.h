@@ -1,6 +1,7 @@
 /* Client configuration, like ZenML's registered step operators: a default store and named
  * operators (a flavor plus its settings). Read from ./stepop.json, else
- * $XDG_CONFIG_HOME/stepop/config.json (default ~/.config/stepop/config.json). */
+ * $XDG_CONFIG_HOME/stepop/config.json (default ~/.config/stepop/config.json); a file not owned
+ * by the user, or writable by group or others, is ignored with a warning. */
 #ifndef STEPOP_CONFIG_H
 #define STEPOP_CONFIG_H
 
@@ -16,6 +17,9 @@ struct config {
 };
 
 int config_load(struct config *c, struct err *e);
+/* The configuration file in use (an absolute path), or words saying there is none: for the
+ * submit banner and --dry-run. */
+const char *config_source(const struct config *c);
 void config_free(struct config *c);
 /* The operator called name, or NULL with e set. */
 const cJSON *config_operator(const struct config *c, const char *name, struct err *e);

@@ -556,6 +556,7 @@ int cmd_submit(int argc, char **argv)
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "flavor", flavor_name);
             json_add_str(o, "operator", operator_name);
+            cJSON_AddStringToObject(o, "config", config_source(&cfg));
             cJSON_AddStringToObject(o, "run_id", m.run_id);
             cJSON_AddStringToObject(o, "run_uri", m.run_uri);
             cJSON_AddItemToObject(o, "manifest", manifest_json);
@@ -590,7 +591,8 @@ int cmd_submit(int argc, char **argv)
     }
     char red[512];
     uri_redact(m.run_uri, red, sizeof red);
-    log_info("[%s] submitting with the %s flavor; run prefix %s", m.run_id, flavor_name, red);
+    log_info("[%s] submitting with the %s flavor; run prefix %s; configuration %s", m.run_id, flavor_name, red,
+             config_source(&cfg));
     int src = flavor->submit(&job, &handle, &e);
     free(manifest_uri);
     cJSON *sub = cJSON_CreateObject();

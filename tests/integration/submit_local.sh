@@ -147,6 +147,35 @@ is_eq "describes its flavor and settings" "$(jq_py "$T/out" "d['flavor'], d['set
 expect_rc 2 "describing an unknown operator" "$STEPOP" operator describe nope
 expect_rc 0 "a step with the default operator and the configured store" "$STEPOP" submit -- echo configured
 check "the run went to the configured store" sh -c "ls '$T/otherstore/runs' | grep -q ."
+err_has "configuration $T/cwd/stepop.json" "the submit banner names the configuration file"
+expect_rc 0 "--dry-run" "$STEPOP" submit --dry-run -- true
+is_eq "names it too" "$(jq_py "$T/out" "d['config']")" "$T/cwd/stepop.json"
+chmod g+w stepop.json
+expect_rc 0 "a group-writable ./stepop.json" "$STEPOP" operator list
+err_has "ignoring configuration $T/cwd/stepop.json: it is group-writable (mode 0664)" "is ignored with a warning saying why"
+out_has "config: (none" "and not used"
+chmod 606 stepop.json
+expect_rc 0 "a world-writable one" "$STEPOP" submit --dry-run -- true
+err_has "it is world-writable" "is ignored too"
+is_eq "--dry-run says no configuration was used" "$(jq_py "$T/out" "d['config']")" "none (the embedded default)"
+chmod 644 stepop.json
+if [ "$(id -u)" = 0 ]; then
+    chown 65534 stepop.json
+    expect_rc 0 "a ./stepop.json owned by someone else" "$STEPOP" operator list
+    err_has "ignoring configuration $T/cwd/stepop.json: it belongs to uid 65534, not to you (uid 0)" "is ignored with a warning"
+    out_has "config: (none" "and not used"
+    chown 0 stepop.json
+fi
+mkdir -p "$XDG_CONFIG_HOME/stepop"
+printf '{"default_operator": "u", "operators": {"u": {"flavor": "local"}}}' >"$XDG_CONFIG_HOME/stepop/config.json"
+chmod 664 "$XDG_CONFIG_HOME/stepop/config.json" stepop.json
+expect_rc 0 "the user's own configuration file follows the same rule" "$STEPOP" operator list
+err_has "ignoring configuration $XDG_CONFIG_HOME/stepop/config.json: it is group-writable" "and is named when ignored"
+chmod 644 "$XDG_CONFIG_HOME/stepop/config.json"
+expect_rc 0 "a safe one is used when ./stepop.json is not" "$STEPOP" operator list
+out_has "config: $XDG_CONFIG_HOME/stepop/config.json" "it is the one in use"
+rm "$XDG_CONFIG_HOME/stepop/config.json"
+chmod 644 stepop.json
 expect_rc 0 "flavor list" "$STEPOP" flavor list
 for f in local docker kubernetes sagemaker vertex azureml spark modal custom; do
     out_has "$f " "flavor list names $f"
