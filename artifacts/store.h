@@ -69,6 +69,11 @@ const char *store_schemes(void);
 /* Checks the scheme is served by a backend (message names the scheme otherwise). */
 int store_check_uri(const char *uri, struct err *e);
 
+/* The store this process works for (the configured store, the run prefix): the http store
+ * sends STEPOP_HTTP_BEARER_TOKEN only to its host and port, unless STEPOP_HTTP_BEARER_HOST
+ * names another; a non-http store means no host. Call before threads start. */
+void store_http_set_bearer_scope(const char *store_uri);
+
 /* Opens a store for uri (state such as HTTP connections or credentials lives in it). */
 int store_open(const char *uri, struct store **out, struct err *e);
 void store_close(struct store *s);

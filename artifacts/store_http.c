@@ -1,21 +1,94 @@
 /* http(s):// store: GET (with Range, resumed after interruptions), PUT, HEAD, DELETE, and
  * WebDAV PROPFIND for listings. Works with nginx's dav module, Apache mod_dav, and any server
  * that accepts PUT. Credentials: user:password in the URI (sent as Basic auth, never logged)
- * or a bearer token in STEPOP_HTTP_BEARER_TOKEN. */
+ * or a bearer token in STEPOP_HTTP_BEARER_TOKEN, sent to one host only. */
 #include "store.h"
 
 #include "../runtime/http.h"
+#include "../runtime/log.h"
 #include "../runtime/uri.h"
 #include "../runtime/util.h"
 
 #include <expat.h>
+#include <stdatomic.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Where the bearer token may go: a host and a port (0: any port). */
+struct bearer_scope {
+    char *host;
+    long port;
+};
+
+/* The store the program works for, set before any thread starts (store_http_set_bearer_scope). */
+static struct bearer_scope program_scope;
+static int program_scope_set;
+static atomic_flag unscoped_warned = ATOMIC_FLAG_INIT;
 
 struct http_store {
     struct http_client *client;
     char *auth_header; /* "Authorization: Bearer ..." or NULL */
+    struct bearer_scope scope; /* host NULL: the token goes nowhere */
 };
+
+/* Host and port of an http(s) URL; default_port fills in the scheme's port when none is given
+ * (else *port is 0). -1 when it is no http(s) URL with a host. */
+static int url_host_port(const char *url, int default_port, char **host, long *port)
+{
+    char scheme[16];
+    if (uri_scheme(url, scheme, sizeof scheme) < 0 || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
+        return -1;
+    CURLU *u = curl_url();
+    char *h = NULL, *p = NULL;
+    int rc = -1;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK && curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK) {
+        *port = 0;
+        if (curl_url_get(u, CURLUPART_PORT, &p, default_port ? CURLU_DEFAULT_PORT : 0) == CURLUE_OK)
+            *port = strtol(p, NULL, 10);
+        *host = xstrdup(h);
+        rc = 0;
+    }
+    curl_free(h);
+    curl_free(p);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+void store_http_set_bearer_scope(const char *store_uri)
+{
+    free(program_scope.host);
+    program_scope.host = NULL;
+    program_scope_set = 1;
+    if (url_host_port(store_uri, 1, &program_scope.host, &program_scope.port) < 0)
+        program_scope.host = NULL; /* a file:// or s3:// store: no http host gets the token */
+}
+
+/* STEPOP_HTTP_BEARER_HOST (host or host:port) wins over the program's store. */
+static int bearer_scope_for_store(struct bearer_scope *sc, struct err *e)
+{
+    const char *v = getenv("STEPOP_HTTP_BEARER_HOST");
+    if (v && *v) {
+        char *url = xasprintf("http://%s/", v);
+        int bad = strpbrk(v, "/@?#") != NULL || url_host_port(url, 0, &sc->host, &sc->port) < 0;
+        free(url);
+        if (bad)
+            return err_set(e, ERR_USAGE, "STEPOP_HTTP_BEARER_HOST: \"%s\" is not a host or host:port", v);
+        return 0;
+    }
+    if (program_scope_set) {
+        sc->host = program_scope.host ? xstrdup(program_scope.host) : NULL;
+        sc->port = program_scope.port;
+        if (!sc->host && !atomic_flag_test_and_set(&unscoped_warned))
+            log_warn("STEPOP_HTTP_BEARER_TOKEN is set but the store is not an http(s) one: it is sent to no host "
+                     "(set STEPOP_HTTP_BEARER_HOST to name the one it is for)");
+        return 0;
+    }
+    if (!atomic_flag_test_and_set(&unscoped_warned))
+        log_warn("STEPOP_HTTP_BEARER_TOKEN is set but no store says where it goes: it is sent to no host "
+                 "(set STEPOP_HTTP_BEARER_HOST to the host it is for)");
+    return 0;
+}
 
 static int http_store_open(struct store *s, const char *uri, struct err *e)
 {
@@ -23,10 +96,15 @@ static int http_store_open(struct store *s, const char *uri, struct err *e)
     if (http_global_init(e) < 0)
         return -1;
     struct http_store *hs = xcalloc(1, sizeof *hs);
-    hs->client = http_client_new();
     const char *token = getenv("STEPOP_HTTP_BEARER_TOKEN");
-    if (token && *token)
+    if (token && *token) {
+        if (bearer_scope_for_store(&hs->scope, e) < 0) {
+            free(hs);
+            return -1;
+        }
         hs->auth_header = xasprintf("Authorization: Bearer %s", token);
+    }
+    hs->client = http_client_new();
     s->state = hs;
     return 0;
 }
@@ -36,7 +114,28 @@ static void http_store_close(struct store *s)
     struct http_store *hs = s->state;
     http_client_free(hs->client);
     free(hs->auth_header);
+    free(hs->scope.host);
     free(hs);
+}
+
+/* The Authorization header for a request to url: only to the scope's host and port, and not
+ * when the URL carries its own credentials (user:password@, a presigned signature), which the
+ * server would see as a second, conflicting authorization. libcurl drops it on a redirect to
+ * another host, port or scheme. */
+static const char *bearer_for(const struct http_store *hs, const char *url)
+{
+    if (!hs->auth_header || !hs->scope.host)
+        return NULL;
+    char *clean = uri_redact_secrets(url);
+    int own = strcmp(clean, url) != 0;
+    free(clean);
+    char *host;
+    long port;
+    if (own || url_host_port(url, 1, &host, &port) < 0)
+        return NULL;
+    int match = strcasecmp(host, hs->scope.host) == 0 && (hs->scope.port == 0 || hs->scope.port == port);
+    free(host);
+    return match ? hs->auth_header : NULL;
 }
 
 static void fill_stat_from(const struct http_response *r, struct store_stat *st)
@@ -81,11 +180,12 @@ static int get_data(void *ctx, const void *data, size_t n, struct err *e)
     return g->sink(g->ctx, data, n, e);
 }
 
-static const char *const *auth_headers(struct http_store *hs, const char **storage, const char *extra)
+static const char *const *auth_headers(struct http_store *hs, const char *url, const char **storage, const char *extra)
 {
     int n = 0;
-    if (hs->auth_header)
-        storage[n++] = hs->auth_header;
+    const char *bearer = bearer_for(hs, url);
+    if (bearer)
+        storage[n++] = bearer;
     if (extra)
         storage[n++] = extra;
     storage[n] = NULL;
@@ -100,7 +200,7 @@ static int http_get(struct store *s, const char *uri, int64_t offset, int64_t le
     struct get_ctx g = { .sink = sink, .ctx = ctx, .info = info, .resp = &resp, .ranged = offset > 0 || length > 0 };
     const char *hdr[3];
     struct http_request req = {
-        .method = "GET", .url = uri, .headers = auth_headers(hs, hdr, NULL),
+        .method = "GET", .url = uri, .headers = auth_headers(hs, uri, hdr, NULL),
         .on_data = get_data, .data_ctx = &g, .range_start = offset,
         .range_len = length < 0 ? (offset > 0 ? -1 : 0) : length, .resume = 1, .follow_redirects = 1,
     };
@@ -125,7 +225,7 @@ static int http_put(struct store *s, const char *uri, struct store_source *src, 
         return err_set(e, ERR_INVALID, "an object URI cannot end in '/'");
     const char *hdr[3];
     struct http_request req = {
-        .method = "PUT", .url = uri, .headers = auth_headers(hs, hdr, "Content-Type: application/octet-stream"),
+        .method = "PUT", .url = uri, .headers = auth_headers(hs, uri, hdr, "Content-Type: application/octet-stream"),
         .body_read = src->read, .body_rewind = src->rewind, .body_ctx = src->ctx, .body_size = src->size,
     };
     struct http_response resp;
@@ -138,7 +238,7 @@ static int http_stat(struct store *s, const char *uri, struct store_stat *st, st
 {
     struct http_store *hs = s->state;
     const char *hdr[3];
-    struct http_request req = { .method = "HEAD", .url = uri, .headers = auth_headers(hs, hdr, NULL),
+    struct http_request req = { .method = "HEAD", .url = uri, .headers = auth_headers(hs, uri, hdr, NULL),
                                 .follow_redirects = 1 };
     struct http_response resp;
     int rc = http_perform(hs->client, &req, &resp, e);
@@ -152,7 +252,7 @@ static int http_remove(struct store *s, const char *uri, struct err *e)
 {
     struct http_store *hs = s->state;
     const char *hdr[3];
-    struct http_request req = { .method = "DELETE", .url = uri, .headers = auth_headers(hs, hdr, NULL) };
+    struct http_request req = { .method = "DELETE", .url = uri, .headers = auth_headers(hs, uri, hdr, NULL) };
     struct http_response resp;
     int rc = http_perform(hs->client, &req, &resp, e);
     http_response_free(&resp);
@@ -264,7 +364,7 @@ static int http_list(struct store *s, const char *uri, store_list_fn fn, void *c
     static const char body[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
                                "<D:propfind xmlns:D=\"DAV:\"><D:prop><D:resourcetype/><D:getcontentlength/>"
                                "<D:getlastmodified/></D:prop></D:propfind>";
-    const char *hdr[] = { "Depth: 1", "Content-Type: application/xml", hs->auth_header, NULL };
+    const char *hdr[] = { "Depth: 1", "Content-Type: application/xml", bearer_for(hs, dir_uri), NULL };
     struct http_request req = { .method = "PROPFIND", .url = dir_uri, .headers = hdr, .body = body,
                                 .body_len = sizeof body - 1, .max_body = 64u << 20 };
     struct http_response resp;

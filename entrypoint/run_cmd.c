@@ -435,6 +435,7 @@ int cmd_run(int argc, char **argv)
         log_error("%s", e.msg);
         return EXIT_RUN_INTERNAL;
     }
+    store_http_set_bearer_scope(manifest_uri); /* the run's store, which holds the manifest */
     struct run_ctx c = { .attempt = 1 };
     const char *att = getenv("STEPOP_ATTEMPT");
     if (att && *att) {

@@ -142,6 +142,7 @@ int config_load(struct config *c, struct err *e)
         c->operators = cJSON_CreateObject();
     if (!c->store)
         c->store = config_default_store();
+    store_http_set_bearer_scope(c->store);
     return 0;
 fail:
     cJSON_Delete(root);

@@ -58,8 +58,10 @@ static int parse_run_args(const char *cmd, const char *usage, const struct cli_o
         rc = -1;
     if (rc == 0 && http_global_init(e) < 0)
         rc = -1;
-    if (rc == 0)
+    if (rc == 0) {
         *run_uri = config_run_uri(cfg, c.pos[0]);
+        store_http_set_bearer_scope(*run_uri);
+    }
     if (rc < 0 && e->kind != ERR_NOT_FOUND)
         e->kind = ERR_USAGE;
     cli_free(&c);

@@ -516,6 +516,7 @@ int cmd_submit(int argc, char **argv)
         code = fail(&e, EXIT_USAGE);
         goto out;
     }
+    store_http_set_bearer_scope(store_root);
     if (http_global_init(&e) < 0) {
         code = fail(&e, EXIT_USAGE);
         goto out;

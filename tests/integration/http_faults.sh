@@ -86,7 +86,57 @@ faulty_reset
 expect_rc 1 "no_proxy bypasses it" env http_proxy="$FAULTY_URL" no_proxy=objects.example.invalid STEPOP_HTTP_ATTEMPTS=1 \
     "$STEPOP" artifact get "http://objects.example.invalid/obj.bin" "$T/no-proxy"
 check "nothing reached the proxy" test "$(count "True")" = 0
+
+# STEPOP_HTTP_BEARER_TOKEN goes only to the store it is for: STEPOP_HTTP_BEARER_HOST, else the
+# store the command works for; never to another host, nor across a redirect.
+fport=${FAULTY_URL##*:}
 faulty_reset
-expect_rc 0 "a bearer token is sent when set" env STEPOP_HTTP_BEARER_TOKEN=tok-secret "$STEPOP" artifact stat "$FAULTY_URL/obj.bin"
+expect_rc 0 "a bearer token is sent to STEPOP_HTTP_BEARER_HOST" env STEPOP_HTTP_BEARER_TOKEN=tok-secret \
+    STEPOP_HTTP_BEARER_HOST=127.0.0.1:$fport "$STEPOP" artifact stat "$FAULTY_URL/obj.bin"
 check "the server saw an Authorization header" test "$(count "e['auth']=='present'")" = 1
+faulty_reset
+expect_rc 0 "a host without a port covers every port" env STEPOP_HTTP_BEARER_TOKEN=tok-secret \
+    STEPOP_HTTP_BEARER_HOST=127.0.0.1 "$STEPOP" artifact stat "$FAULTY_URL/obj.bin"
+check "the server saw an Authorization header" test "$(count "e['auth']=='present'")" = 1
+faulty_reset
+expect_rc 0 "a bearer token for another host" env STEPOP_HTTP_BEARER_TOKEN=tok-secret \
+    STEPOP_HTTP_BEARER_HOST=store.example.com "$STEPOP" artifact get "$FAULTY_URL/obj.bin" "$T/other-host" --sha256 "$sum"
+check "is not sent to this one" test "$(count "e['auth']=='present'")" = 0
+faulty_reset
+expect_rc 0 "a bearer token with no store to scope it" env STEPOP_HTTP_BEARER_TOKEN=tok-secret "$STEPOP" artifact stat "$FAULTY_URL/obj.bin"
+check "is sent nowhere" test "$(count "e['auth']=='present'")" = 0
+err_has "STEPOP_HTTP_BEARER_HOST" "and the warning names the variable that scopes it"
+check "without printing the token" sh -c "! grep -q tok-secret '$T/err'"
+expect_rc 2 "a malformed STEPOP_HTTP_BEARER_HOST is a usage error" env STEPOP_HTTP_BEARER_TOKEN=tok-secret \
+    STEPOP_HTTP_BEARER_HOST=http://x/y "$STEPOP" artifact stat "$FAULTY_URL/obj.bin"
+faulty_reset
+expect_rc 0 "a presigned URL on the token's host" env STEPOP_HTTP_BEARER_TOKEN=tok-secret STEPOP_HTTP_BEARER_HOST=127.0.0.1 \
+    "$STEPOP" artifact get "$FAULTY_URL/obj.bin?X-Amz-Signature=abc" "$T/presigned" --sha256 "$sum"
+check "gets no bearer token beside its own signature" test "$(count "e['auth']=='present'")" = 0
+
+python3 "$ROOT/tests/servers/redirector.py" "$T/redir.port" "$FAULTY_URL" "$T/redir.log" &
+on_exit "kill $!"
+for i in $(seq 100); do [ -s "$T/redir.port" ] && break; sleep 0.05; done
+rport=$(cat "$T/redir.port")
+faulty_reset
+expect_rc 0 "the token's host redirects to another port" env STEPOP_HTTP_BEARER_TOKEN=tok-secret \
+    STEPOP_HTTP_BEARER_HOST=127.0.0.1:$rport "$STEPOP" artifact get "http://127.0.0.1:$rport/obj.bin" "$T/redirected" --sha256 "$sum"
+is_eq "the store's host got the token" "$(sort -u "$T/redir.log")" auth
+check "the redirect's target did not" test "$(count "e['auth']=='present'")" = 0
+
+# The reported case: a run on a file:// store reading an input from a third-party HTTP server.
+export XDG_DATA_HOME=$T/data HOME=$T/home XDG_CONFIG_HOME=$T/config
+mkdir -p "$HOME"
+faulty_reset
+expect_rc 0 "a run on a file store with an http input" env STEPOP_HTTP_BEARER_TOKEN=tok-secret \
+    "$STEPOP" submit --input "d=$FAULTY_URL/obj.bin" -- true
+check "the input's server got no token" test "$(count "e['auth']=='present'")" = 0
+check "its GET was made" test "$(count "e['method']=='GET'")" -ge 1
+: >"$T/redir.log"
+faulty_reset
+expect_rc 0 "a run on an http store with an input from another server" env STEPOP_HTTP_BEARER_TOKEN=tok-secret \
+    "$STEPOP" submit --store "$FAULTY_URL/store/" --input "d=http://127.0.0.1:$rport/obj.bin" -- true
+check "the store got the token (submitter and entrypoint)" test "$(count "e['auth']=='present' and e['method']=='PUT'")" -ge 3
+is_eq "the input's server did not" "$(sort -u "$T/redir.log")" none
+check "nor the server it redirected to" test "$(count "e['auth']=='present' and e['method']=='GET' and e['url']=='/obj.bin'")" = 0
 done_testing
