@@ -34,6 +34,14 @@ struct remote_state {
     char message[512];   /* the platform's own words, for people */
 };
 
+/* Handles are untrusted. poll, cancel and cleanup may get a handle read back from
+ * <run_uri>submission.json, which anyone who can write to the store can forge; the caller sets
+ * its "run_id" and "run_uri" to the run it means (the one named on the command line), and
+ * submit records them too. Before acting, a flavor verifies against the platform that the job
+ * the handle names is that run's (local: the pid is `stepop run` of that run, started at the
+ * recorded time; docker: the container carries the label io.stepop.run-id of that run), acts on
+ * nothing else, and fails with ERR_REFUSED naming what it found; paths in a handle are used only
+ * where the flavor itself would have put them. docs/flavors.md#flavor-conventions. */
 struct flavor_ops {
     const char *name;
     /* Refuse settings or manifest fields this flavor cannot honour (never ignore them). */

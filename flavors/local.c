@@ -20,22 +20,27 @@ static const char *const known_settings[] = { "keep", "state_dir", NULL };
 
 /* Where the child's work directory and its own output go: beside the run for a file store,
  * else under the data directory. */
-static char *state_dir(const struct job *j, struct err *e)
+static char *state_dir_for(const char *run_id, const char *run_uri, const cJSON *settings, struct err *e)
 {
     const char *dir;
-    if (flavor_setting_str(j->settings, "state_dir", NULL, &dir, e) < 0)
+    if (flavor_setting_str(settings, "state_dir", NULL, &dir, e) < 0)
         return NULL;
     if (dir)
-        return xasprintf("%s/%s", dir, j->m->run_id);
+        return xasprintf("%s/%s", dir, run_id);
     char *path;
-    if (strncmp(j->m->run_uri, "file://", 7) == 0 && uri_file_path(j->m->run_uri, &path, e) == 0) {
+    if (strncmp(run_uri, "file://", 7) == 0 && uri_file_path(run_uri, &path, e) == 0) {
         char *r = xasprintf("%slocal", path);
         free(path);
         return r;
     }
     const char *data = getenv("XDG_DATA_HOME");
-    return data && *data ? xasprintf("%s/stepop/local/%s", data, j->m->run_id)
-                         : xasprintf("%s/.local/share/stepop/local/%s", env_or("HOME", "/tmp"), j->m->run_id);
+    return data && *data ? xasprintf("%s/stepop/local/%s", data, run_id)
+                         : xasprintf("%s/.local/share/stepop/local/%s", env_or("HOME", "/tmp"), run_id);
+}
+
+static char *state_dir(const struct job *j, struct err *e)
+{
+    return state_dir_for(j->m->run_id, j->m->run_uri, j->settings, e);
 }
 
 static int local_validate(const struct job *j, struct err *e)
@@ -170,6 +175,8 @@ static int local_submit(const struct job *j, cJSON **handle, struct err *e)
         cJSON_AddNumberToObject(h, "start_time", (double)proc_start_time(pid, NULL));
         cJSON_AddStringToObject(h, "host", host);
         cJSON_AddStringToObject(h, "state_dir", dir);
+        cJSON_AddStringToObject(h, "run_id", j->m->run_id);
+        cJSON_AddStringToObject(h, "run_uri", j->m->run_uri);
         *handle = h;
     }
     free(manifest_env);
@@ -178,6 +185,47 @@ static int local_submit(const struct job *j, cJSON **handle, struct err *e)
     free(log);
     free(dir);
     return rc;
+}
+
+/* Reads /proc/PID/NAME (NUL-separated argv or environment) whole; NULL when unreadable. */
+static char *proc_read(pid_t pid, const char *name, size_t *len)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+    char *data;
+    if (read_small_file(path, 1u << 20, &data, len) < 0)
+        return NULL;
+    return data;
+}
+
+/* The run id of a `stepop run` process: the run prefix's last segment in its STEPOP_MANIFEST
+ * (<store>runs/<id>/manifest.json). NULL when pid is not `stepop run` with a manifest. */
+static char *proc_stepop_run_id(pid_t pid)
+{
+    size_t n;
+    char *argv = proc_read(pid, "cmdline", &n);
+    int is_run = argv && n > strlen(argv) + 1 && strcmp(argv + strlen(argv) + 1, "run") == 0;
+    const char *base = argv ? strrchr(argv, '/') : NULL;
+    is_run = is_run && strncmp(base ? base + 1 : argv, "stepop", 6) == 0;
+    free(argv);
+    if (!is_run)
+        return NULL;
+    char *env = proc_read(pid, "environ", &n);
+    char *id = NULL;
+    for (size_t i = 0; env && i < n; i += strlen(env + i) + 1) {
+        const char *v = env + i;
+        if (strncmp(v, "STEPOP_MANIFEST=", 16) != 0)
+            continue;
+        v += 16;
+        const char *end = strstr(v, "/manifest.json");
+        const char *start = end;
+        while (start && start > v && start[-1] != '/')
+            start--;
+        if (end && end > start)
+            id = xstrndup(start, (size_t)(end - start));
+    }
+    free(env);
+    return id;
 }
 
 static int handle_pid(const cJSON *handle, pid_t *pid, long long *start, struct err *e)
@@ -193,7 +241,30 @@ static int handle_pid(const cJSON *handle, pid_t *pid, long long *start, struct 
         return err_set(e, ERR_UNSUPPORTED, "the local job runs on %s, not on this machine (%s)", host, me);
     *pid = (pid_t)p->valuedouble;
     *start = (long long)s->valuedouble;
+    if (*pid <= 1 || (double)*pid != p->valuedouble)
+        return err_set(e, ERR_INVALID, "local handle: %g is no process id of a run", p->valuedouble);
     return 0;
+}
+
+/* submission.json comes from the store, which others may write: a handle is acted on only when
+ * its pid is, right now, the `stepop run` of the handle's run (started at the recorded time,
+ * with that run's manifest). 1: it is; 0: that process is gone; -1 (e set): the pid belongs to
+ * something else, which is never signalled. */
+static int local_verify(const cJSON *handle, pid_t pid, long long start, struct err *e)
+{
+    const char *run_id = json_str(handle, "run_id");
+    if (!run_id || !*run_id)
+        return err_set(e, ERR_INVALID, "local handle: no run_id to check pid %d against", (int)pid);
+    char state = 0;
+    if (proc_start_time(pid, &state) != start || state == 'Z')
+        return 0;
+    char *id = proc_stepop_run_id(pid);
+    int same = id && strcmp(id, run_id) == 0;
+    if (!same)
+        err_set(e, ERR_REFUSED, "pid %d is not the stepop run of run %s (%s%s); refusing to act on it", (int)pid,
+                run_id, id ? "it runs " : "not a stepop run", id ? id : "");
+    free(id);
+    return same ? 1 : -1;
 }
 
 static int local_poll(const cJSON *handle, const cJSON *settings, struct remote_state *st, struct err *e)
@@ -214,12 +285,16 @@ static int local_poll(const cJSON *handle, const cJSON *settings, struct remote_
                  WIFEXITED(ws) ? "exited with code" : "was killed by signal", WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
         return 0;
     }
-    char state = 0;
-    if (w == 0 || proc_start_time(pid, &state) == start) {
-        if (state != 'Z') {
-            st->phase = REMOTE_RUNNING;
-            return 0;
-        }
+    if (w == 0) {
+        st->phase = REMOTE_RUNNING;
+        return 0;
+    }
+    int v = local_verify(handle, pid, start, e);
+    if (v < 0)
+        return -1;
+    if (v > 0) {
+        st->phase = REMOTE_RUNNING;
+        return 0;
     }
     /* Not our child (re-attached from another process): gone, exit status unknown. */
     st->phase = REMOTE_EXITED;
@@ -235,8 +310,9 @@ static int local_cancel(const cJSON *handle, const cJSON *settings, int64_t grac
     long long start;
     if (handle_pid(handle, &pid, &start, e) < 0)
         return -1;
-    if (proc_start_time(pid, NULL) != start)
-        return 0; /* already gone */
+    int v = local_verify(handle, pid, start, e);
+    if (v <= 0)
+        return v; /* already gone, or not this run's */
     /* stepop run forwards SIGTERM to the step and SIGKILLs it after the grace period itself. */
     if (kill(pid, grace_ms > 0 ? SIGTERM : SIGKILL) < 0 && errno != ESRCH)
         return err_set(e, ERR_INTERNAL, "kill %d: %s", (int)pid, strerror(errno));
@@ -251,6 +327,13 @@ static int local_cleanup(const cJSON *handle, const cJSON *settings, struct err 
     const char *dir = json_str(handle, "state_dir");
     if (keep || !dir)
         return 0;
+    /* Only the directory this flavor would have made for the handle's run is removed. */
+    const char *run_id = json_str(handle, "run_id"), *run_uri = json_str(handle, "run_uri");
+    char *want = run_id && run_uri ? state_dir_for(run_id, run_uri, settings, e) : NULL;
+    int mine = want && strcmp(want, dir) == 0;
+    free(want);
+    if (!mine)
+        return err_set(e, ERR_REFUSED, "local handle: state_dir %s is not the run's own work place; not removed", dir);
     char *work = xasprintf("%s/work", dir);
     int rc = fs_remove_tree(work, e);
     free(work);

@@ -228,14 +228,22 @@ int cmd_cancel(int argc, char **argv)
     }
     const char *fname = json_str(sub, "flavor");
     const struct flavor_ops *flavor = fname ? flavor_find(fname, &e) : NULL;
-    const cJSON *handle = cJSON_GetObjectItemCaseSensitive(sub, "handle");
+    cJSON *handle = cJSON_GetObjectItemCaseSensitive(sub, "handle");
     const cJSON *settings = cJSON_GetObjectItemCaseSensitive(sub, "settings");
-    if (!flavor || !handle || cJSON_IsNull(handle)) {
+    if (!flavor || !cJSON_IsObject(handle)) {
         if (!e.msg[0])
             err_set(&e, ERR_INVALID, "submission.json has no flavor handle");
         code = fail(&e);
         goto out;
     }
+    /* submission.json is only the store's word: the run is the one named on the command line,
+     * and the flavor checks the platform's job belongs to it before acting (flavor.h). */
+    char *run_id = uri_basename(run_uri);
+    cJSON_DeleteItemFromObjectCaseSensitive(handle, "run_id");
+    cJSON_DeleteItemFromObjectCaseSensitive(handle, "run_uri");
+    cJSON_AddStringToObject(handle, "run_id", run_id);
+    cJSON_AddStringToObject(handle, "run_uri", run_uri);
+    free(run_id);
     /* The grace period is the manifest's. */
     int64_t grace = 30000;
     char *muri = uri_join(run_uri, "manifest.json");

@@ -122,6 +122,50 @@ r=$(tail -1 "$T/out")
 is_eq "it ends terminated" "$(jq_py "$runs/$r/status.json" "d['phase']")" terminated
 expect_rc 0 "cancelling a finished run is harmless" "$STEPOP" cancel "$r"
 
+# submission.json comes from the store: cancel acts only on the named run's own stepop run.
+# set_handle RUN PYTHON-EXPRESSIONS: edits the handle (h) in RUN's submission.json.
+set_handle() {
+    python3 -c "import json,sys; p=sys.argv[1]; d=json.load(open(p)); h=d['handle']; $2; json.dump(d, open(p, 'w'))" \
+        "$runs/$1/submission.json"
+}
+start_of() { python3 -c "import sys; print(open('/proc/%s/stat' % sys.argv[1]).read().rsplit(')', 1)[1].split()[19])" "$1"; }
+sleep 300 &
+victim=$!
+on_exit "kill $victim 2>/dev/null"
+mkdir -p "$T/victim/work" && touch "$T/victim/work/precious"
+expect_rc 0 "a detached run to cancel" "$STEPOP" submit --detach --grace 1s -- sleep 60
+ra=$(tr -d '\n' <"$T/out")
+expect_rc 0 "and another" "$STEPOP" submit --detach --grace 1s -- sleep 60
+rb=$(tr -d '\n' <"$T/out")
+sleep 0.5
+cp "$runs/$ra/submission.json" "$T/sub-a.json"
+set_handle "$ra" "h['pid'] = $victim; h['start_time'] = $(start_of $victim); h['state_dir'] = '$T/victim'"
+expect_rc 4 "cancel --wait with a handle naming an unrelated process is refused" "$STEPOP" cancel --wait "$ra"
+err_has "pid $victim is not the stepop run of run $ra (not a stepop run); refusing to act on it" "saying why"
+check "the process was not signalled" kill -0 "$victim"
+check "and nothing was removed" test -e "$T/victim/work/precious"
+pb=$(jq_py "$runs/$rb/submission.json" "d['handle']['pid']")
+set_handle "$ra" "h['pid'] = $pb; h['start_time'] = $(start_of "$pb")"
+expect_rc 4 "a handle naming another run's stepop run is refused" "$STEPOP" cancel "$ra"
+err_has "is not the stepop run of run $ra (it runs $rb)" "naming the run it belongs to"
+check "that run goes on" kill -0 "$pb"
+cp "$runs/$rb/submission.json" "$T/sub-b.json"
+cp "$T/sub-a.json" "$runs/$rb/submission.json"
+expect_rc 4 "another run's submission.json copied into a run is refused (the run named on the command line counts)" \
+    "$STEPOP" cancel "$rb"
+err_has "is not the stepop run of run $rb (it runs $ra)" "naming both"
+check "neither run was signalled" sh -c "kill -0 $pb && kill -0 $(jq_py "$T/sub-a.json" "d['handle']['pid']")"
+cp "$T/sub-b.json" "$runs/$rb/submission.json"
+cp "$T/sub-a.json" "$runs/$ra/submission.json"
+set_handle "$ra" "h['state_dir'] = '$T/victim'"
+expect_rc 0 "cancel --wait of the real process with a forged state_dir" "$STEPOP" cancel --wait "$ra"
+is_eq "the run is cancelled" "$(jq_py "$runs/$ra/status.json" "d['phase']")" terminated
+err_has "state_dir $T/victim is not the run's own work place; not removed" "but the forged directory is not removed"
+check "it is still there" test -e "$T/victim/work/precious"
+expect_rc 0 "the untouched run cancels as before" "$STEPOP" cancel --wait "$rb"
+is_eq "it ends terminated" "$(jq_py "$runs/$rb/status.json" "d['phase']")" terminated
+check "and its work directory is cleaned up" test ! -e "$runs/$rb/local/work"
+
 # A job that dies without a final status: the flavor's report fills it in.
 "$STEPOP" submit -- sh -c 'echo alive; sleep 60' >"$T/lost.out" 2>"$T/lost.err" &
 sub=$!
