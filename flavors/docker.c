@@ -313,6 +313,78 @@ static void docker_mounts_add_same(struct docker_mounts *ms, const char *path, i
     ms->v[ms->n++] = (struct docker_mount){ xstrdup(path), xstrdup(path), ro };
 }
 
+/* path with symbolic links resolved as far as it exists, the rest appended; caller frees. */
+static char *docker_resolve(const char *path)
+{
+    char *head = xstrdup(path), real[PATH_MAX];
+    size_t n = strlen(head);
+    while (n > 1 && !realpath(head, real)) {
+        while (n > 1 && head[n - 1] != '/')
+            n--;
+        while (n > 1 && head[n - 1] == '/')
+            n--;
+        head[n] = '\0';
+    }
+    if (n <= 1)
+        str_copy(real, sizeof real, "/");
+    const char *rest = path + n;
+    while (*rest == '/')
+        rest++;
+    char *r = *rest ? xasprintf("%s%s%s", real, strcmp(real, "/") == 0 ? "" : "/", rest) : xstrdup(real);
+    free(head);
+    return r;
+}
+
+/* Whether a mount of real (resolved) would show the engine's socket: the socket itself or a
+ * directory above it, for the configured engine and the usual places. */
+static int docker_exposes_socket(const char *real, const struct docker_cfg *c)
+{
+    const char *h = c->host ? c->host : getenv("DOCKER_HOST");
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    char *user_podman = xdg && *xdg ? xasprintf("%s/podman/podman.sock", xdg) : NULL;
+    char *user_docker = xdg && *xdg ? xasprintf("%s/docker.sock", xdg) : NULL;
+    const char *socks[] = { h && str_has_prefix(h, "unix://") ? h + 7 : NULL, DOCKER_DEFAULT_SOCKET, "/run/docker.sock",
+                            "/run/podman/podman.sock", user_podman, user_docker };
+    int hit = 0;
+    for (size_t i = 0; i < sizeof socks / sizeof *socks && !hit; i++) {
+        if (!socks[i] || socks[i][0] != '/')
+            continue;
+        char *s = docker_resolve(socks[i]);
+        hit = docker_path_under(s, real) || docker_path_under(socks[i], real);
+        free(s);
+    }
+    free(user_podman);
+    free(user_docker);
+    return hit;
+}
+
+/* A step's URIs become bind mounts: never of the host's root, its configuration or kernel
+ * interfaces (/etc, /proc, /sys, /dev), nor anything that shows the engine's socket (a step
+ * with it owns the host). what names the field for the message. */
+static int docker_mount_allowed(const char *path, const struct docker_cfg *c, const char *what, struct err *e)
+{
+    static const char *const forbidden[] = { "/etc", "/proc", "/sys", "/dev" };
+    if (strstr(path, "/./") || strstr(path, "/../") || str_has_suffix(path, "/.") || str_has_suffix(path, "/.."))
+        return err_set(e, ERR_INVALID, "%s: %s has '.' or '..' segments; give the docker flavor a plain path to mount",
+                       what, path);
+    char *real = docker_resolve(path);
+    const char *bad = NULL;
+    if (strcmp(real, "/") == 0)
+        bad = "the host's root";
+    for (size_t i = 0; !bad && i < sizeof forbidden / sizeof *forbidden; i++)
+        if (docker_path_under(real, forbidden[i]) || docker_path_under(path, forbidden[i]))
+            bad = forbidden[i];
+    if (!bad && docker_exposes_socket(real, c))
+        bad = "the container engine's socket";
+    int moved = strcmp(real, path) != 0;
+    if (bad)
+        err_set(e, ERR_INVALID, "%s: the docker flavor would mount %s%s%s%s, which shows %s to the step; it never mounts "
+                "/, /etc, /proc, /sys, /dev or the engine's socket: put the data elsewhere, or serve it over http(s) or s3",
+                what, path, moved ? " (" : "", moved ? real : "", moved ? ")" : "", bad);
+    free(real);
+    return bad ? -1 : 0;
+}
+
 /* The file:// places the step reads and writes, mounted at the same paths so the manifest's
  * URIs mean the same inside: the run's prefix (read-write), each input that exists
  * (read-only) and the directory of each output stored outside the run prefix (read-write,
@@ -330,7 +402,7 @@ static int docker_collect_mounts(const struct job *j, const struct docker_cfg *c
         size_t n = strlen(path);
         while (n > 1 && path[n - 1] == '/')
             path[--n] = '\0';
-        if (create_dirs && fs_mkdir_p(path, e) < 0) {
+        if (docker_mount_allowed(path, c, "run_uri", e) < 0 || (create_dirs && fs_mkdir_p(path, e) < 0)) {
             free(path);
             return -1;
         }
@@ -346,8 +418,11 @@ static int docker_collect_mounts(const struct job *j, const struct docker_cfg *c
         char *slash = strrchr(path, '/');
         if (slash && slash != path)
             *slash = '\0';
-        if (create_dirs && fs_mkdir_p(path, e) < 0) {
+        char what[160];
+        snprintf(what, sizeof what, "outputs[%d] (%s)", i, m->outputs[i].name);
+        if (docker_mount_allowed(path, c, what, e) < 0 || (create_dirs && fs_mkdir_p(path, e) < 0)) {
             free(path);
+            docker_mounts_free(ms);
             return -1;
         }
         docker_mounts_add_same(ms, path, 0);
@@ -359,6 +434,13 @@ static int docker_collect_mounts(const struct job *j, const struct docker_cfg *c
             continue;
         if (uri_file_path(u, &path, e) < 0)
             return err_prefix(e, "inputs[%d].uri: ", i);
+        char what[160];
+        snprintf(what, sizeof what, "inputs[%d] (%s)", i, m->inputs[i].name);
+        if (docker_mount_allowed(path, c, what, e) < 0) {
+            free(path);
+            docker_mounts_free(ms);
+            return -1;
+        }
         /* A missing input is left to `stepop run`, which reports it as input_error. */
         if (access(path, F_OK) == 0)
             docker_mounts_add_same(ms, path, 1);
@@ -366,6 +448,19 @@ static int docker_collect_mounts(const struct job *j, const struct docker_cfg *c
     }
     for (const cJSON *it = c->mounts ? c->mounts->child : NULL; it; it = it->next) {
         const char *s = it->valuestring, *c1 = strchr(s, ':'), *c2 = strchr(c1 + 1, ':');
+        /* Explicit mounts are the operator's own choice (its configuration), but never the
+         * root or the engine's socket. */
+        char *src = xstrndup(s, (size_t)(c1 - s)), *real = docker_resolve(src);
+        int bad = strcmp(real, "/") == 0 || docker_exposes_socket(real, c);
+        if (bad)
+            err_set(e, ERR_INVALID, "settings.mounts: \"%s\" would show %s to the step; the docker flavor never mounts it",
+                    s, strcmp(real, "/") == 0 ? "the host's root" : "the container engine's socket");
+        free(src);
+        free(real);
+        if (bad) {
+            docker_mounts_free(ms);
+            return -1;
+        }
         ms->v = xrealloc(ms->v, (size_t)(ms->n + 1) * sizeof *ms->v);
         ms->v[ms->n++] = (struct docker_mount){ xstrndup(s, (size_t)(c1 - s)),
                                                 c2 ? xstrndup(c1 + 1, (size_t)(c2 - c1 - 1)) : xstrdup(c1 + 1),
@@ -435,9 +530,13 @@ static int docker_check_job(const struct job *j, const struct docker_cfg *c, str
 static int docker_validate(const struct job *j, struct err *e)
 {
     struct docker_cfg c;
+    struct docker_mounts ms = { 0 };
     int rc = docker_parse_settings(j->settings, j->stepop_path, 1, &c, e);
     if (rc == 0)
         rc = docker_check_job(j, &c, e);
+    if (rc == 0)
+        rc = docker_collect_mounts(j, &c, 0, &ms, e);
+    docker_mounts_free(&ms);
     docker_cfg_free(&c);
     return rc;
 }
@@ -1154,6 +1253,8 @@ static int docker_submit(const struct job *j, cJSON **handle, struct err *e)
     cJSON_AddStringToObject(h, "api", k.api);
     cJSON_AddStringToObject(h, "id", id);
     cJSON_AddStringToObject(h, "name", name);
+    cJSON_AddStringToObject(h, "run_id", j->m->run_id);
+    cJSON_AddStringToObject(h, "run_uri", j->m->run_uri);
     cJSON_AddStringToObject(h, "image", j->m->image);
     cJSON_AddNumberToObject(h, "stop_timeout", (double)docker_stop_seconds(j->m->grace_ms, c.stop_margin_ms));
     cJSON_AddNumberToObject(h, "memory", (double)j->m->memory);
@@ -1176,10 +1277,14 @@ out:
 
 static int docker_handle_conn(const cJSON *handle, struct docker_conn *k, const char **id, struct err *e)
 {
-    const char *host = json_str(handle, "host"), *api = json_str(handle, "api");
+    const char *host = json_str(handle, "host"), *api = json_str(handle, "api"), *run_id = json_str(handle, "run_id");
     *id = json_str(handle, "id");
-    if (!host || !*id || !api || strlen(api) >= sizeof k->api)
-        return err_set(e, ERR_INVALID, "the docker flavor's handle lacks host, api or id");
+    if (!host || !*id || !api || strlen(api) >= sizeof k->api || !run_id)
+        return err_set(e, ERR_INVALID, "the docker flavor's handle lacks host, api, id or run_id");
+    /* The id goes into API paths: an engine's container id, nothing that could name another path. */
+    size_t n = strspn(*id, "0123456789abcdef");
+    if (n == 0 || n > 64 || (*id)[n])
+        return err_set(e, ERR_REFUSED, "the docker flavor's handle: \"%s\" is not a container id", *id);
     if (docker_conn_open(host, k, e) < 0)
         return -1;
     str_copy(k->api, sizeof k->api, api);
@@ -1208,6 +1313,17 @@ static int docker_poll(const cJSON *handle, const cJSON *settings, struct remote
             snprintf(st->message, sizeof st->message, "container %.12s no longer exists", id);
             return 0;
         }
+        return -1;
+    }
+    /* The handle may be forged (flavor.h): act only on the container labelled with its run. */
+    const char *label = json_str(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "Config"), "Labels"),
+                                 DOCKER_LABEL_RUN);
+    const char *run_id = json_str(handle, "run_id");
+    if (!label || strcmp(label, run_id) != 0) {
+        err_set(e, ERR_REFUSED, "container %.12s is not run %s's (its label " DOCKER_LABEL_RUN " is %s%s%s); refusing to "
+                "act on it", id, run_id, label ? "\"" : "", label ? label : "missing", label ? "\"" : "");
+        cJSON_Delete(j);
+        docker_conn_free(&k);
         return -1;
     }
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "State");
@@ -1298,6 +1414,12 @@ static int docker_cleanup(const cJSON *handle, const cJSON *settings, struct err
     if (flavor_setting_bool(settings, "keep", 0, &keep, e) < 0)
         return -1;
     if (keep)
+        return 0;
+    /* The inspect checks the container is the run's (flavor.h) before anything is removed. */
+    struct remote_state st;
+    if (docker_poll(handle, settings, &st, e) < 0)
+        return err_prefix(e, "removing the container: ");
+    if (st.phase == REMOTE_GONE)
         return 0;
     struct docker_conn k;
     const char *id;

@@ -67,6 +67,34 @@ err_has 'set settings.network to "host"' "... with the fix"
 settings '"network": "host"'
 expect_rc 0 "... and accepts it with network host" drive validate "$T/loop.json" "$T/settings.json"
 
+# file:// URIs become bind mounts: never of /, /etc, /proc, /sys, /dev or the engine's socket.
+settings
+refuse_mount() { # DESC FIELDS WORDS
+    new_run "\"image\":\"$STEP_IMAGE\",\"command\":[\"true\"],$2"
+    expect_rc 1 "validate refuses $1" drive validate "$RUN_DIR/manifest.json" "$T/settings.json"
+    err_has "$3" "... saying what it would show"
+}
+refuse_mount "an input of the host's root" '"inputs":[{"name":"all","uri":"file:///"}]' "inputs[0] (all): the docker flavor would mount /, which shows the host's root"
+refuse_mount "an input under /etc" '"inputs":[{"name":"pw","uri":"file:///etc/passwd"}]' "would mount /etc/passwd, which shows /etc"
+ln -s /proc "$T/innocent"
+refuse_mount "a symbolic link to /proc" "\"inputs\":[{\"name\":\"p\",\"uri\":\"file://$T/innocent/self\"}]" "(/proc/"
+refuse_mount "'..' segments" "\"inputs\":[{\"name\":\"up\",\"uri\":\"file://$STORE/../../etc\"}]" "has '.' or '..' segments"
+refuse_mount "an output under /dev" '"outputs":[{"name":"o","path":"o","uri":"file:///dev/shm/o.tar.zst"}]' "outputs[0] (o): the docker flavor would mount /dev/shm"
+refuse_mount "an input holding the engine's socket" "\"inputs\":[{\"name\":\"s\",\"uri\":\"file://$(dirname "${DOCKER_HOST#unix://}")\"}]" "which shows the container engine's socket"
+refuse_mount "the socket itself" "\"inputs\":[{\"name\":\"s\",\"uri\":\"file://${DOCKER_HOST#unix://}\"}]" "which shows the container engine's socket"
+mkdir -p "$T/etcstore"
+printf '{"api_version":"stepop/v1","run_id":"e1","run_uri":"file:///etc/stepop-test/runs/e1/","image":"%s","command":["true"]}\n' \
+    "$STEP_IMAGE" >"$T/etcstore/manifest.json"
+expect_rc 1 "validate refuses a run prefix under /etc" drive validate "$T/etcstore/manifest.json" "$T/settings.json"
+err_has "run_uri: the docker flavor would mount /etc/stepop-test/runs/e1" "... naming it"
+new_run "\"image\":\"$STEP_IMAGE\",\"command\":[\"true\"]"
+settings "\"mounts\": [\"$(dirname "${DOCKER_HOST#unix://}"):/engine\"]"
+expect_rc 1 "settings.mounts may not show the engine's socket either" drive validate "$RUN_DIR/manifest.json" "$T/settings.json"
+err_has "would show the container engine's socket" "... saying so"
+settings '"mounts": ["/:/host:ro"]'
+expect_rc 1 "nor the host's root" drive validate "$RUN_DIR/manifest.json" "$T/settings.json"
+settings
+
 settings '"pass_env": ["STEPOP_TEST_SECRET", "STEPOP_TPASS_*"], "shm_size": "256MiB", "mounts": ["/etc/hostname:/etc/host-name:ro"]'
 new_run "\"image\":\"$STEP_IMAGE\",\"command\":[\"true\"],\"resources\":{\"cpu\":1.5,\"memory\":\"64MiB\"},\"grace_period\":\"5s\""
 before=$(podman_cli ps -aq | wc -l)
@@ -170,7 +198,29 @@ ok "it stopped $((SECONDS - t0)) s after the cancel"
 is_eq "status.json: terminated" "$(status_field phase) $(status_field reason)" "terminated terminated"
 check "the logs are complete" grep -q "cleaned up" <(logs)
 expect_rc 0 "cancel of a stopped container is fine" drive cancel "$T/handle.json" "$T/settings.json" 10s
+
+# A handle comes from submission.json, which the store's writers can forge: the flavor acts only
+# on a container labelled with the handle's run.
+victim=$(podman_cli create --label "stepop-test.owner=$PODMAN_OWNER" "$STEP_IMAGE" sleep 60)
+podman_cli start "$victim" >/dev/null
+forge() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); $1; json.dump(d, open(sys.argv[2], 'w'))" "$T/handle.json" "$T/forged.json"; }
+forge "d['id'] = '$victim'"
+expect_rc 1 "cancel refuses a handle naming another container" drive cancel "$T/forged.json" "$T/settings.json" 0s
+err_has "is not run $RUN_ID's (its label io.stepop.run-id is missing); refusing to act on it" "... saying why"
+expect_rc 1 "cleanup refuses it too" drive cleanup "$T/forged.json" "$T/settings.json"
+is_eq "that container still runs" "$(podman_cli inspect --format '{{.State.Status}}' "$victim")" running
+forge "d['run_id'] = 'someone-else'"
+expect_rc 1 "a container of another run is refused" drive cleanup "$T/forged.json" "$T/settings.json"
+err_has "is not run someone-else's (its label io.stepop.run-id is \"$RUN_ID\")" "... naming its label"
+is_eq "... and stays" "$(podman_cli ps -aq --filter "name=stepop-$RUN_ID" | wc -l)" 1
+forge "d['id'] = '../../containers/$victim'"
+expect_rc 1 "an id that is no container id is refused" drive cleanup "$T/forged.json" "$T/settings.json"
+err_has "is not a container id" "... before any request"
+forge "del d['run_id']"
+expect_rc 1 "a handle without its run is refused" drive poll "$T/forged.json" "$T/settings.json"
+podman_cli rm -f -t 0 "$victim" >/dev/null
 drive cleanup "$T/handle.json" "$T/settings.json"
+is_eq "the real handle still cleans up" "$(podman_cli ps -aq --filter "name=stepop-$RUN_ID" | wc -l)" 0
 
 # --- memory limit ---
 new_run "\"image\":\"$STEP_IMAGE\",\"command\":[\"sh\",\"-c\",\"echo filling; exec dd if=/dev/zero of=/dev/null bs=200M count=1\"],\"resources\":{\"memory\":\"48MiB\"}"
