@@ -130,6 +130,11 @@ int main(void)
     ok(manifest_parse(no_slash, strlen(no_slash), 0, &m, &e) < 0 && strstr(e.msg, "run_uri: must end in '/'"),
        "run_uri without a trailing slash refused");
     manifest_free(&m);
+    const char *userinfo = "{\"api_version\":\"stepop/v1\",\"run_id\":\"r\",\"run_uri\":\"https://u:pw@h/runs/r/\"}";
+    ok(manifest_parse(userinfo, strlen(userinfo), 0, &m, &e) < 0 && strstr(e.msg, "run_uri: the store URI holds a credential") &&
+           !strstr(e.msg, "pw"),
+       "a run_uri with user:password is refused, without echoing it: %s", e.msg);
+    manifest_free(&m);
     const char *no_id = "{\"api_version\":\"stepop/v1\",\"run_uri\":\"file:///x/\"}";
     ok(manifest_parse(no_id, strlen(no_id), 0, &m, &e) < 0 && strstr(e.msg, "run_id: required field is missing"),
        "missing run_id refused");
