@@ -209,6 +209,12 @@ if want 8; then
         { start_podman 2>>"$BENCH_LOG" && podman_images 2>>"$BENCH_LOG"; }; }; then
         python3 "$ROOT/bench/log_latency.py" log-latency "docker flavor on Podman, file store" "$RESULTS" \
             -- "$STEPOP" submit --flavor docker --image "$STEP_IMAGE" -- sh -c "$lat_step"
+        # The container reaches nginx on loopback through the host's network.
+        mkdir -p "$XDG_CONFIG_HOME/stepop"
+        echo '{"operators": {"podhost": {"flavor": "docker", "settings": {"network": "host"}}}}' \
+            >"$XDG_CONFIG_HOME/stepop/config.json"
+        python3 "$ROOT/bench/log_latency.py" log-latency "docker flavor on Podman, http store" "$RESULTS" \
+            -- "$STEPOP" submit --operator podhost --store "$U/runs8d" --image "$STEP_IMAGE" -- sh -c "$lat_step"
     else
         echo "  docker flavor skipped: Podman did not start (see $BENCH_LOG)" >&2
     fi
