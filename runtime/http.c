@@ -126,6 +126,13 @@ static int thread_stopped(void)
     return thread_stop && atomic_load(thread_stop);
 }
 
+/* A thread with its own stop flag answers to it alone: the process-wide cancel (SIGTERM while
+ * fetching, a phase's deadline) must not cut the status and log writes that report it. */
+static int process_cancel_applies(int uncancellable)
+{
+    return !uncancellable && !thread_stop && http_cancelled();
+}
+
 /* Sleeps ms, returning 1 early when the process-wide cancel (unless uncancellable) or the
  * thread's stop flag is raised. */
 static int retry_pause(int64_t ms, int uncancellable)
@@ -136,8 +143,9 @@ static int retry_pause(int64_t ms, int uncancellable)
         int64_t left = end - time_mono_ms();
         if (left <= 0)
             return 0;
-        if (time_sleep_ms(left > 50 ? 50 : left, uncancellable ? NULL : cancel_flag))
+        if (process_cancel_applies(uncancellable))
             return 1;
+        time_sleep_ms(left > 50 ? 50 : left, NULL);
     }
 }
 
@@ -374,7 +382,7 @@ static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_o
 {
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
     const struct xfer *x = userp;
-    int cancelled = http_cancelled() && !x->req->uncancellable;
+    int cancelled = process_cancel_applies(x->req->uncancellable);
     return cancelled || (x->req->stop && *x->req->stop) || thread_stopped() ? 1 : 0;
 }
 
