@@ -164,7 +164,7 @@ static int load_manifest(const char *uri, int require_command, int attempt, stru
     return rc;
 }
 
-/* The step's environment: ours, then the manifest's env, then stepop's own variables. */
+/* The step's environment: ours less env_drop, then the manifest's env, then stepop's own variables. */
 static char **build_env(const struct run_ctx *c)
 {
     const struct manifest *m = &c->m;
@@ -175,7 +175,8 @@ static char **build_env(const struct run_ctx *c)
     char **env = xcalloc(cap, sizeof *env);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        env[k++] = xstrdup(environ[i]);
+        if (!manifest_env_dropped(m, environ[i]))
+            env[k++] = xstrdup(environ[i]);
     for (int i = 0; i < m->env_count; i++)
         env[k++] = xasprintf("%s=%s", m->env_names[i], m->env_values[i]);
     env[k++] = xasprintf("STEPOP_RUN_ID=%s", m->run_id);
