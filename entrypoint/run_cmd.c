@@ -285,9 +285,7 @@ static int run_step(struct run_ctx *c, char **argv)
         return finish(c, EXIT_RUN_TERMINATED);
     }
     enter(c, PHASE_FETCHING, NULL);
-    http_set_cancel_flag(supervise_cancel_flag());
-    int fr = io_fetch_inputs(m, c->workdir, &e);
-    http_set_cancel_flag(NULL);
+    int fr = io_fetch_inputs(m, c->workdir, supervise_cancel_flag(), &e);
     if (fr < 0 && (e.kind == ERR_CANCELLED || supervise_term_requested())) {
         set_final(c, PHASE_TERMINATED, REASON_TERMINATED, 1, "terminated while fetching inputs");
         return finish(c, EXIT_RUN_TERMINATED);
