@@ -628,8 +628,12 @@ cJSON *manifest_to_json(const struct manifest *m)
         add_duration(o, "timeout", m->timeout_ms);
     add_duration(o, "grace_period", m->grace_ms);
     add_duration(o, "heartbeat", m->heartbeat_ms);
-    add_duration(o, "fetch_timeout", m->fetch_timeout_ms);
-    add_duration(o, "upload_timeout", m->upload_timeout_ms);
+    /* Fields newer than the first stepop/v1 readers only when set, so a manifest that does not use
+     * them is still read by an older `stepop run` baked into an image. */
+    if (m->fetch_timeout_ms != MANIFEST_DEFAULT_TRANSFER_TIMEOUT_MS)
+        add_duration(o, "fetch_timeout", m->fetch_timeout_ms);
+    if (m->upload_timeout_ms != MANIFEST_DEFAULT_TRANSFER_TIMEOUT_MS)
+        add_duration(o, "upload_timeout", m->upload_timeout_ms);
     if (m->env_drop_count) {
         cJSON *drop = cJSON_AddArrayToObject(o, "env_drop");
         for (int i = 0; i < m->env_drop_count; i++)

@@ -66,7 +66,8 @@ struct manifest {
 /* Parses and validates; require_command refuses a manifest without "command". */
 int manifest_parse(const char *text, size_t len, int require_command, struct manifest *m, struct err *e);
 int manifest_from_json(const cJSON *root, int require_command, struct manifest *m, struct err *e);
-/* The manifest as JSON with every default written out. */
+/* The manifest as JSON with every default written out, except those of env_drop, fetch_timeout
+ * and upload_timeout (an older stepop run refuses them as unknown fields). */
 cJSON *manifest_to_json(const struct manifest *m);
 void manifest_free(struct manifest *m);
 

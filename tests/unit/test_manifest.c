@@ -128,6 +128,13 @@ int main(void)
     cJSON_free(dtext);
     cJSON_Delete(dj);
     manifest_free(&m);
+    rc = manifest_parse(minimal, strlen(minimal), 1, &m, &e);
+    dj = manifest_to_json(&m);
+    ok(!cJSON_GetObjectItem(dj, "fetch_timeout") && !cJSON_GetObjectItem(dj, "upload_timeout") &&
+           !cJSON_GetObjectItem(dj, "env_drop"),
+       "the newer fields are written only when set (an older stepop run refuses unknown fields)");
+    cJSON_Delete(dj);
+    manifest_free(&m);
     const char *all = "{" HEAD ",\"command\":[\"x\"],\"env_drop\":[\"*\"]}";
     ok(manifest_parse(all, strlen(all), 1, &m, &e) == 0 && manifest_env_dropped(&m, "PATH=/bin"), "\"*\" drops everything");
     manifest_free(&m);
