@@ -184,7 +184,7 @@ static int load_manifest(const char *uri, int require_command, int attempt, stru
     return rc;
 }
 
-/* The step's environment: ours, then the manifest's env, then stepop's own variables. */
+/* The step's environment: ours less env_drop, then the manifest's env, then stepop's own variables. */
 static char **build_env(const struct run_ctx *c)
 {
     const struct manifest *m = &c->m;
@@ -195,7 +195,8 @@ static char **build_env(const struct run_ctx *c)
     char **env = xcalloc(cap, sizeof *env);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        env[k++] = xstrdup(environ[i]);
+        if (!manifest_env_dropped(m, environ[i]))
+            env[k++] = xstrdup(environ[i]);
     for (int i = 0; i < m->env_count; i++)
         env[k++] = xasprintf("%s=%s", m->env_names[i], m->env_values[i]);
     env[k++] = xasprintf("STEPOP_RUN_ID=%s", m->run_id);
@@ -313,9 +314,7 @@ static int run_step(struct run_ctx *c, char **argv)
         return finish(c, EXIT_RUN_TERMINATED);
     }
     enter(c, PHASE_FETCHING, NULL);
-    http_set_cancel_flag(supervise_cancel_flag());
-    int fr = io_fetch_inputs(m, c->workdir, &e);
-    http_set_cancel_flag(NULL);
+    int fr = io_fetch_inputs(m, c->workdir, supervise_cancel_flag(), &e);
     if (fr < 0 && (e.kind == ERR_CANCELLED || supervise_term_requested())) {
         set_final(c, PHASE_TERMINATED, REASON_TERMINATED, 1, "terminated while fetching inputs");
         return finish(c, EXIT_RUN_TERMINATED);

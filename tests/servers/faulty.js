@@ -7,7 +7,8 @@
 //   s<code>x<n>          answer <code> (e.g. s500x2); with ra<secs> also Retry-After (s503ra1x1)
 //   reset<bytes>x<n>     GET: send <bytes> of the body, then drop the connection;
 //                        PUT: drop the connection after receiving <bytes>
-//   stall<bytes>x<n>     GET: send <bytes>, then send nothing more (the client must give up)
+//   stall<bytes>x<n>     GET: send <bytes>, then send nothing more (the client must give up);
+//                        PUT: stop reading after <bytes> (the client's sending blocks) and never answer
 //   norangex<n>          ignore Range and answer 200 with the whole object
 //   badrangex<n>         answer a Range request with a Content-Range that starts elsewhere
 //   etagx<n>             change the object's ETag for this many requests
@@ -96,6 +97,7 @@ const server = http.createServer((req, res) => {
   }
   if (req.method === 'PUT') {
     const reset = rules.find((r) => r.reset !== undefined);
+    const stall = rules.find((r) => r.stall !== undefined);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const tmp = file + '.upload-' + process.pid + '-' + Math.random().toString(16).slice(2);
     const out = fs.createWriteStream(tmp);
@@ -106,6 +108,7 @@ const server = http.createServer((req, res) => {
       if (aborted) return;
       received += chunk.length;
       if (reset && received >= reset.reset) { abort(); req.socket.destroy(); return; }
+      if (stall && received >= stall.stall) { req.pause(); req.socket.on('close', abort); return; }
       out.write(chunk);
     });
     const delay = rules.find((r) => r.delay !== undefined);
