@@ -188,12 +188,14 @@ int64_t passthru_close(struct passthru *p, int64_t deadline_ms)
     pthread_mutex_unlock(&p->lock);
     /* A write blocked on a full pipe is interrupted; repeat in case the signal landed between
      * the thread's check of abandon and its next write. */
-    for (;;) {
+    int joined = 0;
+    for (int tries = 0; !joined && tries < 50; tries++) {
         pthread_kill(p->thread, PASSTHRU_SIGNAL);
         struct timespec ts = time_realtime_in(20);
-        if (pthread_timedjoin_np(p->thread, NULL, &ts) == 0)
-            break;
+        joined = pthread_timedjoin_np(p->thread, NULL, &ts) == 0;
     }
+    if (!joined)
+        return dropped; /* stuck where no signal reaches (a hung file system): the process exits next */
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->more);
     pthread_cond_destroy(&p->room);

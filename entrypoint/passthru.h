@@ -18,7 +18,9 @@ int passthru_open(int fd, size_t capacity, struct passthru **out, struct err *e)
 /* Queues data; never blocks on fd. */
 void passthru_write(struct passthru *p, const void *data, size_t n);
 /* Lets the buffer drain until deadline (monotonic ms), then stops the thread, interrupting a
- * write still blocked, and frees p. Returns the bytes that were dropped over p's life. */
+ * write still blocked, and frees p (within a second of the deadline; a thread that cannot be
+ * interrupted is left to the process's exit). Returns the bytes dropped over p's life. A write
+ * larger than the buffer is dropped whole. */
 int64_t passthru_close(struct passthru *p, int64_t deadline_ms);
 
 #endif
