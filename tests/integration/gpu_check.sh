@@ -44,7 +44,9 @@ out_has "cuda_runtime" "version reports the CUDA runtime compiled in"
 expect_rc 2 "the child's internal subcommand refuses to run by hand" "$STEPOP" gpu __child
 err_has "internal command" "and says it is internal"
 if strace -f -qq -e trace=execve -o "$T/trace" true 2>/dev/null; then
-    strace -f -qq -e trace=execve -o "$T/trace" "$STEPOP" gpu check --json >"$T/out" 2>"$T/err"
+    # LeakSanitizer cannot run under ptrace (the ASan build's leak check is off here only).
+    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -e trace=execve -o "$T/trace" \
+        "$STEPOP" gpu check --json >"$T/out" 2>"$T/err"
     check "the probe runs in a re-executed stepop (execve /proc/self/fd/N gpu __child)" \
         grep -q 'execve("/proc/self/fd/[0-9]*", \[[^]]*"gpu", "__child"' "$T/trace"
     check_json "and its answer makes the verdict" "d['classification'] not in ('unknown', 'timeout')"
