@@ -73,7 +73,7 @@ static cJSON *failed_result(enum gpu_class c, const char *fmt, ...)
     return r;
 }
 
-/* The re-executed stepop: `stepop gpu __child PARENT LEVEL SECONDS SHARE` (argv from run_isolated)
+/* The re-executed stepop: `stepop gpu __child PARENT LEVEL SECONDS SHARE` (argv from spawn_child)
  * runs the backend, writes its JSON to GPU_CHILD_FD and leaves with _exit, so neither CUDA's
  * teardown nor atexit handlers run here. */
 int gpu_child_main(int argc, char **argv)
@@ -129,9 +129,9 @@ static int off_child_fd(int *fd)
  * (still right when the file was replaced since; valgrind hands out its client's there). The
  * caller may already run threads (the entrypoint's reporter): a plain fork would copy locks held
  * by them (malloc's, stdio's, the dynamic loader's) and the child could hang on one, a false
- * timeout. posix_spawn runs no atfork
- * handlers and nothing but the exec in the copy; the new process starts with one thread, the
- * default handlers for SIGINT, SIGTERM and SIGPIPE and no blocked signals. */
+ * timeout. posix_spawn runs no atfork handlers and nothing but the exec in the copy; the new
+ * process starts with one thread, the default handlers for SIGINT, SIGTERM and SIGPIPE and no
+ * blocked signals. */
 static int spawn_child(int fd, const struct gpu_opts *o, pid_t *pid)
 {
     char parent[24], level[16], seconds[16], share[32];
