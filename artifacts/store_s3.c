@@ -1168,9 +1168,9 @@ static void *put_worker(void *arg)
         }
         int64_t want = part_size_for(m, n);
         if (want > cap) {
-            /* A bigger buffer must fit the budget; if it does not, this worker retires and frees
-             * its own (counted at once, so the next one sees it gone), unless it is the last one:
-             * then one part is in flight, whatever its size. */
+            /* A buffer, first or bigger, must fit the budget; if it does not, this worker retires
+             * and frees its own (counted at once, so the next one sees it gone), unless it is the
+             * last one: then one part is in flight, whatever its size. */
             if (m->mem_held - cap + want > m->s->cfg.mem_budget && m->live > 1) {
                 m->mem_held -= cap;
                 m->live--;
@@ -1351,9 +1351,7 @@ static int put_multipart(struct s3 *s, const char *uri, const struct s3_path *p,
     int n = s->cfg.concurrency;
     if (m.known && nparts < n)
         n = (int)nparts;
-    if (n > s->cfg.mem_budget / m.part_size)
-        n = s->cfg.mem_budget / m.part_size > 0 ? (int)(s->cfg.mem_budget / m.part_size) : 1;
-    log_debug("multipart upload %s: parts of %lld bytes, %d at a time", upload_id, (long long)m.part_size, n);
+    log_debug("multipart upload %s: parts of %lld bytes, %d at a time at most", upload_id, (long long)m.part_size, n);
     pthread_t tids[64];
     int started = 0;
     for (int i = 0; i < n; i++) {
