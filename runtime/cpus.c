@@ -93,6 +93,9 @@ static long mount_quota(const char *root, const char *mountpoint, const char *mo
 {
     size_t mr = strlen(mount_root);
     const char *rel;
+    /* A cgroup outside our cgroup namespace's root shows as "/.."; it is not under this mount. */
+    if (strstr(cgroup, "/..") || cgroup[0] != '/')
+        return 0;
     if (strcmp(mount_root, "/") == 0)
         rel = cgroup;
     else if (strncmp(cgroup, mount_root, mr) == 0 && (cgroup[mr] == '/' || cgroup[mr] == '\0'))

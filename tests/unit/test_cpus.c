@@ -92,6 +92,12 @@ static void v2(void)
     is_int(cpus_quota_at(r), 0, "a mount showing another part of the tree is not ours");
     free(r);
 
+    r = tree("0::/../other\n", V2_MOUNT);
+    put(r, "/sys/fs/other/cpu.max", "100000 100000\n");
+    put(r, "/sys/fs/cgroup/cpu.max", "200000 100000\n");
+    is_int(cpus_quota_at(r), 0, "a cgroup outside our namespace's root (/..) is not looked for");
+    free(r);
+
     r = tree("0::/\n", "35 24 0:30 / /sys/fs/my\\040cgroup rw - cgroup2 cgroup2 rw\n");
     put(r, "/sys/fs/my cgroup/cpu.max", "300000 100000\n");
     is_int(cpus_quota_at(r), 3, "a mount point with a space (\\040 in mountinfo)");
