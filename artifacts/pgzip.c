@@ -1,12 +1,12 @@
 #include "pgzip.h"
 
+#include "../runtime/cpus.h"
 #include "../runtime/util.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zlib.h>
 
 /* 1 MiB members: the deflate window is 32 KiB, so larger members would not compress better,
@@ -91,8 +91,7 @@ struct pgzip *pgzip_new(int level, int threads, pgzip_out_fn out, void *ctx)
 {
     struct pgzip *z = xcalloc(1, sizeof *z);
     if (threads <= 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = cpus > 0 ? (int)cpus : 1;
+        threads = cpus_usable();
     }
     z->nthreads = threads;
     z->nslots = 2 * threads;

@@ -30,7 +30,7 @@
 #define S3_MAX_PART (5LL * 1024 * MIB) /* and largest */
 #define S3_MAX_PARTS 10000
 /* Parts of a stream of unknown length double in size every this many parts, so that 10,000
- * parts reach S3's 5 TiB object limit while memory stays at concurrency x part size. */
+ * parts reach S3's 5 TiB object limit; fewer of them are in flight as they grow (mem_budget). */
 #define UNKNOWN_GROWTH_EVERY 1000
 
 struct s3_config {
@@ -43,6 +43,7 @@ struct s3_config {
     int sign_payload;  /* hash bodies into the signature instead of UNSIGNED-PAYLOAD */
     int64_t threshold, part_size;
     int concurrency;
+    int64_t mem_budget; /* upload part buffers in all, but always room for one part */
     time_t fixed_now;  /* STEPOP_NOW, or 0 */
 };
 
@@ -150,7 +151,8 @@ static int config_load(struct s3_config *c, struct err *e)
     if (env_onoff("STEPOP_S3_CHECKSUM", !c->custom, &c->checksum, e) < 0 ||
         env_onoff("STEPOP_S3_SIGN_PAYLOAD", !https, &c->sign_payload, e) < 0 ||
         env_size("STEPOP_S3_MULTIPART_THRESHOLD", 16 * MIB, 0, S3_MAX_PART, &c->threshold, e) < 0 ||
-        env_size("STEPOP_S3_PART_SIZE", 8 * MIB, S3_MIN_PART, S3_MAX_PART, &c->part_size, e) < 0)
+        env_size("STEPOP_S3_PART_SIZE", 8 * MIB, S3_MIN_PART, S3_MAX_PART, &c->part_size, e) < 0 ||
+        env_size("STEPOP_S3_MEMORY", 256 * MIB, S3_MIN_PART, 64 * S3_MAX_PART, &c->mem_budget, e) < 0)
         return -1;
     return 0;
 }
@@ -1071,6 +1073,8 @@ struct mp {
     int known;              /* the stream's size is known: fixed part size */
     pthread_mutex_t read_mu, mu;
     int next_part, eof, failed;
+    int64_t mem_held;       /* part buffers of the live workers (under read_mu) */
+    int live;               /* workers still taking parts (under read_mu) */
     int64_t total;
     struct part_rec *parts;
     int parts_cap, parts_max;
@@ -1143,6 +1147,10 @@ static void *put_worker(void *arg)
     struct http_client *client = http_client_new();
     char *buf = NULL;
     int64_t cap = 0;
+    /* Counted as it starts, so a worker that failed to start is never waited for. */
+    pthread_mutex_lock(&m->read_mu);
+    m->live++;
+    pthread_mutex_unlock(&m->read_mu);
     for (;;) {
         struct err pe = { 0 };
         pthread_mutex_lock(&m->read_mu);
@@ -1160,6 +1168,18 @@ static void *put_worker(void *arg)
         }
         int64_t want = part_size_for(m, n);
         if (want > cap) {
+            /* A buffer, first or bigger, must fit the budget; if it does not, this worker retires
+             * and frees its own (counted at once, so the next one sees it gone), unless it is the
+             * last one: then one part is in flight, whatever its size. */
+            if (m->mem_held - cap + want > m->s->cfg.mem_budget && m->live > 1) {
+                m->mem_held -= cap;
+                m->live--;
+                pthread_mutex_unlock(&m->read_mu);
+                free(buf);
+                http_client_free(client);
+                return NULL;
+            }
+            m->mem_held += want - cap;
             free(buf);
             buf = xmalloc((size_t)want);
             cap = want;
@@ -1199,6 +1219,10 @@ static void *put_worker(void *arg)
             m->parts_max = n;
         pthread_mutex_unlock(&m->mu);
     }
+    pthread_mutex_lock(&m->read_mu);
+    m->mem_held -= cap;
+    m->live--;
+    pthread_mutex_unlock(&m->read_mu);
     free(buf);
     http_client_free(client);
     return NULL;
@@ -1322,13 +1346,12 @@ static int put_multipart(struct s3 *s, const char *uri, const struct s3_path *p,
         return -1;
     }
     m.upload_id_enc = sigv4_encode(upload_id, 1);
-    log_debug("multipart upload %s: parts of %lld bytes, %d at a time", upload_id, (long long)m.part_size,
-              s->cfg.concurrency);
     pthread_mutex_init(&m.read_mu, NULL);
     pthread_mutex_init(&m.mu, NULL);
     int n = s->cfg.concurrency;
     if (m.known && nparts < n)
         n = (int)nparts;
+    log_debug("multipart upload %s: parts of %lld bytes, %d at a time at most", upload_id, (long long)m.part_size, n);
     pthread_t tids[64];
     int started = 0;
     for (int i = 0; i < n; i++) {
@@ -1346,6 +1369,8 @@ static int put_multipart(struct s3 *s, const char *uri, const struct s3_path *p,
     } else if (m.known && m.total != size) {
         rc = err_set(e, ERR_INTEGRITY, "the source gave %lld bytes, not the %lld it announced", (long long)m.total,
                      (long long)size);
+    } else if (!m.eof) {
+        rc = err_set(e, ERR_INTERNAL, "the part uploads stopped before the end of the source");
     } else {
         rc = complete_upload(&m, e);
     }

@@ -122,9 +122,18 @@ static void producer_stop(struct put_run *u, const struct err *failure)
     u->running = 0;
 }
 
+/* The process-wide cancel flag (http_set_cancel_flag) is checked here too, between chunks, so a
+ * transfer through a store that does not use the HTTP layer (file://) stops as well. */
+static int cancelled(struct err *e)
+{
+    return http_cancelled() ? err_set(e, ERR_CANCELLED, "cancelled") : 0;
+}
+
 static ssize_t put_source_read(void *ctx, void *buf, size_t n, struct err *e)
 {
     struct put_run *u = ctx;
+    if (cancelled(e) < 0)
+        return -1;
     if (!u->running)
         return err_set(e, ERR_INTERNAL, "the upload's source could not restart");
     ssize_t r = bytepipe_read(u->job.pipe, buf, n, e);
@@ -237,6 +246,8 @@ struct fetch_job {
 
 static int fetch_sink(void *ctx, const void *data, size_t n, struct err *e)
 {
+    if (cancelled(e) < 0)
+        return -1;
     return bytepipe_write(((struct fetch_job *)ctx)->pipe, data, n, e);
 }
 

@@ -1,9 +1,9 @@
 #include "zstdw.h"
 
+#include "../runtime/cpus.h"
 #include "../runtime/util.h"
 
 #include <stdlib.h>
-#include <unistd.h>
 #include <zstd.h>
 
 /* Each worker holds about two jobs; 1 MiB jobs keep the compressor near 10 MiB in all while
@@ -26,8 +26,7 @@ static int failed(size_t r, const char *what, struct err *e)
 struct zstdw *zstdw_new(int level, int threads, zstdw_out_fn out, void *ctx, struct err *e)
 {
     if (threads <= 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = cpus > 0 ? (int)cpus : 1;
+        threads = cpus_usable();
     }
     struct zstdw *z = xcalloc(1, sizeof *z);
     z->cctx = ZSTD_createCCtx();

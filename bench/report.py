@@ -15,6 +15,8 @@ TARGETS = {
     "s3-get-1GiB": "stepop >= 1.5x aws cli and >= 1.0x rclone",
     "submit-docker": "stepop submit <= 1.25x podman run (speed column >= 0.8)",
     "entrypoint-file": "stepop run overhead <= 10 ms beyond the step (median)",
+    "log-latency": "median <= 1 s and p95 <= 2 s from the step's print to the submitter's",
+    "log-objects": "a chatty step (a line every 10 ms) writes a bounded number of log objects (~60 a minute)",
 }
 
 
@@ -39,6 +41,21 @@ def main():
                 mib = r["peak_rss_kib"] / 1024
                 res["tools"][r["tool"]] = {"peak_rss_mib": round(mib, 1)}
                 lines.append(f"| {case} | {md(r['tool'])} | peak RSS {mib:.1f} MiB | | target <= 64 MiB: {'met' if mib <= 64 else 'MISSED'} |")
+            out["cases"][case] = res
+            continue
+        if "latency_ms" in rs[0]:
+            for r in rs:
+                lat = sorted(r["latency_ms"])
+                med, p95 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.95))]
+                res["tools"][r["tool"]] = {"median_ms": med, "p95_ms": p95, "lines": len(lat)}
+                ok = "met" if med <= 1000 and p95 <= 2000 else "MISSED"
+                lines.append(f"| {case} | {md(r['tool'])} | median {med} ms, p95 {p95} ms | {len(lat)} lines | target: {ok} |")
+            out["cases"][case] = res
+            continue
+        if "objects_per_min" in rs[0]:
+            for r in rs:
+                res["tools"][r["tool"]] = {"objects_per_min": r["objects_per_min"], "lines": r["lines"]}
+                lines.append(f"| {case} | {md(r['tool'])} | {r['objects_per_min']} objects a minute | {r['lines']} lines | |")
             out["cases"][case] = res
             continue
         stepop = next((r for r in rs if r["tool"].startswith("stepop")), None)

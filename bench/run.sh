@@ -2,14 +2,14 @@
 # make bench: stepop against the tools users would pick instead, on the same work, in one run.
 # Generates its own data, starts its own servers on loopback, runs every case round-robin after
 # the data is warm, and prints medians and ratios (bench/report.py). Never part of `make test`.
-# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7).
+# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8).
 set -u
 . "$(dirname "$0")/../tests/lib.sh"
 . "$ROOT/bench/lib.sh"
 export STEPOP_NO_PROGRESS=1
 SIZE=${BENCH_SIZE_MIB:-2048}
 REPEATS=${BENCH_REPEATS:-3}
-CASES=${BENCH_CASES:-1 2 3 4 5 6 7}
+CASES=${BENCH_CASES:-1 2 3 4 5 6 7 8}
 BENCH_TMP=$T
 BENCH_LOG=$ROOT/build/bench/bench.log
 : >"$RESULTS"
@@ -183,6 +183,7 @@ fi
 if want 7; then
     echo "case 7: submit overhead with the docker flavor on Podman" >&2
     if command -v podman >/dev/null && command -v runc >/dev/null && start_podman 2>>"$BENCH_LOG" && podman_images 2>>"$BENCH_LOG"; then
+        PODMAN_UP=1
         export XDG_DATA_HOME=$T/xdg XDG_CONFIG_HOME=$T/xdgc
         pod="podman --root '$PODMAN_DIR/root' --runroot '$PODMAN_DIR/run' --tmpdir '$PODMAN_DIR/tmp'"
         compare "submit-docker" 0 "$REPEATS" "true" \
@@ -191,6 +192,41 @@ if want 7; then
     else
         echo "  skipped: Podman did not start (make deps; see $BENCH_LOG)" >&2
     fi
+fi
+
+if want 8; then
+    echo "case 8: log latency, step print to submitter print; log objects of a chatty step" >&2
+    export XDG_DATA_HOME=$T/xdg8 XDG_CONFIG_HOME=$T/xdgc8
+    unset STEPOP_LOG_INTERVAL
+    # 30 lines 370 ms apart: out of step with the follower's 400 ms look, so the lines fall on
+    # every point of its cycle.
+    lat_step='i=0; while [ $i -lt 30 ]; do echo "LAT $(cut -d" " -f1 /proc/uptime)"; sleep 0.37; i=$((i+1)); done'
+    python3 "$ROOT/bench/log_latency.py" log-latency "local flavor, file store" "$RESULTS" \
+        -- "$STEPOP" submit -- sh -c "$lat_step"
+    python3 "$ROOT/bench/log_latency.py" log-latency "local flavor, http store" "$RESULTS" \
+        -- "$STEPOP" submit --store "$U/runs8" -- sh -c "$lat_step"
+    if command -v podman >/dev/null && command -v runc >/dev/null && { [ -n "${PODMAN_UP:-}" ] ||
+        { start_podman 2>>"$BENCH_LOG" && podman_images 2>>"$BENCH_LOG"; }; }; then
+        python3 "$ROOT/bench/log_latency.py" log-latency "docker flavor on Podman, file store" "$RESULTS" \
+            -- "$STEPOP" submit --flavor docker --image "$STEP_IMAGE" -- sh -c "$lat_step"
+        # The container reaches nginx on loopback through the host's network.
+        mkdir -p "$XDG_CONFIG_HOME/stepop"
+        echo '{"operators": {"podhost": {"flavor": "docker", "settings": {"network": "host"}}}}' \
+            >"$XDG_CONFIG_HOME/stepop/config.json"
+        python3 "$ROOT/bench/log_latency.py" log-latency "docker flavor on Podman, http store" "$RESULTS" \
+            -- "$STEPOP" submit --operator podhost --store "$U/runs8d" --image "$STEP_IMAGE" -- sh -c "$lat_step"
+    else
+        echo "  docker flavor skipped: Podman did not start (see $BENCH_LOG)" >&2
+    fi
+    # A line every 10 ms for 60 s: how many log objects a minute of chatter costs.
+    "$STEPOP" submit -- sh -c 'end=$(($(cut -d. -f1 /proc/uptime) + 60)); n=0
+        while [ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ]; do echo "chatter $n"; n=$((n+1)); sleep 0.01; done' \
+        >"$T/chatty.out" 2>>"$BENCH_LOG"
+    chatty=$(ls -t "$XDG_DATA_HOME/stepop/runs" | head -1)
+    objects=$(ls "$XDG_DATA_HOME/stepop/runs/$chatty/logs/1" | wc -l)
+    lines=$(grep -c '^chatter ' "$T/chatty.out")
+    printf '{"case":"log-objects","tool":"chatty step, 60 s","objects_per_min":%s,"lines":%s}\n' "$objects" "$lines" >>"$RESULTS"
+    echo "  log-objects / chatty step: $objects objects for $lines lines in 60 s" >&2
 fi
 
 echo "total $(( ($(now_ns) - started) / 1000000000 )) s" >&2

@@ -2,13 +2,16 @@
 
 #include "../artifacts/transfer.h"
 #include "../runtime/fsutil.h"
+#include "../runtime/http.h"
 #include "../runtime/log.h"
+#include "../runtime/timeutil.h"
 #include "../runtime/units.h"
 #include "../runtime/uri.h"
 #include "../runtime/util.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,13 +54,86 @@ static int dir_is_empty(const char *path)
     return empty;
 }
 
-int io_fetch_inputs(const struct manifest *m, const char *workdir, struct err *e)
+/* A phase's deadline. While the phase runs, flag is the HTTP layer's cancel flag, which the
+ * transfers also check between chunks (so the file store stops too); a thread raises it when the
+ * deadline passes, or when *also (the SIGTERM flag while fetching) becomes set. */
+struct deadline {
+    volatile sig_atomic_t flag, expired, done;
+    volatile sig_atomic_t *also;
+    int64_t at;
+    pthread_t tid;
+    int running;
+};
+
+static void *deadline_thread(void *arg)
+{
+    struct deadline *d = arg;
+    while (!d->done) {
+        if (d->also && *d->also) {
+            d->flag = 1;
+            break;
+        }
+        if (time_mono_ms() >= d->at) {
+            d->expired = 1;
+            d->flag = 1;
+            break;
+        }
+        time_sleep_ms(50, &d->done);
+    }
+    return NULL;
+}
+
+static void deadline_start(struct deadline *d, int64_t timeout_ms, volatile sig_atomic_t *also)
+{
+    memset(d, 0, sizeof *d);
+    d->also = also;
+    d->at = time_mono_ms() + timeout_ms;
+    d->running = pthread_create(&d->tid, NULL, deadline_thread, d) == 0;
+    if (!d->running)
+        log_warn("cannot start the deadline thread: this phase has no deadline");
+    http_set_cancel_flag(&d->flag);
+}
+
+static void deadline_stop(struct deadline *d)
+{
+    http_set_cancel_flag(NULL);
+    d->done = 1;
+    if (d->running)
+        pthread_join(d->tid, NULL);
+    d->running = 0;
+}
+
+/* The deadline's own message, replacing the cancellation it caused. ERR_NETWORK: a store too slow
+ * here may be faster from elsewhere (reason_kind system for inputs). */
+static int fetch_deadline_error(struct err *e, const char *input, int64_t ms)
+{
+    char dur[32];
+    units_format_duration(ms, dur, sizeof dur);
+    return err_set(e, ERR_NETWORK, "input %s: stopped at the deadline: fetching inputs took longer than fetch_timeout %s",
+                   input, dur);
+}
+
+static int upload_deadline_error(struct err *e, const char *output, int64_t ms)
+{
+    char dur[32];
+    units_format_duration(ms, dur, sizeof dur);
+    return err_set(e, ERR_NETWORK,
+                   "output %s: stopped at the deadline: uploading outputs took longer than upload_timeout %s", output, dur);
+}
+
+int io_fetch_inputs(const struct manifest *m, const char *workdir, volatile sig_atomic_t *cancel, struct err *e)
 {
     struct unpack_limits limits;
     if (unpack_limits_from_env(&limits, e) < 0)
         return -1;
+    struct deadline dl;
+    deadline_start(&dl, m->fetch_timeout_ms, cancel);
     for (int i = 0; i < m->input_count; i++) {
         const struct manifest_input *in = &m->inputs[i];
+        if (dl.expired) {
+            deadline_stop(&dl);
+            return fetch_deadline_error(e, in->name, m->fetch_timeout_ms);
+        }
         char red[512];
         uri_redact(in->uri, red, sizeof red);
         char *dest = io_resolve(workdir, in->path);
@@ -71,6 +147,9 @@ int io_fetch_inputs(const struct manifest *m, const char *workdir, struct err *e
         store_close(s);
         if (rc < 0) {
             free(dest);
+            deadline_stop(&dl);
+            if (dl.expired)
+                return fetch_deadline_error(e, in->name, m->fetch_timeout_ms);
             return err_prefix(e, "input %s: ", in->name);
         }
         char size[32];
@@ -78,6 +157,7 @@ int io_fetch_inputs(const struct manifest *m, const char *workdir, struct err *e
         log_info("input %s: %s, sha256 %s -> %s", in->name, size, r.sha256, dest);
         free(dest);
     }
+    deadline_stop(&dl);
     return 0;
 }
 
@@ -88,8 +168,20 @@ int io_upload_outputs(const struct manifest *m, const char *workdir, const unsig
     cJSON_AddStringToObject(doc, "run_id", m->run_id);
     cJSON *list = cJSON_AddArrayToObject(doc, "outputs");
     int failed = 0;
+    struct deadline dl;
+    deadline_start(&dl, m->upload_timeout_ms, NULL);
     for (int i = 0; i < m->output_count; i++) {
         const struct manifest_output *out = &m->outputs[i];
+        if (dl.expired) {
+            struct err de;
+            upload_deadline_error(&de, out->name, m->upload_timeout_ms);
+            log_error("%s", de.msg);
+            if (!failed) {
+                failed = 1;
+                *e = de;
+            }
+            continue;
+        }
         char *path = io_resolve(workdir, out->path);
         struct stat st;
         int exists = stat(path, &st) == 0 && !(created && created[i] && S_ISDIR(st.st_mode) && dir_is_empty(path));
@@ -117,11 +209,14 @@ int io_upload_outputs(const struct manifest *m, const char *workdir, const unsig
         store_close(s);
         free(path);
         if (rc < 0) {
-            log_error("output %s: %s", out->name, oe.msg);
+            if (dl.expired)
+                upload_deadline_error(&oe, out->name, m->upload_timeout_ms);
+            else
+                err_prefix(&oe, "output %s: ", out->name);
+            log_error("%s", oe.msg);
             if (!failed) {
                 failed = 1;
                 *e = oe;
-                err_prefix(e, "output %s: ", out->name);
             }
             continue;
         }
@@ -140,6 +235,7 @@ int io_upload_outputs(const struct manifest *m, const char *workdir, const unsig
         cJSON_AddNumberToObject(o2, "entries", (double)r.entries);
         cJSON_AddItemToArray(list, o2);
     }
+    deadline_stop(&dl);
     *index = doc;
     return failed ? -1 : 0;
 }

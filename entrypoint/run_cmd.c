@@ -1,6 +1,7 @@
 /* `stepop run`: the ENTRYPOINT of step images. Takes a step from its manifest to a final status
  * (docs/protocol.md): starting -> checking_gpu -> fetching -> running -> uploading -> final. */
 #include "io.h"
+#include "passthru.h"
 #include "preflight.h"
 #include "reporter.h"
 #include "supervise.h"
@@ -42,33 +43,38 @@ static const char usage_text[] =
     "65 manifest_error, 66 input_error, 69 gpu_unavailable, 70 internal, 143 terminated;\n"
     "74 when the step exited 0 but an output could not be stored. See docs/protocol.md.\n";
 
+/* Bytes of the step's output (and of stepop's diagnostics) held for a stdout or stderr that does
+ * not keep up; past that the pass-through drops, the shipped log does not. */
+#define PASSTHRU_BUFFER (1u << 20)
+
 struct run_ctx {
     struct manifest m;
     struct reporter *rep;
+    struct passthru *out, *err; /* stepop's stdout and stderr, never waited on */
     char workdir[PATH_MAX];
     int attempt;
 };
 
-static void tee_to_reporter(void *ctx, const char *line, size_t len)
+/* stepop's own diagnostics while a run is reported: passed through and shipped. */
+static void log_to_run(void *ctx, const char *line, size_t len)
 {
-    reporter_log(ctx, line, len);
+    struct run_ctx *c = ctx;
+    passthru_write(c->err, line, len);
+    reporter_log(c->rep, line, len);
+}
+
+/* After the final status: passed through only. */
+static void log_to_stderr(void *ctx, const char *line, size_t len)
+{
+    struct run_ctx *c = ctx;
+    passthru_write(c->err, line, len);
 }
 
 static void on_output(void *ctx, int fd, const void *data, size_t n)
 {
-    struct run_ctx *rc = ctx;
-    const char *p = data;
-    size_t left = n;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break; /* our own stdout is gone: the output still reaches the store */
-        p += w;
-        left -= (size_t)w;
-    }
-    reporter_log(rc->rep, data, n);
+    struct run_ctx *c = ctx;
+    passthru_write(fd == 1 ? c->out : c->err, data, n);
+    reporter_log(c->rep, data, n);
 }
 
 static int64_t env_duration_or(const char *name, int64_t fallback)
@@ -83,6 +89,20 @@ static int64_t env_duration_or(const char *name, int64_t fallback)
         return fallback;
     }
     return ms;
+}
+
+static int64_t env_size_or(const char *name, int64_t fallback)
+{
+    const char *v = getenv(name);
+    int64_t bytes = 0;
+    struct err e = { 0 };
+    if (!v || !*v)
+        return fallback;
+    if (units_parse_size(v, &bytes, &e) < 0 || bytes <= 0) {
+        log_warn("%s: %s; using the default", name, e.msg[0] ? e.msg : "expected a positive size");
+        return fallback;
+    }
+    return bytes;
 }
 
 /* Plain init: no manifest, nothing fetched or reported; CMD inherits stdin/stdout/stderr. */
@@ -164,7 +184,7 @@ static int load_manifest(const char *uri, int require_command, int attempt, stru
     return rc;
 }
 
-/* The step's environment: ours, then the manifest's env, then stepop's own variables. */
+/* The step's environment: ours less env_drop, then the manifest's env, then stepop's own variables. */
 static char **build_env(const struct run_ctx *c)
 {
     const struct manifest *m = &c->m;
@@ -175,7 +195,8 @@ static char **build_env(const struct run_ctx *c)
     char **env = xcalloc(cap, sizeof *env);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        env[k++] = xstrdup(environ[i]);
+        if (!manifest_env_dropped(m, environ[i]))
+            env[k++] = xstrdup(environ[i]);
     for (int i = 0; i < m->env_count; i++)
         env[k++] = xasprintf("%s=%s", m->env_names[i], m->env_values[i]);
     env[k++] = xasprintf("STEPOP_RUN_ID=%s", m->run_id);
@@ -250,10 +271,19 @@ static void enter(struct run_ctx *c, enum run_phase phase, const char *message)
 static int finish(struct run_ctx *c, int code)
 {
     struct err e = { 0 };
-    log_set_tee(NULL, NULL);
+    log_set_sink(log_to_stderr, c);
     int64_t deadline = time_mono_ms() + env_duration_or("STEPOP_FINAL_FLUSH_TIMEOUT", 60000);
     if (reporter_finish(c->rep, deadline, &e) < 0)
         log_error("the final status and logs may be incomplete: %s", e.msg);
+    /* What stdout and stderr have not taken by the deadline is dropped: the shipped log has it,
+     * and a blocked stream must not keep the container (and its GPUs) alive. */
+    int64_t dropped = passthru_close(c->out, deadline);
+    if (dropped > 0)
+        log_warn("%lld bytes of output were not passed through to stdout, which was blocked; the shipped log "
+                 "(stepop logs RUN) has every byte",
+                 (long long)dropped);
+    log_set_sink(NULL, NULL);
+    passthru_close(c->err, deadline);
     manifest_free(&c->m);
     return code;
 }
@@ -284,9 +314,7 @@ static int run_step(struct run_ctx *c, char **argv)
         return finish(c, EXIT_RUN_TERMINATED);
     }
     enter(c, PHASE_FETCHING, NULL);
-    http_set_cancel_flag(supervise_cancel_flag());
-    int fr = io_fetch_inputs(m, c->workdir, &e);
-    http_set_cancel_flag(NULL);
+    int fr = io_fetch_inputs(m, c->workdir, supervise_cancel_flag(), &e);
     if (fr < 0 && (e.kind == ERR_CANCELLED || supervise_term_requested())) {
         set_final(c, PHASE_TERMINATED, REASON_TERMINATED, 1, "terminated while fetching inputs");
         return finish(c, EXIT_RUN_TERMINATED);
@@ -461,7 +489,8 @@ int cmd_run(int argc, char **argv)
     gethostname(st.host, sizeof st.host - 1);
     status_enter(&st, PHASE_STARTING);
     struct reporter_options ro = { .run_uri = c.m.run_uri, .attempt = c.attempt,
-                                   .ship_interval_ms = env_duration_or("STEPOP_LOG_INTERVAL", 3000),
+                                   .ship_interval_ms = env_duration_or("STEPOP_LOG_INTERVAL", 1000),
+                                   .spool_max = env_size_or("STEPOP_LOG_SPOOL_MAX", (int64_t)1 << 30),
                                    .callback_url = getenv("STEPOP_CALLBACK_URL") };
     if (ro.callback_url && !*ro.callback_url)
         ro.callback_url = NULL;
@@ -470,7 +499,16 @@ int cmd_run(int argc, char **argv)
         manifest_free(&c.m);
         return EXIT_RUN_INTERNAL;
     }
-    log_set_tee(tee_to_reporter, c.rep);
+    if (passthru_open(1, PASSTHRU_BUFFER, &c.out, &e) < 0 || passthru_open(2, PASSTHRU_BUFFER, &c.err, &e) < 0) {
+        log_error("%s", e.msg);
+        set_final(&c, PHASE_FAILED, REASON_INTERNAL, 0, "%s", e.msg);
+        if (c.out)
+            passthru_close(c.out, 0);
+        reporter_finish(c.rep, time_mono_ms() + 10000, &e);
+        manifest_free(&c.m);
+        return EXIT_RUN_INTERNAL;
+    }
+    log_set_sink(log_to_run, &c);
 
     const char *wd = c.m.workdir ? c.m.workdir : ".";
     char *abs = wd[0] == '/' ? xstrdup(wd) : NULL;

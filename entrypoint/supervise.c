@@ -2,6 +2,7 @@
 
 #include "oom.h"
 
+#include "../runtime/fsutil.h"
 #include "../runtime/log.h"
 #include "../runtime/timeutil.h"
 #include "../runtime/util.h"
@@ -62,7 +63,7 @@ volatile sig_atomic_t *supervise_cancel_flag(void)
 }
 
 /* Only async-signal-safe calls between fork and exec. */
-static void child_exec(const struct supervise_options *o, int out_fd, int err_fd, int status_fd)
+static void child_exec(const struct supervise_options *o, int out_fd, int err_fd, int status_fd, int fd_limit)
 {
     struct sigaction dfl = { .sa_handler = SIG_DFL };
     sigemptyset(&dfl.sa_mask);
@@ -82,6 +83,9 @@ static void child_exec(const struct supervise_options *o, int out_fd, int err_fd
     }
     if (out_fd >= 0 && (dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0))
         goto fail;
+    /* Whatever a library opened without O_CLOEXEC (libcurl's sockets to the store) must not
+     * reach the step; status_fd stays open until exec, to report a failed exec. */
+    fs_cloexec_above_stdio(fd_limit);
     if (o->workdir && chdir(o->workdir) < 0)
         goto fail;
     if (o->envp)
@@ -128,11 +132,12 @@ int supervise_run(const struct supervise_options *o, struct supervise_result *r,
         return err_set(e, ERR_INTERNAL, "pipe: %s", strerror(errno));
     int64_t oom_before = oom_kill_count();
     int64_t start = time_mono_ms();
+    int fd_limit = fs_fd_limit();
     pid_t pid = fork();
     if (pid < 0)
         return err_set(e, ERR_INTERNAL, "fork: %s", strerror(errno));
     if (pid == 0)
-        child_exec(o, out[1], errp[1], status[1]);
+        child_exec(o, out[1], errp[1], status[1], fd_limit);
     setpgid(pid, pid);
     close(status[1]);
     if (o->capture) {

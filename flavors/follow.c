@@ -163,22 +163,22 @@ int follow_run(const struct follow_options *o, struct follow_result *r, struct e
                 cur.attempt = st.attempt;
                 cur.seq = 0;
             }
-            if (st.phase != last) {
-                if (o->print_phases)
-                    print_phase(&st);
-                pause_ms = FOLLOW_FIRST_PAUSE_MS;
-            }
-            last = st.phase;
         }
+        /* Logs before the phase they led to: the entrypoint ships every chunk before it writes a
+         * status, so what was printed before a phase change (the verdict above all) is readable
+         * by now and comes first. */
         if (o->log_out && follow_drain_logs(s, o->run_uri, &cur, o->log_out, &se) < 0 &&
             time_mono_ms() - last_warn > 30000) {
             log_warn("reading logs: %s", se.msg);
             last_warn = time_mono_ms();
         }
+        if (have && st.phase != last) {
+            if (o->print_phases)
+                print_phase(&st);
+            pause_ms = FOLLOW_FIRST_PAUSE_MS;
+            last = st.phase;
+        }
         if (have && status_phase_is_final(st.phase)) {
-            /* The entrypoint flushes logs before its final status: one more pass gets the rest. */
-            if (o->log_out)
-                follow_drain_logs(s, o->run_uri, &cur, o->log_out, &se);
             status_free(&r->status);
             r->status = st;
             r->have_status = 1;

@@ -141,6 +141,7 @@ static int local_submit(const struct job *j, cJSON **handle, struct err *e)
     char *manifest_env = xasprintf("STEPOP_MANIFEST=%s", j->manifest_uri);
     envp[k] = manifest_env;
     pid_t pid = -1;
+    int fd_limit = fs_fd_limit();
     if (rc == 0) {
         pid = fork();
         if (pid < 0)
@@ -149,10 +150,11 @@ static int local_submit(const struct job *j, cJSON **handle, struct err *e)
     if (pid == 0) {
         /* Its own session: a Ctrl-C at the terminal reaches the submitter, which cancels. */
         setsid();
-        int devnull = open("/dev/null", O_RDONLY);
+        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
         dup2(devnull, 0);
         dup2(fd, 1);
         dup2(fd, 2);
+        fs_cloexec_above_stdio(fd_limit);
         if (chdir(work) < 0)
             _exit(70);
         sigset_t none;

@@ -1,6 +1,8 @@
-/* Running a backend hang-proof, assembling the report, and the entrypoint's preflight. */
+/* Running a backend hang-proof in a re-executed stepop, assembling the report, and the
+ * entrypoint's preflight. */
 #include "gpu_backend.h"
 
+#include "../runtime/exitcodes.h"
 #include "../runtime/jsonutil.h"
 #include "../runtime/log.h"
 #include "../runtime/timeutil.h"
@@ -12,13 +14,17 @@
 #include <glob.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #define GPU_DEFAULT_TIMEOUT_MS 30000
 /* How long a killed child may take to go away before we stop waiting: one stuck in the driver
@@ -67,24 +73,34 @@ static cJSON *failed_result(enum gpu_class c, const char *fmt, ...)
     return r;
 }
 
-/* The child: runs the backend, writes its JSON to fd and leaves with _exit, so neither CUDA's
- * teardown nor the parent's atexit handlers and stdio buffers run here. */
-static void child_main(int fd, const struct gpu_opts *o, pid_t parent)
+/* The re-executed stepop: `stepop gpu __child PARENT LEVEL SECONDS SHARE` (argv from spawn_child)
+ * runs the backend, writes its JSON to GPU_CHILD_FD and leaves with _exit, so neither CUDA's
+ * teardown nor atexit handlers run here. */
+int gpu_child_main(int argc, char **argv)
 {
-    /* Dies with its parent (checked once more in case the parent went before prctl), and takes
-     * Ctrl-C and SIGTERM the default way, whatever handlers the parent had installed. */
+    struct stat st;
+    if (argc != 5 || fstat(GPU_CHILD_FD, &st) < 0 || !S_ISFIFO(st.st_mode)) {
+        log_error("gpu %s: internal command, started by stepop itself with a pipe on fd %d", GPU_CHILD_COMMAND,
+                  GPU_CHILD_FD);
+        return EXIT_USAGE;
+    }
+    /* Started through a descriptor (spawn_child), the kernel named us after its number. */
+    prctl(PR_SET_NAME, program_invocation_short_name);
+    /* Dies with its parent; checked once more in case the parent went before prctl. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
+    if (getppid() != (pid_t)strtol(argv[1], NULL, 10))
         _exit(1);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGPIPE, SIG_DFL);
-    cJSON *r = o->smoke.level > 0 ? gpu_backend.smoke(&o->smoke) : gpu_backend.probe();
+    struct gpu_smoke_opts o = {
+        .level = (int)strtol(argv[2], NULL, 10),
+        .seconds = (int)strtol(argv[3], NULL, 10),
+        .memory_share = strtod(argv[4], NULL),
+    };
+    cJSON *r = o.level > 0 ? gpu_backend.smoke(&o) : gpu_backend.probe();
     char *text = json_print(r, 0);
     cJSON_Delete(r);
     size_t len = strlen(text), off = 0;
     while (off < len) {
-        ssize_t n = write(fd, text + off, len - off);
+        ssize_t n = write(GPU_CHILD_FD, text + off, len - off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -95,23 +111,80 @@ static void child_main(int fd, const struct gpu_opts *o, pid_t parent)
     _exit(0);
 }
 
-/* The backend's result from a forked child, or a timeout/unknown result of our own. */
+/* Moves a descriptor the child needs off GPU_CHILD_FD: dup2 onto itself would keep close-on-exec,
+ * and the dup2 of the pipe onto it would replace the executable. */
+static int off_child_fd(int *fd)
+{
+    if (*fd != GPU_CHILD_FD)
+        return 0;
+    int moved = fcntl(*fd, F_DUPFD_CLOEXEC, GPU_CHILD_FD + 1);
+    int saved = errno;
+    close(*fd);
+    errno = saved;
+    *fd = moved;
+    return moved < 0 ? -1 : 0;
+}
+
+/* Starts the backend in a fresh stepop: this very binary, through a descriptor of /proc/self/exe
+ * (still right when the file was replaced since; valgrind hands out its client's there). The
+ * caller may already run threads (the entrypoint's reporter): a plain fork would copy locks held
+ * by them (malloc's, stdio's, the dynamic loader's) and the child could hang on one, a false
+ * timeout. posix_spawn runs no atfork handlers and nothing but the exec in the copy; the new
+ * process starts with one thread, the default handlers for SIGINT, SIGTERM and SIGPIPE and no
+ * blocked signals. */
+static int spawn_child(int fd, const struct gpu_opts *o, pid_t *pid)
+{
+    char parent[24], level[16], seconds[16], share[32];
+    snprintf(parent, sizeof parent, "%ld", (long)getpid());
+    snprintf(level, sizeof level, "%d", o->smoke.level);
+    snprintf(seconds, sizeof seconds, "%d", o->smoke.seconds);
+    snprintf(share, sizeof share, "%.17g", o->smoke.memory_share);
+    /* argv[0] as ours, so the child is found the way its parent is (ps, pgrep -f). */
+    char *argv[] = { program_invocation_name, (char *)"gpu", (char *)GPU_CHILD_COMMAND, parent, level, seconds, share,
+                     NULL };
+    int exe = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    if (exe < 0 || off_child_fd(&exe) < 0)
+        return errno;
+    char path[32];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", exe);
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none, dfl;
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGINT);
+    sigaddset(&dfl, SIGTERM);
+    sigaddset(&dfl, SIGPIPE);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd, GPU_CHILD_FD);
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &dfl);
+    int rc = posix_spawn(pid, path, &fa, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&fa);
+    close(exe);
+    return rc;
+}
+
+/* The backend's result from a re-executed child, or a timeout/unknown result of our own. */
 static cJSON *run_isolated(const struct gpu_opts *o, int64_t timeout_ms)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0)
         return failed_result(GPU_UNKNOWN, "gpu: pipe: %s", strerror(errno));
-    fflush(NULL);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
+    if (off_child_fd(&fds[1]) < 0) {
+        int saved = errno;
+        close(fds[0]);
+        return failed_result(GPU_UNKNOWN, "gpu: pipe: %s", strerror(saved));
+    }
+    pid_t pid;
+    int rc = spawn_child(fds[1], o, &pid);
+    if (rc != 0) {
         close(fds[0]);
         close(fds[1]);
-        return failed_result(GPU_UNKNOWN, "gpu: fork: %s", strerror(errno));
-    }
-    if (pid == 0) {
-        close(fds[0]);
-        child_main(fds[1], o, parent);
+        return failed_result(GPU_UNKNOWN, "gpu: cannot start the probe (/proc/self/exe): %s", strerror(rc));
     }
     close(fds[1]);
     struct buf out = { 0 };

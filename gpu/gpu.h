@@ -1,7 +1,8 @@
 /* GPU checks: `stepop gpu check|smoke` and the entrypoint's preflight, on the CUDA runtime
  * (gpu_cuda.c) or on a build without CUDA (gpu_none.c), which says so. CUDA only ever runs in a
- * forked child under a timeout: a hung driver gives a verdict instead of a hung caller, and the
- * calling process never holds a CUDA context (which would not survive its own later forks). */
+ * child stepop (re-executed, not just forked) under a timeout: a hung driver gives a verdict
+ * instead of a hung caller, and the calling process never holds a CUDA context (which would not
+ * survive its own later forks). */
 #ifndef STEPOP_GPU_H
 #define STEPOP_GPU_H
 

@@ -41,7 +41,7 @@ struct gpu_smoke_opts {
     double memory_share;  /* of free memory, for the pattern test */
 };
 
-/* A backend's work runs in the forked child and returns its findings as JSON (docs/gpu.md):
+/* A backend's work runs in the child (a re-executed stepop, gpu_child_main) and returns its findings as JSON (docs/gpu.md):
  * driver_version, runtime_version, driver_library, devices[], and on failure classification,
  * cuda_error and message. The parent adds the environment, requirements, thresholds and hint. */
 struct gpu_backend {
@@ -90,7 +90,15 @@ struct gpu_opts {
     struct gpu_smoke_opts smoke;    /* smoke.level 0: check only */
     int64_t timeout_ms;
 };
-/* Runs the backend in a forked child under the timeout and returns the full report: ok,
+/* The child's hidden subcommand (`stepop gpu __child ...`) and the descriptor its result goes to.
+ * gpu_child_main takes argv from "__child" on and does not return when started by gpu_run; a
+ * program that links gpu.c and calls gpu_run must pass this subcommand to it (stepop's cmd_gpu and
+ * the unit test do). */
+#define GPU_CHILD_COMMAND "__child"
+#define GPU_CHILD_FD 3
+int gpu_child_main(int argc, char **argv);
+
+/* Runs the backend in a re-executed child under the timeout and returns the full report: ok,
  * classification, message, hint, backend, versions, devices, requirements, (thresholds, level),
  * elapsed_ms, environment. Never NULL. */
 cJSON *gpu_run(const struct gpu_opts *o);

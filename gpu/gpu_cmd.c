@@ -279,6 +279,8 @@ static void print_human(const cJSON *report, int smoke)
 
 int cmd_gpu(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], GPU_CHILD_COMMAND) == 0)
+        return gpu_child_main(argc - 1, argv + 1);
     struct args a;
     struct err e = { 0 };
     int rc = parse(argc, argv, &a, &e);

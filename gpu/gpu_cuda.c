@@ -1,5 +1,5 @@
 /* The CUDA backend: device probe and smoke tests on the CUDA runtime (cudart_static, which finds
- * the driver's libcuda.so.1 at run time). It runs only in gpu.c's forked child. */
+ * the driver's libcuda.so.1 at run time). It runs only in the child stepop that gpu.c starts. */
 #include "gpu_backend.h"
 #include "gpu_kernels.h"
 

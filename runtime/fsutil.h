@@ -18,5 +18,11 @@ void fs_fsync_parent(const char *path);
 /* Moves every entry of src into dst (an existing directory), merging directories that exist on
  * both sides and replacing files; refuses to merge a directory into a symlink or a file. */
 int fs_merge_into(const char *src, const char *dst, struct err *e);
+/* Between fork and exec: the descriptors a child must not inherit. fs_fd_limit runs in the
+ * parent (getrlimit is not async-signal-safe); fs_cloexec_above_stdio is async-signal-safe and
+ * marks every descriptor above 2 close-on-exec, so a descriptor the child still needs until exec
+ * stays usable. */
+int fs_fd_limit(void);
+void fs_cloexec_above_stdio(int fd_limit);
 
 #endif

@@ -20,6 +20,7 @@ static struct http_config config = {
     .stall_timeout_ms = 30000,
 };
 static volatile sig_atomic_t *cancel_flag;
+static _Thread_local const atomic_int *thread_stop;
 
 struct http_client {
     CURL *curl;
@@ -113,6 +114,39 @@ void http_set_cancel_flag(volatile sig_atomic_t *flag)
 int http_cancelled(void)
 {
     return cancel_flag && *cancel_flag;
+}
+
+void http_set_thread_stop(const atomic_int *flag)
+{
+    thread_stop = flag;
+}
+
+static int thread_stopped(void)
+{
+    return thread_stop && atomic_load(thread_stop);
+}
+
+/* A thread with its own stop flag answers to it alone: the process-wide cancel (SIGTERM while
+ * fetching, a phase's deadline) must not cut the status and log writes that report it. */
+static int process_cancel_applies(int uncancellable)
+{
+    return !uncancellable && !thread_stop && http_cancelled();
+}
+
+/* Sleeps ms, returning 1 early when the process-wide cancel (unless uncancellable) or the
+ * thread's stop flag is raised. */
+static int retry_pause(int64_t ms, int uncancellable)
+{
+    for (int64_t end = time_mono_ms() + ms;;) {
+        if (thread_stopped())
+            return 1;
+        int64_t left = end - time_mono_ms();
+        if (left <= 0)
+            return 0;
+        if (process_cancel_applies(uncancellable))
+            return 1;
+        time_sleep_ms(left > 50 ? 50 : left, NULL);
+    }
 }
 
 struct http_client *http_client_new(void)
@@ -348,7 +382,8 @@ static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_o
 {
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
     const struct xfer *x = userp;
-    return (http_cancelled() && !x->req->uncancellable) || (x->req->stop && *x->req->stop) ? 1 : 0;
+    int cancelled = process_cancel_applies(x->req->uncancellable);
+    return cancelled || (x->req->stop && *x->req->stop) || thread_stopped() ? 1 : 0;
 }
 
 /* The status's error kind and a short text for messages. */
@@ -480,6 +515,8 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
     unsigned seed = (unsigned)time_mono_ms() ^ (unsigned)(uintptr_t)c;
 
     for (int attempt = 1;; attempt++) {
+        if (thread_stopped())
+            return err_set(e, ERR_CANCELLED, "%s %s: cancelled", req->method ? req->method : "GET", redacted);
         int64_t resume_from = req->resume ? resp->delivered : 0;
         struct xfer x = { .curl = c->curl, .req = req, .resp = resp, .e = e, .resume_from = resume_from,
                           .max_body = req->max_body ? req->max_body : 16u << 20 };
@@ -566,7 +603,7 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
         int64_t delay = http_backoff_ms(attempt, resp->retry_after_ms, &config, seed >> 8);
         log_debug("%s %s: attempt %d failed (%s), retrying in %lld ms", req->method ? req->method : "GET", redacted,
                   attempt, e->msg, (long long)delay);
-        if (time_sleep_ms(delay, req->uncancellable ? NULL : cancel_flag))
+        if (retry_pause(delay, req->uncancellable))
             return err_set(e, ERR_CANCELLED, "%s %s: cancelled", req->method ? req->method : "GET", redacted);
     }
 }

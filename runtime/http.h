@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -33,6 +34,11 @@ const struct http_config *http_config(void);
 /* Transfers in flight abort (ERR_CANCELLED) once *flag becomes non-zero. */
 void http_set_cancel_flag(volatile sig_atomic_t *flag);
 int http_cancelled(void);
+/* Transfers made by the calling thread abort (ERR_CANCELLED) once *flag becomes non-zero, retry
+ * pauses included: how a thread with its own deadline (the log shipper) gets out of a slow store
+ * whatever backend it talks to. Such a thread no longer answers to the process-wide cancel flag.
+ * NULL turns it off for the thread. */
+void http_set_thread_stop(const atomic_int *flag);
 
 struct http_client; /* one per thread; keeps connections alive between requests */
 struct http_client *http_client_new(void);

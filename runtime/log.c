@@ -11,22 +11,24 @@
 
 static enum log_level current_level = LOG_INFO;
 static int json_format;
-static void (*tee_fn)(void *ctx, const char *line, size_t len);
-static void *tee_ctx;
+static void (*sink_fn)(void *ctx, const char *line, size_t len);
+static void *sink_ctx;
 
-void log_set_tee(void (*fn)(void *ctx, const char *line, size_t len), void *ctx)
+void log_set_sink(void (*fn)(void *ctx, const char *line, size_t len), void *ctx)
 {
-    tee_fn = fn;
-    tee_ctx = ctx;
+    sink_fn = fn;
+    sink_ctx = ctx;
 }
 
 static void emit(const char *line)
 {
     size_t n = strlen(line);
+    if (sink_fn) {
+        sink_fn(sink_ctx, line, n);
+        return;
+    }
     fwrite(line, 1, n, stderr);
     fflush(stderr);
-    if (tee_fn)
-        tee_fn(tee_ctx, line, n);
 }
 
 void log_init(void)

@@ -12,9 +12,9 @@ void log_init(void);
 void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Every line written to stderr is also handed to fn (the entrypoint ships its own diagnostics
- * with the step's logs). fn must be thread-safe; NULL removes it. */
-void log_set_tee(void (*fn)(void *ctx, const char *line, size_t len), void *ctx);
+/* Lines go to fn instead of stderr (the entrypoint passes them through without blocking and
+ * ships them with the step's logs). fn must be thread-safe; NULL restores stderr. */
+void log_set_sink(void (*fn)(void *ctx, const char *line, size_t len), void *ctx);
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

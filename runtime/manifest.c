@@ -150,9 +150,13 @@ static int get_size(const cJSON *obj, const char *key, const char *path, int64_t
     return 0;
 }
 
+/* Names become paths (an input's default path, an output's object name, the run's prefix), so
+ * "." and ".." are refused: an input named ".." would land in the work directory's parent. */
+#define NAME_RULE "1-128 letters, digits, '_', '-' or '.', and not \".\" or \"..\""
+
 static int valid_name(const char *s)
 {
-    if (!*s || strlen(s) > 128)
+    if (!*s || strlen(s) > 128 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
         return 0;
     for (const char *p = s; *p; p++)
         if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != '.')
@@ -231,6 +235,57 @@ static int parse_env(const cJSON *root, struct manifest *m, struct err *e)
     return 0;
 }
 
+/* NAME, or a prefix ending in '*' ("AWS_*"; "*" alone drops everything). */
+static int valid_env_pattern(const char *s)
+{
+    size_t n = strlen(s);
+    if (n && s[n - 1] == '*') {
+        if (n == 1)
+            return 1;
+        char *name = xstrndup(s, n - 1);
+        int ok = valid_env_name(name);
+        free(name);
+        return ok;
+    }
+    return valid_env_name(s);
+}
+
+static int parse_env_drop(const cJSON *root, struct manifest *m, struct err *e)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "env_drop");
+    if (!arr)
+        return 0;
+    if (!cJSON_IsArray(arr))
+        return err_set(e, ERR_INVALID, "env_drop: expected an array of variable names or prefixes like \"AWS_*\", got %s",
+                       type_name(arr));
+    m->env_drop = xcalloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof *m->env_drop);
+    int i = 0;
+    for (const cJSON *it = arr->child; it; it = it->next, i++) {
+        if (!cJSON_IsString(it))
+            return err_set(e, ERR_INVALID, "env_drop[%d]: expected a string, got %s", i, type_name(it));
+        if (!valid_env_pattern(it->valuestring))
+            return err_set(e, ERR_INVALID, "env_drop[%d]: \"%s\" is not a variable name or a prefix ending in '*'", i,
+                           it->valuestring);
+        m->env_drop[m->env_drop_count++] = xstrdup(it->valuestring);
+    }
+    return 0;
+}
+
+int manifest_env_dropped(const struct manifest *m, const char *entry)
+{
+    size_t len = strcspn(entry, "=");
+    for (int i = 0; i < m->env_drop_count; i++) {
+        const char *p = m->env_drop[i];
+        size_t n = strlen(p);
+        int prefix = n && p[n - 1] == '*';
+        if (prefix && len >= n - 1 && strncmp(entry, p, n - 1) == 0)
+            return 1;
+        if (!prefix && len == n && strncmp(entry, p, n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static int valid_sha256(const char *s)
 {
     if (strlen(s) != 64)
@@ -266,7 +321,7 @@ static int parse_inputs(const cJSON *root, struct manifest *m, struct err *e)
             return -1;
         in->sha256 = sha;
         if (!valid_name(in->name))
-            return err_set(e, ERR_INVALID, "%s.name: \"%s\" must be 1-128 letters, digits, '_', '-' or '.'", path, in->name);
+            return err_set(e, ERR_INVALID, "%s.name: \"%s\" must be " NAME_RULE, path, in->name);
         char uri_path[48];
         snprintf(uri_path, sizeof uri_path, "%s.uri", path);
         if (check_uri(uri_path, in->uri, e) < 0)
@@ -325,7 +380,7 @@ static int parse_outputs(const cJSON *root, struct manifest *m, struct err *e)
         if (rc < 0)
             return -1;
         if (!valid_name(out->name))
-            return err_set(e, ERR_INVALID, "%s.name: \"%s\" must be 1-128 letters, digits, '_', '-' or '.'", path, out->name);
+            return err_set(e, ERR_INVALID, "%s.name: \"%s\" must be " NAME_RULE, path, out->name);
         if (out->uri) {
             char uri_path[48];
             snprintf(uri_path, sizeof uri_path, "%s.uri", path);
@@ -405,16 +460,21 @@ static int parse_gpu(const cJSON *root, struct manifest *m, struct err *e)
         char text[32];
         if (cJSON_IsString(cc))
             snprintf(text, sizeof text, "%s", cc->valuestring);
-        else if (cJSON_IsNumber(cc))
+        else if (cJSON_IsNumber(cc) && cc->valuedouble >= 0 && cc->valuedouble < 1000)
             snprintf(text, sizeof text, "%.1f", cc->valuedouble);
+        else if (cJSON_IsNumber(cc))
+            return err_set(e, ERR_INVALID, "gpu.min_compute_capability: %g is not a compute capability like \"8.0\"",
+                           cc->valuedouble);
         else
             return err_set(e, ERR_INVALID, "gpu.min_compute_capability: expected \"X.Y\", got %s", type_name(cc));
-        int major, minor, used = 0;
-        if (sscanf(text, "%d.%d%n", &major, &minor, &used) != 2 || text[used] || major < 1 || minor < 0 || minor > 9)
+        /* Digits counted, not sscanf's %d: a major of 30 digits must be refused, not overflow. */
+        size_t major_len = strspn(text, "0123456789");
+        if (major_len < 1 || major_len > 3 || text[major_len] != '.' || !isdigit((unsigned char)text[major_len + 1]) ||
+            text[major_len + 2] || atoi(text) < 1)
             return err_set(e, ERR_INVALID, "gpu.min_compute_capability: \"%s\" is not a compute capability like \"8.0\"",
                            text);
-        m->gpu_min_cc_major = major;
-        m->gpu_min_cc_minor = minor;
+        m->gpu_min_cc_major = atoi(text);
+        m->gpu_min_cc_minor = text[major_len + 1] - '0';
     }
     const cJSON *smoke = cJSON_GetObjectItemCaseSensitive(g, "smoke");
     if (smoke) {
@@ -430,13 +490,18 @@ int manifest_from_json(const cJSON *root, int require_command, struct manifest *
 {
     static const char *const known[] = { "api_version", "run_id", "step", "image", "command", "workdir", "env",
                                          "inputs", "outputs", "resources", "gpu", "timeout", "grace_period",
-                                         "heartbeat", "run_uri", NULL };
+                                         "heartbeat", "run_uri", "env_drop", "fetch_timeout", "upload_timeout",
+                                         NULL };
     memset(m, 0, sizeof *m);
     m->grace_ms = 30000;
     m->heartbeat_ms = 10000;
+    m->fetch_timeout_ms = MANIFEST_DEFAULT_TRANSFER_TIMEOUT_MS;
+    m->upload_timeout_ms = MANIFEST_DEFAULT_TRANSFER_TIMEOUT_MS;
     m->gpu_min_devices = 1;
     if (!cJSON_IsObject(root))
         return err_set(e, ERR_INVALID, "manifest: expected a JSON object");
+    if (json_check_unique_keys(root, e) < 0)
+        return -1;
     if (check_fields(root, "", known, e) < 0 || get_string(root, "api_version", "", &m->api_version, 1, e) < 0)
         return -1;
     if (strcmp(m->api_version, MANIFEST_API_VERSION) != 0)
@@ -447,7 +512,7 @@ int manifest_from_json(const cJSON *root, int require_command, struct manifest *
         get_string(root, "workdir", "", &m->workdir, 0, e) < 0)
         return -1;
     if (!valid_name(m->run_id))
-        return err_set(e, ERR_INVALID, "run_id: \"%s\" must be 1-128 letters, digits, '_', '-' or '.'", m->run_id);
+        return err_set(e, ERR_INVALID, "run_id: \"%s\" must be " NAME_RULE, m->run_id);
     if (check_uri("run_uri", m->run_uri, e) < 0)
         return -1;
     if (!str_has_suffix(m->run_uri, "/"))
@@ -466,12 +531,18 @@ int manifest_from_json(const cJSON *root, int require_command, struct manifest *
     if (parse_command(root, m, e) < 0 || parse_env(root, m, e) < 0 || parse_inputs(root, m, e) < 0 ||
         parse_outputs(root, m, e) < 0 || parse_resources(root, m, e) < 0 || parse_gpu(root, m, e) < 0 ||
         get_duration(root, "timeout", &m->timeout_ms, e) < 0 || get_duration(root, "grace_period", &m->grace_ms, e) < 0 ||
-        get_duration(root, "heartbeat", &m->heartbeat_ms, e) < 0)
+        get_duration(root, "heartbeat", &m->heartbeat_ms, e) < 0 || parse_env_drop(root, m, e) < 0 ||
+        get_duration(root, "fetch_timeout", &m->fetch_timeout_ms, e) < 0 ||
+        get_duration(root, "upload_timeout", &m->upload_timeout_ms, e) < 0)
         return -1;
     if (require_command && !m->argv)
         return err_set(e, ERR_INVALID, "command: required field is missing");
     if (m->heartbeat_ms < 1000)
         return err_set(e, ERR_INVALID, "heartbeat: must be at least 1s");
+    if (m->fetch_timeout_ms <= 0)
+        return err_set(e, ERR_INVALID, "fetch_timeout: must be longer than 0s");
+    if (m->upload_timeout_ms <= 0)
+        return err_set(e, ERR_INVALID, "upload_timeout: must be longer than 0s");
     return 0;
 }
 
@@ -567,6 +638,17 @@ cJSON *manifest_to_json(const struct manifest *m)
         add_duration(o, "timeout", m->timeout_ms);
     add_duration(o, "grace_period", m->grace_ms);
     add_duration(o, "heartbeat", m->heartbeat_ms);
+    /* Fields newer than the first stepop/v1 readers only when set, so a manifest that does not use
+     * them is still read by an older `stepop run` baked into an image. */
+    if (m->fetch_timeout_ms != MANIFEST_DEFAULT_TRANSFER_TIMEOUT_MS)
+        add_duration(o, "fetch_timeout", m->fetch_timeout_ms);
+    if (m->upload_timeout_ms != MANIFEST_DEFAULT_TRANSFER_TIMEOUT_MS)
+        add_duration(o, "upload_timeout", m->upload_timeout_ms);
+    if (m->env_drop_count) {
+        cJSON *drop = cJSON_AddArrayToObject(o, "env_drop");
+        for (int i = 0; i < m->env_drop_count; i++)
+            cJSON_AddItemToArray(drop, cJSON_CreateString(m->env_drop[i]));
+    }
     return o;
 }
 
@@ -588,6 +670,7 @@ void manifest_free(struct manifest *m)
     free(m->workdir);
     free_strv(m->env_names, m->env_count);
     free_strv(m->env_values, m->env_count);
+    free_strv(m->env_drop, m->env_drop_count);
     for (int i = 0; i < m->input_count; i++) {
         free(m->inputs[i].name);
         free(m->inputs[i].uri);

@@ -40,6 +40,8 @@ struct manifest {
     char *workdir;  /* NULL: the current directory */
     int env_count;
     char **env_names, **env_values;
+    int env_drop_count;
+    char **env_drop;         /* names, or prefixes ending in '*', removed from the inherited environment */
     int input_count;
     struct manifest_input *inputs;
     int output_count;
@@ -55,15 +57,22 @@ struct manifest {
     int64_t timeout_ms;      /* 0: none */
     int64_t grace_ms;        /* default 30s */
     int64_t heartbeat_ms;    /* default 10s */
+    int64_t fetch_timeout_ms;  /* default 6h: the whole fetching phase */
+    int64_t upload_timeout_ms; /* default 6h: packing and uploading every output */
 };
+
+#define MANIFEST_DEFAULT_TRANSFER_TIMEOUT_MS (6LL * 3600 * 1000)
 
 /* Parses and validates; require_command refuses a manifest without "command". */
 int manifest_parse(const char *text, size_t len, int require_command, struct manifest *m, struct err *e);
 int manifest_from_json(const cJSON *root, int require_command, struct manifest *m, struct err *e);
-/* The manifest as JSON with every default written out. */
+/* The manifest as JSON with every default written out, except those of env_drop, fetch_timeout
+ * and upload_timeout (an older stepop run refuses them as unknown fields). */
 cJSON *manifest_to_json(const struct manifest *m);
 void manifest_free(struct manifest *m);
 
+/* Whether env_drop removes entry ("NAME=value") from the environment the step inherits. */
+int manifest_env_dropped(const struct manifest *m, const char *entry);
 /* "STEPOP_INPUT_" + NAME upper-cased, other characters as '_'. Caller frees. */
 char *manifest_env_name(const char *prefix, const char *name);
 /* A ULID-style run id: 26 Crockford base32 characters, time-sortable. */

@@ -3,6 +3,8 @@
 #include "jsonutil.h"
 #include "timeutil.h"
 
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -137,29 +139,41 @@ static int64_t parse_ms(const cJSON *o, const char *key)
     return ms;
 }
 
+/* A whole number from min to max, else an error: casting 1e300 or 2.5 to int would be undefined
+ * or wrong. Absent or null leaves *out as it is. */
+static int get_int(const cJSON *j, const char *key, int min, int max, int *out, struct err *e)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!n || cJSON_IsNull(n))
+        return 0;
+    if (!cJSON_IsNumber(n) || n->valuedouble != floor(n->valuedouble) || n->valuedouble < min || n->valuedouble > max)
+        return err_set(e, ERR_INVALID, "status.json: %s: expected a whole number from %d to %d", key, min, max);
+    *out = (int)n->valuedouble;
+    return 0;
+}
+
 int status_from_json(const cJSON *j, struct run_status *s, struct err *e)
 {
     memset(s, 0, sizeof *s);
     s->exit_code = -1;
+    s->attempt = 1;
     const char *phase = json_str(j, "phase");
     if (!cJSON_IsObject(j) || !phase || status_phase_parse(phase, &s->phase) < 0)
         return err_set(e, ERR_INVALID, "status.json: missing or unknown phase");
+    if (json_check_unique_keys(j, e) < 0)
+        return err_prefix(e, "status.json: ");
+    /* Exit codes are 0-255 and 128 + signal must be one too. */
+    if (get_int(j, "attempt", 1, INT_MAX, &s->attempt, e) < 0 || get_int(j, "exit_code", 0, 255, &s->exit_code, e) < 0 ||
+        get_int(j, "signal", 0, 127, &s->signal, e) < 0)
+        return -1;
     const char *v;
     if ((v = json_str(j, "run_id")))
         snprintf(s->run_id, sizeof s->run_id, "%s", v);
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, "attempt");
-    s->attempt = cJSON_IsNumber(n) ? (int)n->valuedouble : 1;
     if ((v = json_str(j, "reason")) && status_reason_parse(v, &s->reason) < 0)
         return err_set(e, ERR_INVALID, "status.json: unknown reason \"%s\"", v);
     s->system_kind = (v = json_str(j, "reason_kind")) && strcmp(v, "system") == 0;
     if ((v = json_str(j, "message")))
         snprintf(s->message, sizeof s->message, "%s", v);
-    n = cJSON_GetObjectItemCaseSensitive(j, "exit_code");
-    if (cJSON_IsNumber(n))
-        s->exit_code = (int)n->valuedouble;
-    n = cJSON_GetObjectItemCaseSensitive(j, "signal");
-    if (cJSON_IsNumber(n))
-        s->signal = (int)n->valuedouble;
     if ((v = json_str(j, "host")))
         snprintf(s->host, sizeof s->host, "%s", v);
     s->updated_ms = parse_ms(j, "updated_at");

@@ -62,6 +62,8 @@ void status_init(struct run_status *s, const char *run_id, int attempt);
 /* Ends the current phase and starts p, stamping both with now. */
 void status_enter(struct run_status *s, enum run_phase p);
 cJSON *status_to_json(const struct run_status *s);
+/* Refuses a duplicate key anywhere and an attempt, exit_code or signal that is not a whole number
+ * in range (never cast). */
 int status_from_json(const cJSON *j, struct run_status *s, struct err *e);
 void status_free(struct run_status *s);
 

@@ -16,5 +16,7 @@ void time_format_rfc3339_now(char *buf, size_t len);
 int time_parse(const char *s, time_t *out);
 /* Sleeps; returns early (non-zero) when *stop becomes set. stop may be NULL. */
 int time_sleep_ms(int64_t ms, const volatile sig_atomic_t *stop);
+/* The CLOCK_REALTIME instant ms from now, as pthread_cond_timedwait and friends want it. */
+struct timespec time_realtime_in(int64_t ms);
 
 #endif

@@ -39,6 +39,21 @@ out_has "gpu" "the command list has gpu"
 expect_rc 0 "version" "$STEPOP" version
 out_has "cuda_runtime" "version reports the CUDA runtime compiled in"
 
+# The probe runs in a fresh stepop (/proc/self/exe), never in a plain fork of a process that may
+# already run threads (the entrypoint's reporter), where a lock copied mid-use could hang it.
+expect_rc 2 "the child's internal subcommand refuses to run by hand" "$STEPOP" gpu __child
+err_has "internal command" "and says it is internal"
+if strace -f -qq -e trace=execve -o "$T/trace" true 2>/dev/null; then
+    # LeakSanitizer cannot run under ptrace (the ASan build's leak check is off here only).
+    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -e trace=execve -o "$T/trace" \
+        "$STEPOP" gpu check --json >"$T/out" 2>"$T/err"
+    check "the probe runs in a re-executed stepop (execve /proc/self/fd/N gpu __child)" \
+        grep -q 'execve("/proc/self/fd/[0-9]*", \[[^]]*"gpu", "__child"' "$T/trace"
+    check_json "and its answer makes the verdict" "d['classification'] not in ('unknown', 'timeout')"
+else
+    ok "# SKIP strace cannot trace here"
+fi
+
 if [ "$backend" = none ]; then
     expect_rc 10 "a build without CUDA: check exits 10" "$STEPOP" gpu check --json
     check_json "classification cuda_not_built, backend none" "d['classification']=='cuda_not_built' and d['backend']=='none'"
@@ -106,6 +121,17 @@ if ${CC:-cc} -shared -fPIC -o "$T/hang/libcuda.so.1" "$ROOT/tests/gpu_fakes/hang
         --timeout 500ms
     err_has "timeout" "classified timeout"
     check "no probe process left behind" sh -c "! pgrep -f '$T/[s]tepop-hang' >/dev/null"
+    env LD_LIBRARY_PATH="$T/hang" "$T/stepop-hang" gpu check --timeout 3s >/dev/null 2>&1 &
+    parent=$!
+    child=
+    for _ in $(seq 100); do
+        child=$(pgrep -P "$parent" | head -1)
+        [ -n "$child" ] && break
+        sleep 0.02
+    done
+    check "the hung probe is a re-executed stepop gpu __child" \
+        sh -c "[ -n '$child' ] && tr '\\0' ' ' </proc/$child/cmdline | grep -q ' gpu __child '"
+    wait "$parent"
 else
     not_ok "could not build the hanging libcuda fake"
 fi

@@ -121,12 +121,14 @@ assert 'running' in [b['phase'] for b in bodies]"
 fi
 
 # Heartbeats.
-manifest "$T/hb.json" "file://$store/runs/hb" "\"command\":[\"sleep\",\"2.5\"],\"heartbeat\":\"1s\""
+# The step outlives the look by seconds: a loaded machine may start python slowly.
+manifest "$T/hb.json" "file://$store/runs/hb" "\"command\":[\"sleep\",\"4\"],\"heartbeat\":\"1s\""
 "$STEPOP" run --manifest "$T/hb.json" >/dev/null 2>&1 &
 hb_pid=$!
 sleep 1.8
-hb1=$(jq_py "$store/runs/hb/status.json" "d['heartbeat_at']" 2>/dev/null)
-ph=$(jq_py "$store/runs/hb/status.json" "d['phase']" 2>/dev/null)
+cp "$store/runs/hb/status.json" "$T/hb-status.json" 2>/dev/null
+hb1=$(jq_py "$T/hb-status.json" "d['heartbeat_at']" 2>/dev/null)
+ph=$(jq_py "$T/hb-status.json" "d['phase']" 2>/dev/null)
 wait "$hb_pid"
 is_eq "status.json says running while the step runs" "$ph" running
 check "heartbeat_at is set while running" test -n "$hb1" -a "$hb1" != None
@@ -173,6 +175,15 @@ printf '{"api_version":"stepop/v1","run_id":"bad","run_uri":"file://%s/runs/bad/
 expect_rc 65 "an invalid manifest exits 65" "$STEPOP" run --manifest "$T/bad.json"
 err_has "timeout: invalid duration" "the error names the field"
 is_eq "and its status says manifest_error" "$(jq_py "$store/runs/bad/status.json" "d['phase'], d['reason']")" "failed manifest_error"
+printf '{"api_version":"stepop/v1","run_id":"dup","run_id":"other","run_uri":"file://%s/runs/dup/","command":["true"]}' "$store" >"$T/dup.json"
+expect_rc 65 "a manifest with a key given twice exits 65" "$STEPOP" run --manifest "$T/dup.json"
+err_has "run_id: duplicate field" "the error names the key"
+mkdir -p "$T/wdots/work"
+printf '{"api_version":"stepop/v1","run_id":"dots","run_uri":"file://%s/runs/dots/","command":["true"],"workdir":"%s",
+  "inputs":[{"name":"..","uri":"file://%s"}]}' "$store" "$T/wdots/work" "$T/in/data.txt" >"$T/dots.json"
+expect_rc 65 "an input named .. exits 65" "$STEPOP" run --manifest "$T/dots.json"
+err_has "inputs[0].name: \"..\" must be" "the error names the field"
+check "nothing was written beside the work directory" test -z "$(ls -A "$T/wdots" | grep -v '^work$')"
 printf '{"api_version":"stepop/v1","run_id":"nc","run_uri":"file://%s/runs/nc/"}' "$store" >"$T/nocmd.json"
 expect_rc 65 "no command anywhere exits 65" "$STEPOP" run --manifest "$T/nocmd.json"
 expect_rc 7 "the image's CMD after -- is the step when the manifest has none" env STEPOP_MANIFEST="$T/nocmd.json" \

@@ -72,6 +72,23 @@ check "... took under $((max_kb / 1024)) MiB ($(cat "$T/rss") kB)" test "$(cat "
 expect_rc 0 "and unpacking it from parallel parts" rss "$STEPOP" artifact get s3://test/sizes/300MiB.tar "$T/bigback" --unpack
 check "... took under $((max_kb / 1024)) MiB ($(cat "$T/rss") kB)" test "$(cat "$T/rss")" -lt $max_kb
 check "... intact" cmp "$T/bigdir/big" "$T/bigback/big"
+# STEPOP_S3_MEMORY bounds the upload's part buffers: 8 parts of 32 MiB in flight would hold
+# 256 MiB; a budget of 64 MiB lets two at a time go, whether the size is known or not.
+budget="env STEPOP_S3_PART_SIZE=32MiB STEPOP_S3_MEMORY=64MiB"
+expect_rc 0 "a 300 MiB file in 32 MiB parts under STEPOP_S3_MEMORY=64MiB" rss $budget "$STEPOP" artifact put \
+    "$T/bigdir/big" s3://test/sizes/budget.bin
+check "... took under $((max_kb / 1024)) MiB ($(cat "$T/rss") kB)" test "$(cat "$T/rss")" -lt $max_kb
+check "... intact" cmp "$T/bigdir/big" "$(s3_object_file test sizes/budget.bin)"
+expect_rc 0 "the same as a tar stream (unknown length)" rss $budget "$STEPOP" artifact put "$T/bigdir" \
+    s3://test/sizes/budget.tar
+check "... took under $((max_kb / 1024)) MiB ($(cat "$T/rss") kB)" test "$(cat "$T/rss")" -lt $max_kb
+expect_rc 0 "and it unpacks" "$STEPOP" artifact get s3://test/sizes/budget.tar "$T/budgetback" --unpack
+check "... intact" cmp "$T/bigdir/big" "$T/budgetback/big"
+check "no multipart upload is left open" test "$(s3_uploads)" = "[]"
+rm -rf "$T/budgetback" "$S3_ROOT/test/sizes/budget"*
+expect_rc 2 "STEPOP_S3_MEMORY below one 5 MiB part is refused" env STEPOP_S3_MEMORY=1MiB "$STEPOP" artifact put \
+    "$T/one" s3://test/sizes/refused
+err_has "STEPOP_S3_MEMORY: must be between 5.00 MiB" "naming the setting and its range"
 rm -rf "$T/bigdir" "$T/bigback" "$T/back" "$S3_ROOT/test/sizes/300MiB"*
 export STEPOP_S3_MULTIPART_THRESHOLD=6MiB STEPOP_S3_PART_SIZE=5MiB
 

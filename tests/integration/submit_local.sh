@@ -70,6 +70,9 @@ err_has "settings.kep" "naming the setting"
 printf '{"command":["true"],"timout":"1m"}' >"$T/badfield.json"
 expect_rc 2 "an unknown STEP.json field is refused" "$STEPOP" submit "$T/badfield.json"
 err_has "did you mean \"timeout\"" "with a hint"
+printf '{"command":["true"],"flavor":"local","flavor":"docker"}' >"$T/dupfield.json"
+expect_rc 2 "a STEP.json key given twice is refused" "$STEPOP" submit "$T/dupfield.json"
+err_has "dupfield.json: flavor: duplicate field" "naming the file and the key"
 expect_rc 2 "no command is a usage error" "$STEPOP" submit
 expect_rc 2 "a bad --input is a usage error" "$STEPOP" submit --input nope -- true
 

@@ -24,8 +24,10 @@ expect_rc 4 "submit (local flavor) under valgrind" env XDG_DATA_HOME="$T/data" X
     valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite "$STEPOP" submit --json -- sh -c 'echo hi; exit 4'
 expect_rc 0 "status under valgrind" vg status "file://$T/data/stepop/runs/$(ls "$T/data/stepop/runs" | head -1)"
 expect_rc 0 "flavor list under valgrind" vg flavor list
-# The CUDA probe runs in a forked child, which valgrind follows: its report lands in the same stderr.
-vg gpu check --json >"$T/out" 2>"$T/err"
+# The CUDA probe runs in a re-executed stepop, which valgrind follows when told to: its report
+# lands in the same stderr.
+valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=yes \
+    "$STEPOP" gpu check --json >"$T/out" 2>"$T/err"
 rc=$?
 check "gpu check under valgrind gives a verdict (exit $rc)" sh -c "[ $rc = 0 ] || [ $rc = 10 ]"
 check "the parent and the probe child are clean" sh -c "! grep -q '^==[0-9]*==' '$T/err'"

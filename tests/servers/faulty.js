@@ -7,10 +7,15 @@
 //   s<code>x<n>          answer <code> (e.g. s500x2); with ra<secs> also Retry-After (s503ra1x1)
 //   reset<bytes>x<n>     GET: send <bytes> of the body, then drop the connection;
 //                        PUT: drop the connection after receiving <bytes>
-//   stall<bytes>x<n>     GET: send <bytes>, then send nothing more (the client must give up)
+//   stall<bytes>x<n>     GET: send <bytes>, then send nothing more (the client must give up);
+//                        PUT: stop reading after <bytes> (the client's sending blocks) and never answer
 //   norangex<n>          ignore Range and answer 200 with the whole object
 //   badrangex<n>         answer a Range request with a Content-Range that starts elsewhere
 //   etagx<n>             change the object's ETag for this many requests
+//   delay<ms>x<n>        PUT: store the object, answer <ms> later; GET: answer <ms> late
+//   losex<n>             PUT: store the object, then drop the connection without an answer
+// A rule written <rule>~<suffix>x<n> fires only for objects whose name ends in .<suffix> (e.g.
+// delay4000~logx99 slows down log chunks but not status.json).
 // POST to any path records the body in the log (status callbacks) and answers 200.
 // Requests in absolute form (a client using this server as its HTTP proxy) are served too.
 // GET /_log gives the requests seen as JSON; POST /_reset forgets rules' counters and the log.
@@ -28,17 +33,19 @@ let log = [];
 
 function parseRules(spec) {
   return spec.split(',').filter(Boolean).map((r) => {
-    const m = /^(s(\d{3})(?:ra(\d+))?|reset(\d+)|stall(\d+)|norange|badrange|etag)x(\d+)$/.exec(r);
+    const m = /^(s(\d{3})(?:ra(\d+))?|reset(\d+)|stall(\d+)|delay(\d+)|lose|norange|badrange|etag)(?:~(\w+))?x(\d+)$/.exec(r);
     if (!m) throw new Error('bad rule ' + r);
     return { text: r, status: m[2] && +m[2], retryAfter: m[3], reset: m[4] && +m[4], stall: m[5] && +m[5],
+             delay: m[6] && +m[6], lose: r.startsWith('lose'),
              norange: r.startsWith('norange'), badrange: r.startsWith('badrange'), etag: r.startsWith('etag'),
-             count: +m[6] };
+             suffix: m[7], count: +m[8] };
   });
 }
 
 // Returns the rules that fire for this request (each rule counts its own hits).
 function firing(rules, key) {
   return rules.filter((r) => {
+    if (r.suffix && !key.endsWith('.' + r.suffix)) return false;
     const k = key + '|' + r.text;
     const n = hits.get(k) || 0;
     if (n >= r.count) return false;
@@ -90,6 +97,7 @@ const server = http.createServer((req, res) => {
   }
   if (req.method === 'PUT') {
     const reset = rules.find((r) => r.reset !== undefined);
+    const stall = rules.find((r) => r.stall !== undefined);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const tmp = file + '.upload-' + process.pid + '-' + Math.random().toString(16).slice(2);
     const out = fs.createWriteStream(tmp);
@@ -100,11 +108,22 @@ const server = http.createServer((req, res) => {
       if (aborted) return;
       received += chunk.length;
       if (reset && received >= reset.reset) { abort(); req.socket.destroy(); return; }
+      if (stall && received >= stall.stall) { req.pause(); req.socket.on('close', abort); return; }
       out.write(chunk);
     });
+    const delay = rules.find((r) => r.delay !== undefined);
+    const lose = rules.find((r) => r.lose);
+    const digest = crypto.createHash('sha1');
+    req.on('data', (chunk) => digest.update(chunk));
     req.on('end', () => {
       if (aborted) return;
-      out.end(() => { fs.renameSync(tmp, file); entry.received = received; res.statusCode = 201; res.end(); });
+      out.end(() => {
+        fs.renameSync(tmp, file);
+        entry.received = received;
+        entry.sha1 = digest.digest('hex');
+        if (lose) { req.socket.destroy(); return; }
+        setTimeout(() => { res.statusCode = 201; res.end(); }, delay ? delay.delay : 0);
+      });
     });
     req.on('error', abort);
     req.on('aborted', abort);
@@ -115,6 +134,12 @@ const server = http.createServer((req, res) => {
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') { res.statusCode = 405; res.end(); return; }
+  const getDelay = rules.find((r) => r.delay !== undefined);
+  if (getDelay) { setTimeout(() => serveGet(req, res, rules, file), getDelay.delay); return; }
+  serveGet(req, res, rules, file);
+});
+
+function serveGet(req, res, rules, file) {
 
   let st;
   try { st = fs.statSync(file); } catch (e) { res.statusCode = 404; res.end('not found'); return; }
@@ -152,7 +177,7 @@ const server = http.createServer((req, res) => {
       // stall: keep the socket open and silent until the client hangs up
     }
   });
-});
+}
 
 server.keepAliveTimeout = 30000;
 server.listen(+(args.port || 0), '127.0.0.1', () => {

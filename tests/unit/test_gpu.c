@@ -5,6 +5,7 @@
 #include "tap.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static cJSON *device(int index, const char *name, const char *cc, double mem)
 {
@@ -214,8 +215,11 @@ static void preflight(void)
     cJSON_Delete(summary);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* gpu_run re-executes this program as its child. */
+    if (argc > 2 && strcmp(argv[1], "gpu") == 0 && strcmp(argv[2], GPU_CHILD_COMMAND) == 0)
+        return gpu_child_main(argc - 2, argv + 2);
     classes();
     formats();
     lcg();

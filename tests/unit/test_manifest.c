@@ -3,6 +3,7 @@
 #include "tap.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #define HEAD "\"api_version\":\"stepop/v1\",\"run_id\":\"r1\",\"run_uri\":\"file:///tmp/runs/r1/\""
 
@@ -87,6 +88,68 @@ int main(void)
     ok(m.workdir == NULL && !m.gpu_required && m.gpu_min_devices == 1, "other defaults");
     manifest_free(&m);
 
+    const char *cc = "{" HEAD ",\"command\":[\"x\"],\"gpu\":{\"min_compute_capability\":8.6}}";
+    ok(manifest_parse(cc, strlen(cc), 1, &m, &e) == 0 && m.gpu_min_cc_major == 8 && m.gpu_min_cc_minor == 6,
+       "compute capability as a number");
+    manifest_free(&m);
+    cc = "{" HEAD ",\"command\":[\"x\"],\"gpu\":{\"min_compute_capability\":\"10.0\"}}";
+    ok(manifest_parse(cc, strlen(cc), 1, &m, &e) == 0 && m.gpu_min_cc_major == 10 && m.gpu_min_cc_minor == 0,
+       "compute capability with two digits");
+    manifest_free(&m);
+    const char *dots = "{" HEAD ",\"command\":[\"x\"],\"inputs\":[{\"name\":\"a.b\",\"uri\":\"http://h/a\"},"
+                       "{\"name\":\"...\",\"uri\":\"http://h/b\"}]}";
+    ok(manifest_parse(dots, strlen(dots), 1, &m, &e) == 0, "names with dots that are not . or .. are accepted");
+    manifest_free(&m);
+
+    rc = manifest_parse(minimal, strlen(minimal), 1, &m, &e);
+    is_int(m.fetch_timeout_ms, 6LL * 3600 * 1000, "fetch_timeout defaults to 6h");
+    is_int(m.upload_timeout_ms, 6LL * 3600 * 1000, "upload_timeout defaults to 6h");
+    ok(m.env_drop_count == 0 && !manifest_env_dropped(&m, "AWS_SECRET_ACCESS_KEY=x"), "nothing dropped by default");
+    manifest_free(&m);
+    const char *drop = "{" HEAD ",\"command\":[\"x\"],\"env_drop\":[\"AWS_*\",\"STEPOP_HTTP_BEARER_TOKEN\"],"
+                       "\"fetch_timeout\":\"90s\",\"upload_timeout\":\"1h30m\"}";
+    rc = manifest_parse(drop, strlen(drop), 1, &m, &e);
+    ok(rc == 0, "env_drop and transfer timeouts parse (%s)", rc ? e.msg : "ok");
+    is_int(m.fetch_timeout_ms, 90000, "fetch_timeout 90s");
+    is_int(m.upload_timeout_ms, 5400000, "upload_timeout 1h30m");
+    ok(manifest_env_dropped(&m, "AWS_SECRET_ACCESS_KEY=s") && manifest_env_dropped(&m, "AWS_=x"), "a prefix drops its variables");
+    ok(manifest_env_dropped(&m, "STEPOP_HTTP_BEARER_TOKEN=t"), "a name drops its variable");
+    ok(!manifest_env_dropped(&m, "STEPOP_HTTP_BEARER_TOKEN_FILE=f") && !manifest_env_dropped(&m, "STEPOP_HTTP_BEARER=t"),
+       "a name drops only that exact name");
+    ok(!manifest_env_dropped(&m, "MY_AWS_KEY=x") && !manifest_env_dropped(&m, "AWS=x"), "a prefix matches at the start only");
+    cJSON *dj = manifest_to_json(&m);
+    char *dtext = json_print(dj, 0);
+    struct manifest m3;
+    rc = manifest_parse(dtext, strlen(dtext), 1, &m3, &e);
+    ok(rc == 0 && m3.env_drop_count == 2 && strcmp(m3.env_drop[0], "AWS_*") == 0 && m3.fetch_timeout_ms == 90000 &&
+           m3.upload_timeout_ms == 5400000,
+       "round trip keeps env_drop and the transfer timeouts");
+    manifest_free(&m3);
+    cJSON_free(dtext);
+    cJSON_Delete(dj);
+    manifest_free(&m);
+    rc = manifest_parse(minimal, strlen(minimal), 1, &m, &e);
+    dj = manifest_to_json(&m);
+    ok(!cJSON_GetObjectItem(dj, "fetch_timeout") && !cJSON_GetObjectItem(dj, "upload_timeout") &&
+           !cJSON_GetObjectItem(dj, "env_drop"),
+       "the newer fields are written only when set (an older stepop run refuses unknown fields)");
+    cJSON_Delete(dj);
+    manifest_free(&m);
+    const char *all = "{" HEAD ",\"command\":[\"x\"],\"env_drop\":[\"*\"]}";
+    ok(manifest_parse(all, strlen(all), 1, &m, &e) == 0 && manifest_env_dropped(&m, "PATH=/bin"), "\"*\" drops everything");
+    manifest_free(&m);
+
+    char file[] = "/tmp/test_manifest_XXXXXX";
+    int fd = mkstemp(file);
+    const char *twice = "{\"flavor\":\"local\",\"resources\":{\"cpu\":1},\"flavor\":\"docker\"}";
+    ok(fd >= 0 && write(fd, twice, strlen(twice)) == (ssize_t)strlen(twice), "wrote a JSON file");
+    close(fd);
+    cJSON *doc = NULL;
+    ok(json_read_file(file, &doc, &e) < 0 && doc == NULL && strstr(e.msg, "flavor: duplicate field") &&
+           strstr(e.msg, file),
+       "json_read_file (STEP.json, config files) refuses duplicate keys: %s", e.msg);
+    unlink(file);
+
     const char *nocmd = "{" HEAD "}";
     ok(manifest_parse(nocmd, strlen(nocmd), 0, &m, &e) == 0 && m.argv == NULL, "command optional when not required");
     manifest_free(&m);
@@ -121,6 +184,30 @@ int main(void)
     bad("\"command\":[\"x\"],\"gpu\":{\"smoke\":\"full\"}", "gpu.smoke: expected \"none\" or \"quick\"");
     bad("\"command\":[\"x\"],\"gpu\":{\"required\":\"yes\"}", "gpu.required: expected true or false, got a string");
     bad("\"command\":[\"x\"],\"heartbeat\":\"100ms\"", "heartbeat: must be at least 1s");
+    bad("\"command\":[\"x\"],\"run_id\":\"r2\"", "run_id: duplicate field");
+    bad("\"command\":[\"x\"],\"inputs\":[{\"name\":\"a\",\"uri\":\"http://h/a\"},"
+        "{\"name\":\"b\",\"uri\":\"http://h/b\",\"uri\":\"http://h/c\"}]",
+        "inputs[1].uri: duplicate field");
+    bad("\"command\":[\"x\"],\"env\":{\"A\":\"1\",\"B\":\"2\",\"A\":\"3\"}", "env.A: duplicate field");
+    bad("\"command\":[\"x\"],\"gpu\":{\"required\":true,\"required\":false}", "gpu.required: duplicate field");
+    bad("\"command\":[\"x\"],\"inputs\":[{\"name\":\"..\",\"uri\":\"http://h/a\"}]", "inputs[0].name: \"..\" must be");
+    bad("\"command\":[\"x\"],\"inputs\":[{\"name\":\".\",\"uri\":\"http://h/a\"}]", "inputs[0].name: \".\" must be");
+    bad("\"command\":[\"x\"],\"outputs\":[{\"name\":\"..\",\"path\":\"x\"}]", "outputs[0].name: \"..\" must be");
+    bad("\"command\":[\"x\"],\"outputs\":[{\"name\":\".\",\"path\":\"x\"}]", "outputs[0].name: \".\" must be");
+    bad("\"command\":[\"x\"],\"gpu\":{\"min_compute_capability\":\"99999999999999999999.0\"}",
+        "gpu.min_compute_capability: \"99999999999999999999.0\" is not");
+    bad("\"command\":[\"x\"],\"gpu\":{\"min_compute_capability\":1e300}", "gpu.min_compute_capability: 1e+300 is not");
+    bad("\"command\":[\"x\"],\"gpu\":{\"min_compute_capability\":\"0.5\"}", "gpu.min_compute_capability: \"0.5\" is not");
+    bad("\"command\":[\"x\"],\"gpu\":{\"min_devices\":9007199254740993}", "gpu.min_devices: expected a whole number");
+    bad("\"command\":[\"x\"],\"resources\":{\"gpus\":1e300}", "resources.gpus: expected a whole number");
+    bad("\"command\":[\"x\"],\"env_drop\":\"AWS_*\"", "env_drop: expected an array");
+    bad("\"command\":[\"x\"],\"env_drop\":[\"A\",3]", "env_drop[1]: expected a string, got a number");
+    bad("\"command\":[\"x\"],\"env_drop\":[\"A*B\"]", "env_drop[0]: \"A*B\" is not a variable name or a prefix");
+    bad("\"command\":[\"x\"],\"env_drop\":[\"\"]", "env_drop[0]: \"\" is not");
+    bad("\"command\":[\"x\"],\"env_drop\":[\"1X*\"]", "env_drop[0]: \"1X*\" is not");
+    bad("\"command\":[\"x\"],\"fetch_timeout\":\"0s\"", "fetch_timeout: must be longer than 0s");
+    bad("\"command\":[\"x\"],\"upload_timeout\":90", "upload_timeout: expected a duration string");
+    bad("\"command\":[\"x\"],\"fetch_timeoutt\":\"1h\"", "fetch_timeoutt: unknown field (did you mean \"fetch_timeout\"?)");
 
     const char *wrong_version = "{\"api_version\":\"stepop/v2\",\"run_id\":\"r\",\"run_uri\":\"file:///x/\"}";
     ok(manifest_parse(wrong_version, strlen(wrong_version), 0, &m, &e) < 0 && strstr(e.msg, "api_version: \"stepop/v2\""),
