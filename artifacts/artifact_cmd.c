@@ -82,9 +82,11 @@ static int fail(const struct err *e)
     return exit_code_for(e);
 }
 
-/* A URI argument the stores cannot take is a usage error. */
+/* A URI argument the stores cannot take is a usage error. The URI the user names is the store
+ * the command works for: STEPOP_HTTP_BEARER_TOKEN may go to its host, and to no other. */
 static int open_store(const char *uri, struct store **s, struct err *e)
 {
+    store_http_set_bearer_scope(uri);
     if (store_open(uri, s, e) < 0) {
         if (e->kind == ERR_UNSUPPORTED || e->kind == ERR_INVALID)
             e->kind = ERR_USAGE;
