@@ -70,14 +70,18 @@ static void block_signals(void)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
 }
 
-/* Warnings go to stderr only: the lock is held, and the shipped log must not grow from its own
- * failures. A stderr that blocks only delays this thread's next try. */
+/* Warnings bypass the log sink: the lock is held, and the shipped log must not grow from its own
+ * failures. */
 static void warn_once(struct reporter *r, const char *what, const char *msg)
 {
     if (strcmp(r->last_error, msg) != 0) {
         char line[1300];
         int n = snprintf(line, sizeof line, "stepop: warning: %s failed (will retry): %s\n", what, msg);
-        (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+        size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+        if (r->opt.warn)
+            r->opt.warn(r->opt.warn_ctx, line, len);
+        else
+            (void)!write(2, line, len);
     }
     str_copy(r->last_error, sizeof r->last_error, msg);
 }

@@ -22,6 +22,9 @@ struct reporter_options {
     size_t chunk_max;         /* bytes per log object, 1 MiB: shipped at once when reached */
     int64_t spool_max;        /* STEPOP_LOG_SPOOL_MAX: unshipped bytes kept on disk, default 1 GiB */
     const char *callback_url; /* STEPOP_CALLBACK_URL or NULL */
+    /* Where the thread's own warnings go; must not block (the lock is held). NULL: stderr. */
+    void (*warn)(void *ctx, const char *line, size_t len);
+    void *warn_ctx;
 };
 
 int reporter_start(const struct reporter_options *o, const struct run_status *initial, struct reporter **out,

@@ -494,17 +494,19 @@ int cmd_run(int argc, char **argv)
                                    .callback_url = getenv("STEPOP_CALLBACK_URL") };
     if (ro.callback_url && !*ro.callback_url)
         ro.callback_url = NULL;
-    if (reporter_start(&ro, &st, &c.rep, &e) < 0) {
+    if (passthru_open(1, PASSTHRU_BUFFER, &c.out, &e) < 0 || passthru_open(2, PASSTHRU_BUFFER, &c.err, &e) < 0) {
         log_error("%s", e.msg);
+        if (c.out)
+            passthru_close(c.out, 0);
         manifest_free(&c.m);
         return EXIT_RUN_INTERNAL;
     }
-    if (passthru_open(1, PASSTHRU_BUFFER, &c.out, &e) < 0 || passthru_open(2, PASSTHRU_BUFFER, &c.err, &e) < 0) {
+    ro.warn = log_to_stderr;
+    ro.warn_ctx = &c;
+    if (reporter_start(&ro, &st, &c.rep, &e) < 0) {
         log_error("%s", e.msg);
-        set_final(&c, PHASE_FAILED, REASON_INTERNAL, 0, "%s", e.msg);
-        if (c.out)
-            passthru_close(c.out, 0);
-        reporter_finish(c.rep, time_mono_ms() + 10000, &e);
+        passthru_close(c.out, 0);
+        passthru_close(c.err, 0);
         manifest_free(&c.m);
         return EXIT_RUN_INTERNAL;
     }

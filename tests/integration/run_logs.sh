@@ -68,6 +68,26 @@ is_eq "the reason is timeout" "$(jq_py "$store/runs/blk/status.json" "d['reason'
 check "the shipped log has every byte" sh -c "cat '$store'/runs/blk/logs/1/*.log | grep -c '^x\$' | grep -qx 1500000"
 check "stepop says how much the pass-through dropped" grep -Eq "[0-9]+ bytes of output were not passed through" "$T/blk.err"
 
+# 3b. stdout and stderr both blocked, and the store failing log uploads (so the reporter has
+#     warnings to print): the timeout still fires on time.
+faulty_reset
+rm -f "$T/blk.start" "$T/blk.term"
+manifest "$T/blk2.json" "$FAULTY_URL/_f/s500~logx99/runs/blk2" "\"timeout\":\"2s\",\"grace_period\":\"1s\",
+  \"command\":[\"sh\",\"-c\",\"date +%s%N >$T/blk.start; trap 'date +%s%N >$T/blk.term; exit 143' TERM; yes e | head -c 3000000 >&2; while :; do sleep 0.1; done\"]"
+(exec 3<"$T/blk.fifo"; sleep 9) &
+reader=$!
+env STEPOP_HTTP_ATTEMPTS=1 STEPOP_FINAL_FLUSH_TIMEOUT=2s "$STEPOP" run --manifest "$T/blk2.json" >"$T/blk.fifo" 2>&1
+rc=$?
+wait "$reader"
+is_eq "with stdout and stderr blocked and log uploads failing, the step ends by its timeout" "$rc" 143
+if [ -s "$T/blk.start" ] && [ -s "$T/blk.term" ]; then
+    late=$((($(cat "$T/blk.term") - $(cat "$T/blk.start")) / 1000000))
+    check "SIGTERM reached the step on time (after ${late} ms; timeout 2 s)" test "$late" -lt 3500
+else
+    not_ok "the step recorded its start and its SIGTERM"
+fi
+is_eq "the final status still says timeout" "$(jq_py "$FAULTY_ROOT/runs/blk2/status.json" "d['reason']")" timeout
+
 # 4. The spool is bounded: with the store not taking logs, output past STEPOP_LOG_SPOOL_MAX is
 #    dropped, and the log and the final status say how much.
 faulty_reset
