@@ -53,6 +53,7 @@ struct reporter {
     int64_t last_ship_at, gap_ms; /* pacing: objects at least gap_ms apart while output keeps coming */
 
     int in_io;                    /* the thread is talking to the store (lock released) */
+    int shipped_last;             /* the last write was a log chunk */
     int flushing, stopping, giving_up;
     atomic_int abort_io;          /* aborts the reporter thread's store calls in flight */
     atomic_int cb_abort;          /* the same for the callback thread */
@@ -227,17 +228,21 @@ static void *reporter_main(void *arg)
         int backing_off = now < r->retry_at;
         int have_logs = r->spool_end > r->shipped && !r->giving_up;
         int64_t due = have_logs ? logs_due_at(r) : 0;
-        /* Logs first: when the final status appears, every log chunk before it is readable. */
-        if (have_logs && now >= due && !backing_off) {
-            ship_once(r);
-            pthread_cond_broadcast(&r->progress);
-            continue;
-        }
         /* A final status waits for the logs: whoever reads it may stop reading logs. */
         int logs_first = r->flushing || status_phase_is_final(r->status.phase);
         int status_due = r->status_written != r->status_version && !(logs_first && have_logs);
+        /* Output that never stops waiting (MiBs a second) must not starve heartbeats: after a
+         * chunk, a pending status goes next. */
+        int logs_due = have_logs && now >= due && !(status_due && r->shipped_last);
+        if (logs_due && !backing_off) {
+            ship_once(r);
+            r->shipped_last = 1;
+            pthread_cond_broadcast(&r->progress);
+            continue;
+        }
         if (status_due && !backing_off) {
             publish_once(r);
+            r->shipped_last = 0;
             pthread_cond_broadcast(&r->progress);
             continue;
         }

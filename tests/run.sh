@@ -69,7 +69,7 @@ if { [ "$what" = all ] || [ "$what" = integration ]; } && [ -x build/asan/stepop
 fi
 # The static binary (make static), when it is built, through the tests that use its libraries most.
 if { [ "$what" = all ] || [ "$what" = integration ]; } && [ -x build/stepop-static ]; then
-    for t in ${STATIC_INTEGRATION:-artifact_http evil_archives http_faults interop tls run_lifecycle run_supervise gpu_check}; do
+    for t in ${STATIC_INTEGRATION:-artifact_http evil_archives http_faults interop tls run_lifecycle run_supervise run_logs gpu_check}; do
         case "$t" in *"$filter"*) ;; *) continue ;; esac
         STEPOP=$PWD/build/stepop-static run_one "static-integration/$t" bash "tests/integration/$t.sh"
     done

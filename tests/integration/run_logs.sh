@@ -88,6 +88,24 @@ else
 fi
 is_eq "the final status still says timeout" "$(jq_py "$FAULTY_ROOT/runs/blk2/status.json" "d['reason']")" timeout
 
+# 3c. Output that never stops waiting (a chunk upload takes 300 ms, the step prints MiBs a second)
+#     does not starve heartbeats.
+faulty_reset
+manifest "$T/hbs.json" "$FAULTY_URL/_f/delay300~logx9999/runs/hbs" "\"heartbeat\":\"1s\",
+  \"command\":[\"sh\",\"-c\",\"i=0; while [ \$i -lt 10 ]; do yes h | head -c 2000000; sleep 0.4; i=\$((i+1)); done\"]"
+"$STEPOP" run --manifest "$T/hbs.json" >/dev/null 2>&1 &
+hbs=$!
+sleep 2
+cp "$FAULTY_ROOT/runs/hbs/status.json" "$T/hbs1.json" 2>/dev/null
+sleep 2
+cp "$FAULTY_ROOT/runs/hbs/status.json" "$T/hbs2.json" 2>/dev/null
+wait "$hbs"
+check "heartbeats go out while chunks queue up" python3 -c "
+import json
+a, b = (json.load(open(f)) for f in ('$T/hbs1.json', '$T/hbs2.json'))
+assert a['phase'] == b['phase'] == 'running', (a['phase'], b['phase'])
+assert a['heartbeat_at'] and b['heartbeat_at'] and b['heartbeat_at'] > a['heartbeat_at'], (a['heartbeat_at'], b['heartbeat_at'])"
+
 # 4. The spool is bounded: with the store not taking logs, output past STEPOP_LOG_SPOOL_MAX is
 #    dropped, and the log and the final status say how much.
 faulty_reset
