@@ -24,6 +24,9 @@
  * on either side, small enough for the memory target (see docs/benchmarks.md). */
 #define PIPE_CAPACITY (8u << 20)
 
+/* Names what a download writes before it is complete (the file store's part files too). */
+#define STAGING_MARK ".stepop-part-"
+
 struct digest {
     EVP_MD_CTX *md;
     int64_t bytes;
@@ -331,8 +334,8 @@ static int get_file(struct store *s, const char *uri, const char *dest, const st
         return -1;
     }
     char *slash = strrchr(target, '/');
-    char *tmp = slash ? xasprintf("%.*s/.stepop-part-%s.XXXXXX", (int)(slash - target), target, slash + 1)
-                      : xasprintf(".stepop-part-%s.XXXXXX", target);
+    char *tmp = slash ? xasprintf("%.*s/" STAGING_MARK "%s.XXXXXX", (int)(slash - target), target, slash + 1)
+                      : xasprintf(STAGING_MARK "%s.XXXXXX", target);
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         int rc = err_set(e, ERR_IO, "create %s: %s", tmp, strerror(errno));
@@ -383,10 +386,13 @@ static int get_unpack(struct store *s, const char *uri, const char *dest, const 
     char real[PATH_MAX];
     if (!realpath(dest, real))
         return err_set(e, ERR_IO, "%s: %s", dest, strerror(errno));
-    /* Extract beside dest, then move in: a damaged or mismatching archive leaves dest as it was. */
-    char *staging = xasprintf("%s.stepop-part-XXXXXX", real);
+    /* Extract into a hidden directory inside dest, then move the entries in: a damaged or
+     * mismatching archive leaves dest as it was. Inside, not beside: the renames must stay on
+     * dest's filesystem, and a mount point (a Kubernetes emptyDir or volume) has another one
+     * than its parent. */
+    char *staging = xasprintf("%s/" STAGING_MARK "XXXXXX", real);
     if (!mkdtemp(staging)) {
-        int rc = err_set(e, ERR_IO, "create a staging directory beside %s: %s", real, strerror(errno));
+        int rc = err_set(e, ERR_IO, "create a staging directory inside %s: %s", real, strerror(errno));
         free(staging);
         return rc;
     }
