@@ -243,6 +243,7 @@ struct fetch_job {
     struct progress *pr;
     pthread_t tid;
     size_t held; /* bytes peeked and not yet released */
+    struct store_stat info; /* what the store announced; read after the thread ends */
     struct err e;
     int rc;
 };
@@ -257,8 +258,8 @@ static int fetch_sink(void *ctx, const void *data, size_t n, struct err *e)
 static void *fetch_thread(void *arg)
 {
     struct fetch_job *j = arg;
-    struct store_stat info = { .size = -1 };
-    j->rc = store_get(j->s, j->uri, 0, -1, fetch_sink, j, &info, &j->e);
+    j->info.size = -1;
+    j->rc = store_get(j->s, j->uri, 0, -1, fetch_sink, j, &j->info, &j->e);
     bytepipe_close_write(j->pipe, j->rc < 0 ? &j->e : NULL);
     return NULL;
 }
@@ -307,6 +308,14 @@ static int fetch_finish(struct fetch_job *j, int rc, struct transfer_result *r, 
     if (j->rc < 0 && (rc == 0 || e->kind == ERR_INVALID || e->kind == ERR_INTERNAL)) {
         *e = j->e;
         rc = -1;
+    }
+    /* Every store checks its own answers; this is the last word for all of them: success only
+     * once exactly the announced size arrived. */
+    if (rc == 0 && j->info.size >= 0 && j->dg.bytes != j->info.size) {
+        char red[512];
+        uri_redact(j->uri, red, sizeof red);
+        rc = err_set(e, ERR_INTEGRITY, "%s: got %lld bytes of the %lld the store announced", red,
+                     (long long)j->dg.bytes, (long long)j->info.size);
     }
     if (rc == 0) {
         r->size = j->dg.bytes;
