@@ -390,6 +390,8 @@ static int get_file(struct store *s, const char *uri, const char *dest, const st
 static int get_unpack(struct store *s, const char *uri, const char *dest, const struct transfer_options *o,
                       struct progress *pr, struct transfer_result *r, struct err *e)
 {
+    struct stat st;
+    int existed = stat(dest, &st) == 0;
     if (fs_mkdir_p(dest, e) < 0)
         return -1;
     char real[PATH_MAX];
@@ -402,6 +404,8 @@ static int get_unpack(struct store *s, const char *uri, const char *dest, const 
     char *staging = xasprintf("%s/" STAGING_MARK "XXXXXX", real);
     if (!mkdtemp(staging)) {
         int rc = err_set(e, ERR_IO, "create a staging directory inside %s: %s", real, strerror(errno));
+        if (!existed)
+            rmdir(real);
         free(staging);
         return rc;
     }
@@ -430,6 +434,10 @@ static int get_unpack(struct store *s, const char *uri, const char *dest, const 
         rc = fs_merge_into(staging, real, e);
     struct err ignored;
     fs_remove_tree(staging, &ignored);
+    /* A failed download into a directory it created leaves no destination at all (rmdir: only
+     * while it is empty, which it is unless the final merge failed half-way). */
+    if (rc < 0 && !existed)
+        rmdir(real);
     free(staging);
     return rc;
 }

@@ -50,7 +50,7 @@ faulty_reset
 expect_rc 4 "a resume announcing another size is refused, with --unpack too" \
     "$STEPOP" artifact get "$FAULTY_URL/_f/reset100000x1,total$((tsize + 1))x2/tree.tar" "$T/bad-dir" --unpack
 err_has "size changed from $tsize to $((tsize + 1))" "and the message gives both sizes"
-check "the destination stays empty" sh -c "[ -z \"\$(ls -A '$T/bad-dir' 2>/dev/null)\" ]"
+check "the destination it would have created does not exist" test ! -e "$T/bad-dir"
 faulty_reset
 expect_rc 4 "an object that changes during a download is refused (412 on If-Match)" \
     "$STEPOP" artifact get "$FAULTY_URL/_f/etagx1,reset100000x1/obj.bin" "$T/bad"
