@@ -3,6 +3,7 @@
 #include "../runtime/uri.h"
 #include "../runtime/util.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,4 +173,45 @@ int store_put_small(struct store *s, const char *uri, const void *data, size_t l
     struct mem_source m = { .data = data, .len = len };
     struct store_source src = { .read = mem_read, .rewind = mem_rewind, .ctx = &m, .size = (int64_t)len };
     return store_put(s, uri, &src, e);
+}
+
+/* Digits from *p into an int64_t, advancing *p; -1 when there are none or they overflow. */
+static int parse_digits(const char **p, int64_t *out)
+{
+    const char *s = *p;
+    int64_t v = 0;
+    if (*s < '0' || *s > '9')
+        return -1;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        int d = *s - '0';
+        if (v > (INT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *p = s;
+    *out = v;
+    return 0;
+}
+
+int store_parse_length(const char *v, int64_t *out)
+{
+    if (!v || parse_digits(&v, out) < 0 || *v)
+        return -1;
+    return 0;
+}
+
+int store_parse_content_range(const char *v, int64_t *first, int64_t *last, int64_t *total)
+{
+    if (!v || strncmp(v, "bytes ", 6) != 0)
+        return -1;
+    v += 6;
+    if (parse_digits(&v, first) < 0 || *v++ != '-' || parse_digits(&v, last) < 0 || *v++ != '/')
+        return -1;
+    if (strcmp(v, "*") == 0)
+        *total = -1;
+    else if (parse_digits(&v, total) < 0 || *v)
+        return -1;
+    if (*first > *last || (*total >= 0 && *last >= *total))
+        return -1;
+    return 0;
 }

@@ -92,4 +92,12 @@ int store_presign(struct store *s, const char *uri, const char *method, int64_t 
 int store_get_small(struct store *s, const char *uri, size_t max, char **data, size_t *len, struct err *e);
 int store_put_small(struct store *s, const char *uri, const void *data, size_t len, struct err *e);
 
+/* What servers say about sizes, parsed strictly (decimal digits only, no sign, no overflow of
+ * int64_t), since a download's part arithmetic and its completeness check rest on them.
+ * A Content-Length value: 0, or -1 when malformed. */
+int store_parse_length(const char *v, int64_t *out);
+/* A Content-Range value "bytes FIRST-LAST/TOTAL" with FIRST <= LAST < TOTAL; TOTAL "*" (unknown)
+ * gives -1. 0, or -1 when malformed. */
+int store_parse_content_range(const char *v, int64_t *first, int64_t *last, int64_t *total);
+
 #endif

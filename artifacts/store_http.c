@@ -138,16 +138,18 @@ static const char *bearer_for(const struct http_store *hs, const char *url)
     return match ? hs->auth_header : NULL;
 }
 
+/* From the headers rather than the response's content_length, which is only filled once the
+ * transfer ends: a GET's answer is read while its body streams. */
 static void fill_stat_from(const struct http_response *r, struct store_stat *st)
 {
     memset(st, 0, sizeof *st);
-    st->size = r->content_length;
-    const char *cr = http_header(r, "content-range");
-    const char *slash = cr ? strchr(cr, '/') : NULL;
-    if (slash && slash[1] != '*')
-        st->size = strtoll(slash + 1, NULL, 10);
-    else if (!r->headers || !http_header(r, "content-length"))
-        st->size = r->status == 200 ? st->size : -1;
+    int64_t a, b;
+    if (r->status == 206) {
+        if (store_parse_content_range(http_header(r, "content-range"), &a, &b, &st->size) < 0)
+            st->size = -1;
+    } else if (store_parse_length(http_header(r, "content-length"), &st->size) < 0) {
+        st->size = -1;
+    }
     const char *etag = http_header(r, "etag");
     if (etag)
         snprintf(st->etag, sizeof st->etag, "%s", etag);
@@ -164,17 +166,49 @@ struct get_ctx {
     struct store_stat *info;
     struct http_response *resp;
     int ranged;
-    int info_done;
+    int checked;        /* the attempt whose answer was checked last; 0: none yet */
+    int64_t total;      /* the object's size as the answers announce it; -1 unknown */
 };
+
+/* The object's size one answer announces (-1 when it gives none), refusing an answer whose
+ * Content-Length and Content-Range disagree. */
+static int announced_size(const struct http_response *r, int64_t *size, struct err *e)
+{
+    const char *cl = http_header(r, "content-length");
+    const char *cr = http_header(r, "content-range");
+    int64_t len = -1, a, b;
+    *size = -1;
+    if (cl && store_parse_length(cl, &len) < 0)
+        return err_set(e, ERR_INTEGRITY, "malformed Content-Length \"%s\"", cl);
+    if (r->status != 206) {
+        *size = len;
+        return 0;
+    }
+    if (store_parse_content_range(cr, &a, &b, size) < 0)
+        return err_set(e, ERR_INTEGRITY, "malformed Content-Range \"%s\"", cr ? cr : "(none)");
+    if (len >= 0 && len != b - a + 1)
+        return err_set(e, ERR_INTEGRITY, "Content-Length %s does not match Content-Range \"%s\"", cl, cr);
+    return 0;
+}
 
 static int get_data(void *ctx, const void *data, size_t n, struct err *e)
 {
     struct get_ctx *g = ctx;
-    if (!g->info_done) {
-        g->info_done = 1;
-        if (g->ranged && g->resp->status != 206)
+    if (g->checked != g->resp->attempts) {
+        int first = !g->checked;
+        g->checked = g->resp->attempts;
+        if (first && g->ranged && g->resp->status != 206)
             return err_set(e, ERR_UNSUPPORTED, "the server ignored the Range request (HTTP %ld)", g->resp->status);
-        if (g->info)
+        int64_t size;
+        if (announced_size(g->resp, &size, e) < 0)
+            return -1;
+        /* A resumed attempt describes the same object: its size must be the one announced first. */
+        if (size >= 0 && g->total >= 0 && size != g->total)
+            return err_set(e, ERR_INTEGRITY, "the object's size changed from %lld to %lld bytes during the download",
+                           (long long)g->total, (long long)size);
+        if (size >= 0)
+            g->total = size;
+        if (first && g->info)
             fill_stat_from(g->resp, g->info);
     }
     return g->sink(g->ctx, data, n, e);
@@ -197,7 +231,8 @@ static int http_get(struct store *s, const char *uri, int64_t offset, int64_t le
 {
     struct http_store *hs = s->state;
     struct http_response resp;
-    struct get_ctx g = { .sink = sink, .ctx = ctx, .info = info, .resp = &resp, .ranged = offset > 0 || length > 0 };
+    struct get_ctx g = { .sink = sink, .ctx = ctx, .info = info, .resp = &resp, .ranged = offset > 0 || length > 0,
+                         .total = -1 };
     const char *hdr[3];
     struct http_request req = {
         .method = "GET", .url = uri, .headers = auth_headers(hs, uri, hdr, NULL),
@@ -207,13 +242,27 @@ static int http_get(struct store *s, const char *uri, int64_t offset, int64_t le
     if (length == 0)
         return 0;
     int rc = http_perform(hs->client, &req, &resp, e);
-    if (rc == 0 && !g.info_done && info)
-        fill_stat_from(&resp, info);
-    if (rc == 0 && length > 0 && resp.delivered != length)
-        rc = err_set(e, ERR_INTEGRITY, "expected %lld bytes, got %lld", (long long)length, (long long)resp.delivered);
-    if (rc == 0 && length < 0 && resp.status == 200 && resp.content_length >= 0 && resp.delivered != resp.content_length)
-        rc = err_set(e, ERR_INTEGRITY, "expected %lld bytes, got %lld", (long long)resp.content_length,
-                     (long long)resp.delivered);
+    if (rc < 0 && resp.status == 416 && g.total >= 0)
+        rc = err_set(e, ERR_INTEGRITY, "HTTP 416 after %lld bytes, yet the server announced %lld: it has fewer",
+                     (long long)resp.delivered, (long long)g.total);
+    if (rc == 0 && !g.checked) {
+        /* No body arrived (an empty object): the answer's headers alone tell its size. */
+        int64_t size;
+        rc = announced_size(&resp, &size, e);
+        if (rc == 0 && info)
+            fill_stat_from(&resp, info);
+        g.total = size;
+    }
+    /* What arrived must be exactly what was announced: the rest of the object from offset. */
+    if (rc == 0 && g.total >= 0 && offset > g.total)
+        rc = err_set(e, ERR_INTEGRITY, "the object has %lld bytes, fewer than the offset %lld", (long long)g.total,
+                     (long long)offset);
+    int64_t want = length > 0 ? length : g.total >= 0 ? g.total - offset : -1;
+    if (rc == 0 && length > 0 && g.total >= 0 && length > g.total - offset)
+        rc = err_set(e, ERR_INTEGRITY, "the object has %lld bytes, fewer than the %lld asked for from %lld",
+                     (long long)g.total, (long long)length, (long long)offset);
+    if (rc == 0 && want >= 0 && resp.delivered != want)
+        rc = err_set(e, ERR_INTEGRITY, "expected %lld bytes, got %lld", (long long)want, (long long)resp.delivered);
     http_response_free(&resp);
     return rc;
 }

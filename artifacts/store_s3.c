@@ -485,14 +485,15 @@ static void s3_close(struct store *st)
     free(s);
 }
 
+/* From the headers rather than the response's content_length, which is only filled once the
+ * transfer ends: the first range's answer is read while its body streams. */
 static void stat_from(const struct http_response *r, struct store_stat *st)
 {
     memset(st, 0, sizeof *st);
-    st->size = r->content_length;
-    const char *cr = http_header(r, "content-range");
-    const char *slash = cr ? strchr(cr, '/') : NULL;
-    if (slash && slash[1] != '*')
-        st->size = strtoll(slash + 1, NULL, 10);
+    int64_t a, b;
+    if (store_parse_content_range(http_header(r, "content-range"), &a, &b, &st->size) < 0 &&
+        store_parse_length(http_header(r, "content-length"), &st->size) < 0)
+        st->size = -1;
     const char *etag = http_header(r, "etag");
     if (etag)
         snprintf(st->etag, sizeof st->etag, "%s", etag);
@@ -712,13 +713,21 @@ static int s3_presign(struct store *st, const char *uri, const char *method, int
 
 /* ---- get: the first range streamed, the rest in parallel parts delivered in order ----- */
 
-/* "bytes A-B/T" */
-static int parse_content_range(const char *cr, int64_t *a, int64_t *b, int64_t *t)
+/* Checks a 206 answer to a request for bytes want..last: S3 names the object's size in every
+ * one, its range starts at want and ends at last or, when the object ends first, at the object's
+ * end, and its Content-Length counts that range. Fills the size it announces. */
+static int check_range(const struct http_response *r, int64_t want, int64_t last, int64_t *total, struct err *e)
 {
-    long long x, y, z;
-    if (!cr || sscanf(cr, "bytes %lld-%lld/%lld", &x, &y, &z) != 3)
-        return -1;
-    *a = x, *b = y, *t = z;
+    const char *cr = http_header(r, "content-range");
+    const char *cl = http_header(r, "content-length");
+    int64_t a, b, t, len;
+    if (r->status != 206 || store_parse_content_range(cr, &a, &b, &t) < 0 || t < 0 || a != want || b > last ||
+        (b < last && b != t - 1))
+        return err_set(e, ERR_INTEGRITY, "wrong Content-Range \"%s\" (HTTP %ld) for bytes %lld-%lld", cr ? cr : "",
+                       r->status, (long long)want, (long long)last);
+    if (cl && (store_parse_length(cl, &len) < 0 || len != b - a + 1))
+        return err_set(e, ERR_INTEGRITY, "Content-Length %s does not match Content-Range \"%s\"", cl, cr);
+    *total = t;
     return 0;
 }
 
@@ -726,8 +735,8 @@ struct first_get {
     store_sink_fn sink;
     void *ctx;
     struct http_response *resp;
-    int64_t start, len;     /* asked for; len -1: to the end */
-    int checked;
+    int64_t start, len;     /* asked for */
+    int checked;            /* the attempt whose answer was checked last; 0: none yet */
     int64_t total;          /* object size, -1 unknown */
     int whole;              /* the server answered 200 with the whole object */
     struct store_stat st;
@@ -736,22 +745,29 @@ struct first_get {
 static int first_data(void *ctx, const void *data, size_t n, struct err *e)
 {
     struct first_get *g = ctx;
-    if (!g->checked) {
-        g->checked = 1;
-        stat_from(g->resp, &g->st);
+    if (g->checked != g->resp->attempts) {
+        /* Every attempt, a resume too, must announce the size the first one did: the parts
+         * are counted from it. */
+        int first = !g->checked;
+        g->checked = g->resp->attempts;
+        int64_t size = -1;
         if (g->resp->status == 200) {
             if (g->start > 0)
                 return err_set(e, ERR_UNSUPPORTED, "the server ignored the Range request (HTTP 200)");
-            g->whole = 1;
-            g->total = g->resp->content_length;
-        } else {
-            int64_t a, b, t;
-            if (parse_content_range(http_header(g->resp, "content-range"), &a, &b, &t) < 0 || a != g->start ||
-                (g->len > 0 && b > g->start + g->len - 1) || b < a || t <= b)
-                return err_set(e, ERR_INTEGRITY, "wrong Content-Range \"%s\" for bytes %lld-",
-                               http_header(g->resp, "content-range") ? http_header(g->resp, "content-range") : "",
-                               (long long)g->start);
-            g->total = t;
+            const char *cl = http_header(g->resp, "content-length");
+            if (cl && store_parse_length(cl, &size) < 0)
+                return err_set(e, ERR_INTEGRITY, "malformed Content-Length \"%s\"", cl);
+            if (first)
+                g->whole = 1;
+        } else if (check_range(g->resp, g->start + g->resp->delivered, g->start + g->len - 1, &size, e) < 0) {
+            return -1;
+        }
+        if (first) {
+            stat_from(g->resp, &g->st);
+            g->total = size;
+        } else if (size != g->total) {
+            return err_set(e, ERR_INTEGRITY, "the object's size changed from %lld to %lld bytes during the download",
+                           (long long)g->total, (long long)size);
         }
     }
     return g->sink(g->ctx, data, n, e);
@@ -763,13 +779,14 @@ struct get_pool {
     const struct s3_path *p;
     char if_match[200];
     int64_t total, begin, end, part;
-    int nparts;
+    int64_t nparts;         /* 64-bit: a server may announce any size up to INT64_MAX */
     store_sink_fn sink;
     void *ctx;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int next_fetch, next_deliver, failed;
-    volatile int stop;
+    int64_t next_fetch, next_deliver, delivered;
+    int failed;
+    int stop;               /* read by other threads' transfers: set with __atomic_store_n only */
     struct err err;
 };
 
@@ -786,13 +803,13 @@ static int part_data(void *ctx, const void *data, size_t n, struct err *e)
     if (pg->checked_attempt != pg->resp->attempts) {
         /* Each attempt's answer must be exactly the rest of this part (resumes included). */
         pg->checked_attempt = pg->resp->attempts;
-        int64_t a, b, t, want = pg->start + (int64_t)pg->data->len;
-        const char *cr = http_header(pg->resp, "content-range");
-        if (pg->resp->status != 206 || parse_content_range(cr, &a, &b, &t) < 0 || a != want ||
-            b != pg->start + pg->len - 1 || t != pg->total)
-            return err_set(e, ERR_INTEGRITY, "wrong Content-Range \"%s\" (HTTP %ld) for bytes %lld-%lld/%lld",
-                           cr ? cr : "", pg->resp->status, (long long)want, (long long)(pg->start + pg->len - 1),
-                           (long long)pg->total);
+        int64_t t, want = pg->start + (int64_t)pg->data->len, last = pg->start + pg->len - 1;
+        if (check_range(pg->resp, want, last, &t, e) < 0)
+            return -1;
+        if (t != pg->total)
+            return err_set(e, ERR_INTEGRITY, "bytes %lld-%lld: the object's size changed from %lld to %lld bytes "
+                           "during the download (Content-Range \"%s\")", (long long)want, (long long)last,
+                           (long long)pg->total, (long long)t, http_header(pg->resp, "content-range"));
     }
     if (pg->data->len + n > (size_t)pg->len)
         return err_set(e, ERR_INTEGRITY, "the server sent more than the %lld bytes asked for", (long long)pg->len);
@@ -824,7 +841,10 @@ static int fetch_part(struct get_pool *gp, struct http_client *client, int64_t s
     if (rc == 0 && (int64_t)data->len != len)
         rc = err_set(e, ERR_INTEGRITY, "bytes %lld-%lld: got %zu bytes, expected %lld", (long long)start,
                      (long long)(start + len - 1), data->len, (long long)len);
-    if (rc < 0 && e->kind != ERR_INTEGRITY)
+    if (rc < 0 && resp.status == 416)
+        rc = err_set(e, ERR_INTEGRITY, "bytes %lld-%lld: HTTP 416, yet the server announced %lld bytes: it has "
+                     "fewer", (long long)start, (long long)(start + len - 1), (long long)gp->total);
+    else if (rc < 0 && e->kind != ERR_INTEGRITY)
         explain(e, &resp, "GET", gp->uri);
     else if (rc < 0 && resp.status == 412)
         err_prefix(e, "the object changed during the download: ");
@@ -838,7 +858,7 @@ static void pool_fail(struct get_pool *gp, const struct err *e)
     if (!gp->failed) {
         gp->failed = 1;
         gp->err = *e;
-        gp->stop = 1;
+        __atomic_store_n(&gp->stop, 1, __ATOMIC_RELAXED);
     }
     pthread_cond_broadcast(&gp->cv);
 }
@@ -854,9 +874,9 @@ static void *get_worker(void *arg)
             pthread_mutex_unlock(&gp->mu);
             break;
         }
-        int i = gp->next_fetch++;
+        int64_t i = gp->next_fetch++;
         pthread_mutex_unlock(&gp->mu);
-        int64_t start = gp->begin + (int64_t)i * gp->part;
+        int64_t start = gp->begin + i * gp->part;
         int64_t len = gp->end - start < gp->part ? gp->end - start : gp->part;
         if (data.cap < (size_t)len + 1) {
             /* Exactly one part (and buf's NUL): doubling growth would reserve up to twice that. */
@@ -879,6 +899,8 @@ static void *get_worker(void *arg)
         pthread_mutex_lock(&gp->mu);
         if (rc < 0)
             pool_fail(gp, &pe);
+        else
+            gp->delivered += (int64_t)data.len;
         gp->next_deliver++;
         pthread_cond_broadcast(&gp->cv);
         pthread_mutex_unlock(&gp->mu);
@@ -893,10 +915,11 @@ static void *get_worker(void *arg)
 /* Bytes [begin, end) in parts of gp->part, concurrency workers at a time. */
 static int get_parallel(struct get_pool *gp, struct err *e)
 {
-    gp->nparts = (int)((gp->end - gp->begin + gp->part - 1) / gp->part);
+    /* Rounded up without overflow: end may be as large as INT64_MAX. */
+    gp->nparts = (gp->end - gp->begin) / gp->part + ((gp->end - gp->begin) % gp->part != 0);
     pthread_mutex_init(&gp->mu, NULL);
     pthread_cond_init(&gp->cv, NULL);
-    int n = gp->s->cfg.concurrency < gp->nparts ? gp->s->cfg.concurrency : gp->nparts;
+    int n = gp->s->cfg.concurrency < gp->nparts ? gp->s->cfg.concurrency : (int)gp->nparts;
     pthread_t tids[64];
     int started = 0;
     for (int i = 0; i < n; i++) {
@@ -914,6 +937,10 @@ static int get_parallel(struct get_pool *gp, struct err *e)
         *e = gp->err;
         return -1;
     }
+    if (gp->delivered != gp->end - gp->begin)
+        return err_set(e, ERR_INTEGRITY, "bytes %lld-%lld: got %lld bytes of the %lld the server announced",
+                       (long long)gp->begin, (long long)(gp->end - 1), (long long)gp->delivered,
+                       (long long)(gp->end - gp->begin));
     return 0;
 }
 
@@ -964,7 +991,9 @@ static int s3_get(struct store *st, const char *uri, int64_t offset, int64_t len
     else if (rc < 0 && resp.status == 412)
         err_prefix(e, "the object changed during the download: ");
     int64_t first_end = offset + resp.delivered;
-    if (rc == 0 && g.whole && g.total >= 0 && resp.delivered != g.total)
+    if (rc == 0 && g.whole && g.total < 0)
+        g.total = resp.delivered; /* a 200 without Content-Length ends with the object */
+    if (rc == 0 && g.whole && resp.delivered != g.total)
         rc = err_set(e, ERR_INTEGRITY, "expected %lld bytes, got %lld", (long long)g.total, (long long)resp.delivered);
     if (rc == 0 && !g.whole && resp.delivered != (g.total - offset < g.len ? g.total - offset : g.len))
         rc = err_set(e, ERR_INTEGRITY, "bytes %lld-: got %lld bytes of %lld", (long long)offset,
@@ -1071,14 +1100,15 @@ struct mp {
     struct reader *rd;
     int64_t part_size;
     int known;              /* the stream's size is known: fixed part size */
-    pthread_mutex_t read_mu, mu;
-    int next_part, eof, failed;
-    int64_t mem_held;       /* part buffers of the live workers (under read_mu) */
-    int live;               /* workers still taking parts (under read_mu) */
+    pthread_mutex_t read_mu, mu;    /* read_mu: the reader and the part count; mu: the rest */
+    int next_part, eof;
+    atomic_int failed;              /* set under mu, read under read_mu too */
+    int64_t mem_held;               /* part buffers of the live workers (under read_mu) */
+    int live;                       /* workers still taking parts (under read_mu) */
     int64_t total;
     struct part_rec *parts;
     int parts_cap, parts_max;
-    volatile int stop;
+    int stop;                       /* read by other threads' transfers: set with __atomic_store_n only */
     struct err err;
 };
 
@@ -1093,10 +1123,10 @@ static int64_t part_size_for(const struct mp *m, int n)
 static void mp_fail(struct mp *m, const struct err *e)
 {
     pthread_mutex_lock(&m->mu);
-    if (!m->failed) {
-        m->failed = 1;
+    if (!atomic_load(&m->failed)) {
         m->err = *e;
-        m->stop = 1;
+        atomic_store(&m->failed, 1);
+        __atomic_store_n(&m->stop, 1, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&m->mu);
 }
@@ -1154,7 +1184,7 @@ static void *put_worker(void *arg)
     for (;;) {
         struct err pe = { 0 };
         pthread_mutex_lock(&m->read_mu);
-        if (m->failed || m->eof) {
+        if (atomic_load(&m->failed) || m->eof) {
             pthread_mutex_unlock(&m->read_mu);
             break;
         }
@@ -1363,7 +1393,7 @@ static int put_multipart(struct s3 *s, const char *uri, const struct s3_path *p,
         put_worker(&m);
     for (int i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
-    if (m.failed) {
+    if (atomic_load(&m.failed)) {
         *e = m.err;
         rc = -1;
     } else if (m.known && m.total != size) {

@@ -24,6 +24,9 @@
  * on either side, small enough for the memory target (see docs/benchmarks.md). */
 #define PIPE_CAPACITY (8u << 20)
 
+/* Names what a download writes before it is complete (the file store's part files too). */
+#define STAGING_MARK ".stepop-part-"
+
 struct digest {
     EVP_MD_CTX *md;
     int64_t bytes;
@@ -240,6 +243,7 @@ struct fetch_job {
     struct progress *pr;
     pthread_t tid;
     size_t held; /* bytes peeked and not yet released */
+    struct store_stat info; /* what the store announced; read after the thread ends */
     struct err e;
     int rc;
 };
@@ -254,8 +258,8 @@ static int fetch_sink(void *ctx, const void *data, size_t n, struct err *e)
 static void *fetch_thread(void *arg)
 {
     struct fetch_job *j = arg;
-    struct store_stat info = { .size = -1 };
-    j->rc = store_get(j->s, j->uri, 0, -1, fetch_sink, j, &info, &j->e);
+    j->info.size = -1;
+    j->rc = store_get(j->s, j->uri, 0, -1, fetch_sink, j, &j->info, &j->e);
     bytepipe_close_write(j->pipe, j->rc < 0 ? &j->e : NULL);
     return NULL;
 }
@@ -305,6 +309,14 @@ static int fetch_finish(struct fetch_job *j, int rc, struct transfer_result *r, 
         *e = j->e;
         rc = -1;
     }
+    /* Every store checks its own answers; this is the last word for all of them: success only
+     * once exactly the announced size arrived. */
+    if (rc == 0 && j->info.size >= 0 && j->dg.bytes != j->info.size) {
+        char red[512];
+        uri_redact(j->uri, red, sizeof red);
+        rc = err_set(e, ERR_INTEGRITY, "%s: got %lld bytes of the %lld the store announced", red,
+                     (long long)j->dg.bytes, (long long)j->info.size);
+    }
     if (rc == 0) {
         r->size = j->dg.bytes;
         digest_final(&j->dg, r->sha256);
@@ -331,8 +343,8 @@ static int get_file(struct store *s, const char *uri, const char *dest, const st
         return -1;
     }
     char *slash = strrchr(target, '/');
-    char *tmp = slash ? xasprintf("%.*s/.stepop-part-%s.XXXXXX", (int)(slash - target), target, slash + 1)
-                      : xasprintf(".stepop-part-%s.XXXXXX", target);
+    char *tmp = slash ? xasprintf("%.*s/" STAGING_MARK "%s.XXXXXX", (int)(slash - target), target, slash + 1)
+                      : xasprintf(STAGING_MARK "%s.XXXXXX", target);
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         int rc = err_set(e, ERR_IO, "create %s: %s", tmp, strerror(errno));
@@ -378,15 +390,22 @@ static int get_file(struct store *s, const char *uri, const char *dest, const st
 static int get_unpack(struct store *s, const char *uri, const char *dest, const struct transfer_options *o,
                       struct progress *pr, struct transfer_result *r, struct err *e)
 {
+    struct stat st;
+    int existed = stat(dest, &st) == 0;
     if (fs_mkdir_p(dest, e) < 0)
         return -1;
     char real[PATH_MAX];
     if (!realpath(dest, real))
         return err_set(e, ERR_IO, "%s: %s", dest, strerror(errno));
-    /* Extract beside dest, then move in: a damaged or mismatching archive leaves dest as it was. */
-    char *staging = xasprintf("%s.stepop-part-XXXXXX", real);
+    /* Extract into a hidden directory inside dest, then move the entries in: a damaged or
+     * mismatching archive leaves dest as it was. Inside, not beside: the renames must stay on
+     * dest's filesystem, and a mount point (a Kubernetes emptyDir or volume) has another one
+     * than its parent. */
+    char *staging = xasprintf("%s/" STAGING_MARK "XXXXXX", real);
     if (!mkdtemp(staging)) {
-        int rc = err_set(e, ERR_IO, "create a staging directory beside %s: %s", real, strerror(errno));
+        int rc = err_set(e, ERR_IO, "create a staging directory inside %s: %s", real, strerror(errno));
+        if (!existed)
+            rmdir(real);
         free(staging);
         return rc;
     }
@@ -415,6 +434,10 @@ static int get_unpack(struct store *s, const char *uri, const char *dest, const 
         rc = fs_merge_into(staging, real, e);
     struct err ignored;
     fs_remove_tree(staging, &ignored);
+    /* A failed download into a directory it created leaves no destination at all (rmdir: only
+     * while it is empty, which it is unless the final merge failed half-way). */
+    if (rc < 0 && !existed)
+        rmdir(real);
     free(staging);
     return rc;
 }

@@ -65,4 +65,19 @@ check "GNU tar lists it by its base name" sh -c "tar -tf '$T/store/one.tar' | gr
 # gzip output is reproducible: same tree, same bytes.
 "$STEPOP" artifact put "$T/src" "$store/again.tar.gz" >/dev/null 2>&1
 check "packing the same tree twice gives the same tar.gz" cmp "$T/store/tree.tar.gz" "$T/store/again.tar.gz"
+
+# A destination that is a mount point, as every Kubernetes emptyDir or volume is: the staging
+# directory must be on the destination's filesystem for the entries to be renamed into place.
+mkdir -p "$T/mnt"
+if [ "$(id -u)" = 0 ] && mount -t tmpfs -o "size=512m,mode=$(stat -c %a "$T/src")" tmpfs "$T/mnt" 2>/dev/null; then
+    on_exit "umount '$T/mnt'"
+    expect_rc 0 "get --unpack into a mount point (tmpfs)" "$STEPOP" artifact get "$store/tree.tar.zst" "$T/mnt" --unpack
+    check "the tree arrives intact in the mount point" same_tree "$T/src" "$T/mnt"
+    expect_rc 4 "a wrong --sha256 on --unpack into a mount point is refused" "$STEPOP" artifact get \
+        "$store/tree.tar.gz" "$T/mnt" --unpack --sha256 0000000000000000000000000000000000000000000000000000000000000000
+    check "the mount point holds what it held before" same_tree "$T/src" "$T/mnt"
+    check "no staging directory is left in or beside it" sh -c "! ls -a '$T' '$T/mnt' | grep -q stepop-part"
+else
+    ok "get --unpack into a mount point # SKIP needs root and tmpfs"
+fi
 done_testing

@@ -34,6 +34,23 @@ expect_rc 4 "a resume answered with the wrong Content-Range is refused" \
     "$STEPOP" artifact get "$FAULTY_URL/_f/reset100000x1,badrangex2/obj.bin" "$T/bad"
 err_has "Content-Range" "and the message says why"
 check "no file is left" test ! -e "$T/bad"
+# A server lying about the object's size: every answer must announce the same size, and exactly
+# that many bytes must arrive. (The first GET, a 200, also counts against each rule.)
+faulty_reset
+expect_rc 4 "a resume announcing a size of 2^63-1 is refused" \
+    "$STEPOP" artifact get "$FAULTY_URL/_f/reset100000x1,total9223372036854775807x2/obj.bin" "$T/bad"
+err_has "size changed from 5000000 to 9223372036854775807" "and the message gives both sizes"
+check "no file is left" test ! -e "$T/bad"
+check "no part file is left" sh -c "! ls -a '$T' | grep -q stepop-part"
+mkdir -p "$T/tree"
+cp "$FAULTY_ROOT/obj.bin" "$T/tree/"
+tar -cf "$FAULTY_ROOT/tree.tar" -C "$T/tree" .
+tsize=$(stat -c %s "$FAULTY_ROOT/tree.tar")
+faulty_reset
+expect_rc 4 "a resume announcing another size is refused, with --unpack too" \
+    "$STEPOP" artifact get "$FAULTY_URL/_f/reset100000x1,total$((tsize + 1))x2/tree.tar" "$T/bad-dir" --unpack
+err_has "size changed from $tsize to $((tsize + 1))" "and the message gives both sizes"
+check "the destination it would have created does not exist" test ! -e "$T/bad-dir"
 faulty_reset
 expect_rc 4 "an object that changes during a download is refused (412 on If-Match)" \
     "$STEPOP" artifact get "$FAULTY_URL/_f/etagx1,reset100000x1/obj.bin" "$T/bad"

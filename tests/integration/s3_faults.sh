@@ -123,6 +123,33 @@ s3_faults "[{\"method\": \"GET\", \"header_range\": \"bytes=$R2-\", \"action\": 
 expect_rc 4 "a part answered with the wrong Content-Range is refused" "$STEPOP" artifact get s3://test/obj "$T/bad"
 err_has "Content-Range" "and the message says why"
 check "no file is left" test ! -e "$T/bad"
+# A server lying about the object's size: the parts are counted from the first answer's total,
+# every answer must repeat it, and exactly that many bytes must arrive.
+no_part_left() { check "$1: no part file is left" sh -c "! ls -a '$T' | grep -q stepop-part"; }
+s3_reset
+s3_faults '[{"method": "GET", "action": "total", "total": 9223372036854775807, "count": 100}]'
+expect_rc 4 "a Content-Range total of 2^63-1 is refused" "$STEPOP" artifact get s3://test/obj "$T/bad"
+check "no file is left" test ! -e "$T/bad"
+no_part_left "a total of 2^63-1"
+expect_rc 4 "and with --unpack" "$STEPOP" artifact get s3://test/tree.tar.zst "$T/bad-dir" --unpack
+check "the destination it would have created does not exist" test ! -e "$T/bad-dir"
+mkdir "$T/kept-dir"
+touch "$T/kept-dir/mine"
+expect_rc 4 "and with --unpack into an existing directory" "$STEPOP" artifact get s3://test/tree.tar.zst "$T/kept-dir" --unpack
+check "which keeps what it held, and only that" test "$(ls -A "$T/kept-dir")" = mine
+s3_reset
+s3_faults "[{\"method\": \"GET\", \"header_range\": \"bytes=$R2-\", \"action\": \"total\", \"total\": $((16 * 1048576 + 1)), \"count\": 1}]"
+expect_rc 4 "a total that changes between the first answer and a part is refused" "$STEPOP" artifact get s3://test/obj "$T/bad"
+err_has "size changed from 16777216 to 16777217" "and the message gives both sizes"
+check "no file is left" test ! -e "$T/bad"
+no_part_left "a total changing between parts"
+s3_reset
+s3_faults '[{"method": "GET", "path": "/test/obj", "header_range": "bytes=0-", "action": "reset", "after": 100000, "count": 1},
+            {"method": "GET", "path": "/test/obj", "action": "total", "total": 20000000, "count": 1}]'
+expect_rc 4 "a total that changes when the first range resumes is refused" "$STEPOP" artifact get s3://test/obj "$T/bad"
+err_has "size changed from 16777216 to 20000000" "and the message gives both sizes"
+check "no file is left" test ! -e "$T/bad"
+no_part_left "a total changing on a resume"
 s3_reset
 s3_faults "[{\"method\": \"GET\", \"header_range\": \"bytes=$R2-\", \"action\": \"status\", \"status\": 412, \"code\": \"PreconditionFailed\", \"count\": 1}]"
 expect_rc 4 "an object that changes during the download is refused (412 on If-Match)" \

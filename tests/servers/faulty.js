@@ -11,6 +11,7 @@
 //                        PUT: stop reading after <bytes> (the client's sending blocks) and never answer
 //   norangex<n>          ignore Range and answer 200 with the whole object
 //   badrangex<n>         answer a Range request with a Content-Range that starts elsewhere
+//   total<size>x<n>      answer a Range request with a Content-Range naming <size> as the object's size
 //   etagx<n>             change the object's ETag for this many requests
 //   delay<ms>x<n>        PUT: store the object, answer <ms> later; GET: answer <ms> late
 //   losex<n>             PUT: store the object, then drop the connection without an answer
@@ -33,12 +34,12 @@ let log = [];
 
 function parseRules(spec) {
   return spec.split(',').filter(Boolean).map((r) => {
-    const m = /^(s(\d{3})(?:ra(\d+))?|reset(\d+)|stall(\d+)|delay(\d+)|lose|norange|badrange|etag)(?:~(\w+))?x(\d+)$/.exec(r);
+    const m = /^(s(\d{3})(?:ra(\d+))?|reset(\d+)|stall(\d+)|delay(\d+)|lose|norange|badrange|etag|total(\d+))(?:~(\w+))?x(\d+)$/.exec(r);
     if (!m) throw new Error('bad rule ' + r);
     return { text: r, status: m[2] && +m[2], retryAfter: m[3], reset: m[4] && +m[4], stall: m[5] && +m[5],
              delay: m[6] && +m[6], lose: r.startsWith('lose'),
              norange: r.startsWith('norange'), badrange: r.startsWith('badrange'), etag: r.startsWith('etag'),
-             suffix: m[7], count: +m[8] };
+             total: m[7], suffix: m[8], count: +m[9] };
   });
 }
 
@@ -158,7 +159,8 @@ function serveGet(req, res, rules, file) {
     if (start >= st.size) { res.statusCode = 416; res.setHeader('Content-Range', `bytes */${st.size}`); res.end(); return; }
     status = 206;
     const shown = rules.find((r) => r.badrange) ? start + 1 : start;
-    res.setHeader('Content-Range', `bytes ${shown}-${end}/${st.size}`);
+    const total = rules.find((r) => r.total);
+    res.setHeader('Content-Range', `bytes ${shown}-${end}/${total ? total.total : st.size}`);
   }
   res.statusCode = status;
   res.setHeader('Content-Length', end - start + 1);

@@ -94,7 +94,8 @@ class Fault:
     reset_request (read the whole body, then reset the connection before answering), reset (forward, send
     "after" body bytes, then reset the connection), stall (forward, send "after" bytes, then
     nothing for "seconds"), delay (wait "seconds", then forward: a slow server), bad_range (forward, shift Content-Range's start by one),
-    complete_error (answer 200 with an <Error> body of "code" without forwarding)."""
+    total (forward, with Content-Range's total size replaced by "total": a server lying about the
+    object's size), complete_error (answer 200 with an <Error> body of "code" without forwarding)."""
 
     def __init__(self, d):
         self.d = d
@@ -412,6 +413,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.error(416, 'InvalidRange', 'The requested range is not satisfiable')
             if fault and fault['action'] == 'bad_range':
                 out_headers = [(k, self.shift_range(v) if k.lower() == 'content-range' else v) for k, v in out_headers]
+            if fault and fault['action'] == 'total':
+                out_headers = [(k, v.rpartition('/')[0] + '/%d' % fault['total'] if k.lower() == 'content-range' else v)
+                               for k, v in out_headers]
             if data_len is None:
                 data = up.read()
                 data_len = len(data)
