@@ -383,7 +383,8 @@ static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_o
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
     const struct xfer *x = userp;
     int cancelled = process_cancel_applies(x->req->uncancellable);
-    return cancelled || (x->req->stop && *x->req->stop) || thread_stopped() ? 1 : 0;
+    int stopped = x->req->stop && __atomic_load_n(x->req->stop, __ATOMIC_RELAXED);
+    return cancelled || stopped || thread_stopped() ? 1 : 0;
 }
 
 /* The status's error kind and a short text for messages. */

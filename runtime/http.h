@@ -80,7 +80,8 @@ struct http_request {
     int64_t timeout_ms;           /* whole-attempt limit for small requests; 0: none (stall detection only) */
     int64_t connect_timeout_ms;   /* 0: configuration default (metadata services want less) */
     int path_as_is;               /* send "/./" and "/../" as they are (S3 keys may hold them) */
-    const volatile int *stop;     /* non-NULL: the transfer aborts (ERR_CANCELLED) once *stop is set */
+    const int *stop;              /* non-NULL: the transfer aborts (ERR_CANCELLED) once *stop is set
+                                     (with __atomic_store_n: it is read from curl's callbacks) */
     int uncancellable;            /* clean-up (aborting a multipart upload) goes out even after a signal */
     size_t max_body;              /* cap on a kept body, default 16 MiB */
     http_sign_fn sign;
