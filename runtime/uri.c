@@ -118,14 +118,26 @@ void uri_redact(const char *uri, char *out, size_t len)
     if (!len)
         return;
     struct buf b = { 0 };
-    const char *sep = strstr(uri, "://");
+    /* Only a real scheme starts an authority: a "://" later on (in a path or a query) must not
+     * carry the query past the redaction. */
+    const char *sep = uri;
+    if (isalpha((unsigned char)*sep))
+        while (isalnum((unsigned char)*sep) || *sep == '+' || *sep == '-' || *sep == '.')
+            sep++;
+    if (sep == uri || strncmp(sep, "://", 3) != 0)
+        sep = NULL;
     const char *rest = uri;
     if (sep) {
         buf_append(&b, uri, (size_t)(sep + 3 - uri));
         rest = sep + 3;
-        const char *slash = strchr(rest, '/');
-        const char *at = strchr(rest, '@');
-        if (at && (!slash || at < slash)) {
+        /* Up to the authority's last '@': a password with a raw '@' is hidden whole, whichever
+         * '@' a client takes for the end of the userinfo. */
+        size_t auth_len = strcspn(rest, "/");
+        const char *at = NULL;
+        for (const char *p = rest; p < rest + auth_len; p++)
+            if (*p == '@')
+                at = p;
+        if (at) {
             buf_append(&b, "***@", 4);
             rest = at + 1;
         }

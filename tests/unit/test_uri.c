@@ -21,6 +21,12 @@ int main(void)
     is_str(red, "file:///tmp/x", "plain URIs are unchanged");
     uri_redact("http://host/p@q", red, sizeof red);
     is_str(red, "http://host/p@q", "an @ in the path is not userinfo");
+    /* Found by tests/fuzz/fuzz_uri.c: a "://" after a '?' was taken for the scheme's. */
+    uri_redact("x/y?token=secret&next=s3://b/k", red, sizeof red);
+    is_str(red, "x/y?...", "a \"://\" inside the query does not keep the query");
+    /* Also found by the fuzzer: a raw '@' in the password left its end in the message. */
+    uri_redact("https://user:p@ss@host/k", red, sizeof red);
+    is_str(red, "https://***@host/k", "userinfo hidden up to the authority's last '@'");
 
     char *r = uri_redact_secrets("https://user:secret@host/a/b.bin?X-Amz-Date=20260101T000000Z&X-Amz-Signature=abc"
                                  "&x-amz-security-token=tok&versionId=7");
