@@ -63,7 +63,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps test unit-test integration-test install clean help demo check-deps bench static
+.PHONY: all deps test unit-test integration-test install clean help demo check-deps bench static fuzz fuzz-build tsan
 all: build/stepop
 
 help:
@@ -73,6 +73,8 @@ help:
 	@echo "make demo       a real step end to end (local flavor, file store)"
 	@echo "make bench      the benchmarks against curl, tar, pigz, zstd, aws cli, rclone (docs/benchmarks.md)"
 	@echo "make static     build build/stepop-static, static except glibc (docs/static.md)"
+	@echo "make fuzz       build the libFuzzer targets (clang) and run each for FUZZ_SECONDS (docs/testing.md)"
+	@echo "make tsan       build build/tsan/stepop (ThreadSanitizer) and run tests/integration/tsan.sh"
 	@echo "make install    install stepop and the stepop-submit link (PREFIX, DESTDIR)"
 	@echo "make clean      remove build/"
 
@@ -99,7 +101,7 @@ build/gpu-backend: FORCE
 build/obj/runtime/version.o build/asan/runtime/version.o build/static/obj/runtime/version.o: build/commit.h
 build/obj/runtime/version.o build/asan/runtime/version.o build/static/obj/runtime/version.o: CPPFLAGS += -include build/commit.h
 
-build/obj/gpu/gpu_cuda.o build/asan/gpu/gpu_cuda.o build/static/obj/gpu/gpu_cuda.o: CPPFLAGS += $(GPU_CFLAGS)
+build/obj/gpu/gpu_cuda.o build/asan/gpu/gpu_cuda.o build/static/obj/gpu/gpu_cuda.o build/fuzz/obj/gpu/gpu_cuda.o build/tsan/gpu/gpu_cuda.o: CPPFLAGS += $(GPU_CFLAGS)
 
 # One object serves the plain and the ASan links: device code is not instrumented anyway.
 build/obj/gpu/%.o: gpu/%.cu
@@ -178,6 +180,59 @@ integration-test: build/stepop build/asan/stepop $(TOOL_BIN)
 test: build/stepop build/asan/stepop $(UNIT_BIN) $(ASAN_UNIT_BIN) $(TOOL_BIN)
 	@tests/run.sh all
 
+# Fuzzing (docs/testing.md#fuzzing): libFuzzer targets tests/fuzz/fuzz_*.c, built with Debian's
+# clang and its libFuzzer (libclang-rt-14-dev) against the library objects compiled with the same
+# sanitizers; each runs FUZZ_SECONDS from its seed corpus tests/fuzz/corpus/<target>/ (read only:
+# new inputs go to build/fuzz/corpus/<target>/). Crashes are written to build/fuzz/crashes/.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=undefined
+FUZZ_OBJ := $(LIB_SRC:%.c=build/fuzz/obj/%.o)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+
+build/fuzz/obj/%.o: %.c | check-deps
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZ_FLAGS) $(CPPFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+build/fuzz/obj/runtime/version.o: build/commit.h
+build/fuzz/obj/runtime/version.o: CPPFLAGS += -include build/commit.h
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ) $(GPU_OBJ) build/gpu-backend
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -o $@ $< $(FUZZ_OBJ) $(GPU_OBJ) $(LIBS)
+
+# Kept: the targets are built by a pattern rule, so make would delete them as intermediate.
+.SECONDARY: $(FUZZ_OBJ)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: $(FUZZ_BIN)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BIN)
+
+# ThreadSanitizer (docs/testing.md#threadsanitizer): stepop built with -fsanitize=thread, run
+# through the threaded paths by tests/integration/tsan.sh.
+TSAN_FLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+TSAN_OBJ := $(LIB_SRC:%.c=build/tsan/%.o)
+
+build/tsan/%.o: %.c | check-deps
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(BASE_CFLAGS) $(TSAN_FLAGS) $(CPPFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+build/tsan/runtime/version.o: build/commit.h
+build/tsan/runtime/version.o: CPPFLAGS += -include build/commit.h
+
+build/tsan/stepop: build/tsan/runtime/main.o $(TSAN_OBJ) $(GPU_OBJ) build/gpu-backend
+	@echo "  LD      $@"
+	$(Q)$(CC) $(TSAN_FLAGS) -o $@ $(filter %.o,$^) $(LIBS)
+
+tsan: build/tsan/stepop
+	@bash tests/integration/tsan.sh
+
 demo: build/stepop
 	@tools/demo.sh
 
@@ -199,4 +254,4 @@ install: build/stepop
 clean:
 	rm -rf build
 
--include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(GPU_OBJ:.o=.d) $(STATIC_OBJ:.o=.d) build/obj/runtime/main.d build/static/obj/runtime/main.d
+-include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d) $(TSAN_OBJ:.o=.d) $(GPU_OBJ:.o=.d) $(STATIC_OBJ:.o=.d) build/obj/runtime/main.d build/static/obj/runtime/main.d
