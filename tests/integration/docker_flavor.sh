@@ -165,8 +165,10 @@ is_eq "poll: exit code 0" "$(jq_py "$T/poll.json" 'd["exit_code"], d["oom_killed
 is_eq "status.json: succeeded" "$(status_field phase)" succeeded
 check "the step read its input" grep -q forty-two <(logs)
 check "the image's CMD never ran" bash -c "! grep -q 'image CMD' <<<\"\$(cat $RUN_DIR/logs/1/*.log)\""
-check "the output was stored, outputs.json last" test -s "$RUN_DIR/outputs/result.tar.zst" -a -s "$RUN_DIR/outputs.json"
-ok "a step took $((SECONDS - t0)) s from submit to exit"
+check "the output was stored" test -s "$RUN_DIR/outputs/result.tar.zst" -a -s "$RUN_DIR/outputs.json"
+# File times tick coarsely: "not older" is what can be checked.
+check "outputs.json was written after the output" bash -c "! [ '$RUN_DIR/outputs/result.tar.zst' -nt '$RUN_DIR/outputs.json' ]"
+echo "# a step took $((SECONDS - t0)) s from submit to exit"
 expect_rc 0 "cleanup removes the container" drive cleanup "$T/handle.json" "$T/settings.json"
 expect_rc 0 "poll after cleanup" drive poll "$T/handle.json" "$T/settings.json"
 out_has '"phase":"gone"' "... says gone"
@@ -194,7 +196,8 @@ sleep 0.5
 t0=$SECONDS
 expect_rc 0 "cancel returns once asked" drive cancel "$T/handle.json" "$T/settings.json" 10s
 check "the container stops" wait_exit 30
-ok "it stopped $((SECONDS - t0)) s after the cancel"
+# The step's TERM handler takes 1 s; SIGKILL would only come after the 10 s grace period.
+check "it stopped before the grace period ran out ($((SECONDS - t0)) s after the cancel)" test $((SECONDS - t0)) -lt 10
 is_eq "status.json: terminated" "$(status_field phase) $(status_field reason)" "terminated terminated"
 check "the logs are complete" grep -q "cleaned up" <(logs)
 expect_rc 0 "cancel of a stopped container is fine" drive cancel "$T/handle.json" "$T/settings.json" 10s

@@ -44,7 +44,7 @@ is_eq "every phase has start and end times" "$(jq_py "$s" "sorted(k for k,v in d
 check "timestamps are RFC 3339 UTC" python3 -c "
 import json,re; d=json.load(open('$s'))
 assert re.match(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$', d['updated_at'])"
-check "host recorded" test -n "$(jq_py "$s" "d['host']")"
+is_eq "host recorded" "$(jq_py "$s" "d['host']")" "$(python3 -c 'import socket; print(socket.gethostname())')"
 o=$store/runs/r1/outputs.json
 check "outputs.json written" test -f "$o"
 is_eq "outputs.json lists the stored outputs" "$(jq_py "$o" "[x['name'] for x in d['outputs']]")" "['model', 'metrics']"
