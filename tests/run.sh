@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Runs the unit tests (plain and under ASan/UBSan) and the integration tests, and ends with
-# "N passed, N failed". Usage: tests/run.sh [all|unit|integration] [NAME-FILTER]
+# Runs the unit tests (plain and under ASan/UBSan), the integration tests, and, when they are
+# built, the fuzz targets (make fuzz-build) and the ThreadSanitizer test (build/tsan/stepop);
+# ends with "N passed, N failed, N skipped".
+# Usage: tests/run.sh [all|unit|integration|fuzz|tsan] [NAME-FILTER]
+# Each test prints TAP. A result "ok ... # SKIP why" counts as skipped, not passed, and so does a
+# whole test that says "1..0 # SKIP why". A test fails when it prints "not ok", exits non-zero,
+# prints no plan ("1..N") or fewer or more results than its plan (it died part way).
 set -u
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -9,6 +14,7 @@ logs=build/test-logs
 mkdir -p "$logs"
 passed=0
 failed=0
+skipped=0
 failures=()
 
 run_one() { # NAME CMD...
@@ -18,17 +24,38 @@ run_one() { # NAME CMD...
     local start=$SECONDS
     timeout "${TEST_TIMEOUT:-600}" "$@" >"$log" 2>&1
     rc=$?
-    p=$(grep -c '^ok ' "$log")
-    f=$(grep -c '^not ok ' "$log")
+    local results s plans plan skip_all=""
+    results=$(grep -cE '^(not )?ok( |$)' "$log")
+    s=$(grep -ciE '^ok( [0-9]+)?( -)? *[^#]*# *skip' "$log")
+    f=$(grep -cE '^not ok( |$)' "$log")
+    p=$((results - s - f))
+    plans=$(grep -cE '^1\.\.[0-9]+' "$log")
+    plan=$(sed -nE 's/^1\.\.([0-9]+).*/\1/p' "$log" | tail -1)
+    if grep -qiE '^1\.\.0 *# *skip' "$log"; then
+        skip_all=$(sed -nE 's/^1\.\.0 *# *[Ss][Kk][Ii][Pp] *//p' "$log")
+        s=$((s + 1))
+    fi
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-        f=1 # crashed or timed out without saying what failed
+        f=$((f + 1)) # crashed or timed out without saying what failed
         echo "not ok - $name exited with status $rc" >>"$log"
+    fi
+    # A test that exited non-zero has failed already; a wrong plan is news only after exit 0.
+    if [ "$rc" -ne 0 ]; then
+        :
+    elif [ "$plans" -ne 1 ]; then
+        f=$((f + 1))
+        echo "not ok - $name printed $plans plans (1..N), want one: it died early or its output is garbled" >>"$log"
+    elif [ "$plan" -ne "$results" ]; then
+        f=$((f + 1))
+        echo "not ok - $name planned $plan results and printed $results" >>"$log"
     fi
     passed=$((passed + p))
     failed=$((failed + f))
-    local skip=""
-    grep -q '^1\.\.0 # SKIP' "$log" && skip=" ($(sed -n 's/^1\.\.0 # SKIP //p' "$log"))"
-    printf '%-44s %4d passed %3d failed %4ds%s\n' "$name" "$p" "$f" $((SECONDS - start)) "$skip"
+    skipped=$((skipped + s))
+    printf '%-44s %4d passed %3d failed %3d skipped %4ds%s\n' "$name" "$p" "$f" "$s" $((SECONDS - start)) \
+        "${skip_all:+ (skipped: $skip_all)}"
+    # Skipped results are shown, so that what did not run is seen.
+    grep -iE '^ok( [0-9]+)?( -)? *[^#]*# *skip' "$log" | sed 's/^/    /' | head -20
     if [ "$f" -gt 0 ]; then
         failures+=("$name")
         grep -A12 '^not ok' "$log" | sed 's/^/    /' | head -60
@@ -74,8 +101,20 @@ if { [ "$what" = all ] || [ "$what" = integration ]; } && [ -x build/stepop-stat
         STEPOP=$PWD/build/stepop-static run_one "static-integration/$t" bash "tests/integration/$t.sh"
     done
 fi
+# Fuzz targets (make fuzz-build), FUZZ_SECONDS each (default 10 here; make fuzz runs 60).
+if [ "$what" = all ] || [ "$what" = fuzz ]; then
+    for t in build/fuzz/fuzz_*; do
+        [ -x "$t" ] || continue
+        case "$t" in *"$filter"*) ;; *) continue ;; esac
+        FUZZ_SECONDS=${FUZZ_SECONDS:-10} run_one "fuzz/$(basename "$t" | sed 's/^fuzz_//')" tests/fuzz/tap.sh "$t"
+    done
+fi
+# ThreadSanitizer (make build/tsan/stepop): the threaded paths under TSan.
+if { [ "$what" = all ] || [ "$what" = tsan ]; } && [ -x build/tsan/stepop ]; then
+    case tsan in *"$filter"*) run_one "tsan" bash tests/integration/tsan.sh ;; esac
+fi
 if [ ${#failures[@]} -gt 0 ]; then
     echo "failing: ${failures[*]} (logs in $logs/)"
 fi
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
