@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs the unit tests (plain and under ASan/UBSan), the integration tests, and, when they are
-# built, the fuzz targets (make fuzz-build) and the ThreadSanitizer test (build/tsan/stepop);
-# ends with "N passed, N failed, N skipped".
-# Usage: tests/run.sh [all|unit|integration|fuzz|tsan] [NAME-FILTER]
+# Runs the unit tests (plain and under ASan/UBSan), the integration tests (integration/tsan runs
+# build/tsan/stepop, skipped when it is not built) and, when they are built (make fuzz-build), the
+# fuzz targets, one result each; ends with "N passed, N failed, N skipped".
+# Usage: tests/run.sh [all|unit|integration|fuzz] [NAME-FILTER]
 # Each test prints TAP. A result "ok ... # SKIP why" counts as skipped, not passed, and so does a
 # whole test that says "1..0 # SKIP why". A test fails when it prints "not ok", exits non-zero,
 # prints no plan ("1..N") or fewer or more results than its plan (it died part way).
@@ -108,10 +108,6 @@ if [ "$what" = all ] || [ "$what" = fuzz ]; then
         case "$t" in *"$filter"*) ;; *) continue ;; esac
         FUZZ_SECONDS=${FUZZ_SECONDS:-10} run_one "fuzz/$(basename "$t" | sed 's/^fuzz_//')" tests/fuzz/tap.sh "$t"
     done
-fi
-# ThreadSanitizer (make build/tsan/stepop): the threaded paths under TSan.
-if { [ "$what" = all ] || [ "$what" = tsan ]; } && [ -x build/tsan/stepop ]; then
-    case tsan in *"$filter"*) run_one "tsan" bash tests/integration/tsan.sh ;; esac
 fi
 if [ ${#failures[@]} -gt 0 ]; then
     echo "failing: ${failures[*]} (logs in $logs/)"
