@@ -5,6 +5,9 @@
 set -eu
 build="build-essential pkg-config git libcurl4-openssl-dev libarchive-dev libcjson-dev zlib1g-dev
        libssl-dev libzstd-dev libexpat1-dev"
+# make fuzz and make tsan (docs/testing.md): clang, and its runtime libraries with libFuzzer
+# (libclang-rt-dev is libclang-rt-14-dev on Debian 12); gcc brings ThreadSanitizer's libtsan.
+fuzz="clang libclang-rt-dev"
 # make static: dpkg-dev for apt-get source and dpkg-buildflags; the static archives of the
 # libraries taken from Debian as they are (docs/static.md).
 static="build-essential dpkg-dev libssl-dev zlib1g-dev libzstd-dev libexpat1-dev liblzma-dev
@@ -21,7 +24,7 @@ bench="nginx-light libnginx-mod-http-dav-ext curl tar zstd gzip pigz time python
 case ${1:-all} in
 static) want=$static ;;
 bench) want=$bench ;;
-all) want="$build $static $tests" ;;
+all) want="$build $static $tests $fuzz" ;;
 *) echo "usage: tools/deps.sh [static|bench]" >&2; exit 2 ;;
 esac
 missing=""
