@@ -25,9 +25,10 @@ run_one() { # NAME CMD...
     timeout "${TEST_TIMEOUT:-600}" "$@" >"$log" 2>&1
     rc=$?
     local results s plans plan skip_all=""
-    results=$(grep -cE '^(not )?ok( |$)' "$log")
-    s=$(grep -ciE '^ok( [0-9]+)?( -)? *[^#]*# *skip' "$log")
-    f=$(grep -cE '^not ok( |$)' "$log")
+    # Results are numbered ("ok 3 - ..."), as tests/lib.sh and tests/unit/tap.h print them.
+    results=$(grep -cE '^(not )?ok [0-9]+( |$)' "$log")
+    s=$(grep -ciE '^ok [0-9]+( -)? *[^#]*# *skip' "$log")
+    f=$(grep -cE '^not ok [0-9]+( |$)' "$log")
     p=$((results - s - f))
     plans=$(grep -cE '^1\.\.[0-9]+' "$log")
     plan=$(sed -nE 's/^1\.\.([0-9]+).*/\1/p' "$log" | tail -1)
@@ -55,7 +56,7 @@ run_one() { # NAME CMD...
     printf '%-44s %4d passed %3d failed %3d skipped %4ds%s\n' "$name" "$p" "$f" "$s" $((SECONDS - start)) \
         "${skip_all:+ (skipped: $skip_all)}"
     # Skipped results are shown, so that what did not run is seen.
-    grep -iE '^ok( [0-9]+)?( -)? *[^#]*# *skip' "$log" | sed 's/^/    /' | head -20
+    grep -iE '^ok [0-9]+( -)? *[^#]*# *skip' "$log" | sed 's/^/    /' | head -20
     if [ "$f" -gt 0 ]; then
         failures+=("$name")
         grep -A12 '^not ok' "$log" | sed 's/^/    /' | head -60
