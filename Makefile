@@ -200,12 +200,13 @@ build/fuzz/obj/%.o: %.c | check-deps
 build/fuzz/obj/runtime/version.o: build/commit.h
 build/fuzz/obj/runtime/version.o: CPPFLAGS += -include build/commit.h
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJ) $(GPU_OBJ) build/gpu-backend
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJ) $(GPU_OBJ) build/gpu-backend
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -o $@ $< $(FUZZ_OBJ) $(GPU_OBJ) $(LIBS)
 
-# Kept: the targets are built by a pattern rule, so make would delete them as intermediate.
+# Kept: the objects are prerequisites of a pattern rule only, which makes them intermediate files
+# that make would delete after each link.
 .SECONDARY: $(FUZZ_OBJ)
 
 fuzz-build: $(FUZZ_BIN)
