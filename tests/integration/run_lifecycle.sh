@@ -55,6 +55,12 @@ for x in d['outputs']:
     assert hashlib.sha256(open(p,'rb').read()).hexdigest() == x['sha256'], x
     assert x['size'] == len(open(p,'rb').read())"
 check "the metrics file was stored as is" grep -q acc "$store/runs/r1/outputs/metrics"
+# outputs.json is the run's commit record: written after every output (file times tick coarsely,
+# so "not older" is what can be checked).
+check "outputs.json was written after the outputs" python3 -c "
+import os; o = os.stat('$o').st_mtime_ns
+for f in ('model.tar.zst', 'metrics'):
+    assert os.stat('$store/runs/r1/outputs/' + f).st_mtime_ns <= o, f"
 check "the model directory was packed" sh -c "tar --zstd -tf '$store/runs/r1/outputs/model.tar.zst' | grep -q weights.bin"
 cat "$store"/runs/r1/logs/1/*.log >"$T/shipped"
 check "shipped logs hold stdout and stderr" sh -c "grep -q 'to stdout' '$T/shipped' && grep -q 'to stderr' '$T/shipped'"
