@@ -113,35 +113,37 @@ char *uri_join(const char *prefix, const char *name)
     return xasprintf("%s/%s", prefix, name);
 }
 
-void uri_redact(const char *uri, char *out, size_t len)
+/* Appends uri's scheme and "://" to b, with its userinfo as "***@", and returns where the rest
+ * starts (uri itself when it does not start with a scheme: a "://" later on, in a path or a
+ * query, must not carry what precedes it past the redaction). The authority ends at the first of
+ * auth_end; the userinfo at its last '@', so a password holding a raw '@' is hidden whole,
+ * whichever '@' a client takes for the end of the userinfo. */
+static const char *redact_userinfo(struct buf *b, const char *uri, const char *auth_end)
 {
-    if (!len)
-        return;
-    struct buf b = { 0 };
-    /* Only a real scheme starts an authority: a "://" later on (in a path or a query) must not
-     * carry the query past the redaction. */
     const char *sep = uri;
     if (isalpha((unsigned char)*sep))
         while (isalnum((unsigned char)*sep) || *sep == '+' || *sep == '-' || *sep == '.')
             sep++;
     if (sep == uri || strncmp(sep, "://", 3) != 0)
-        sep = NULL;
-    const char *rest = uri;
-    if (sep) {
-        buf_append(&b, uri, (size_t)(sep + 3 - uri));
-        rest = sep + 3;
-        /* Up to the authority's last '@': a password with a raw '@' is hidden whole, whichever
-         * '@' a client takes for the end of the userinfo. */
-        size_t auth_len = strcspn(rest, "/");
-        const char *at = NULL;
-        for (const char *p = rest; p < rest + auth_len; p++)
-            if (*p == '@')
-                at = p;
-        if (at) {
-            buf_append(&b, "***@", 4);
-            rest = at + 1;
-        }
-    }
+        return uri;
+    buf_append(b, uri, (size_t)(sep + 3 - uri));
+    const char *rest = sep + 3, *at = NULL;
+    size_t auth_len = strcspn(rest, auth_end);
+    for (const char *p = rest; p < rest + auth_len; p++)
+        if (*p == '@')
+            at = p;
+    if (!at)
+        return rest;
+    buf_append(b, "***@", 4);
+    return at + 1;
+}
+
+void uri_redact(const char *uri, char *out, size_t len)
+{
+    if (!len)
+        return;
+    struct buf b = { 0 };
+    const char *rest = redact_userinfo(&b, uri, "/");
     const char *q = strpbrk(rest, "?#");
     if (q) {
         buf_append(&b, rest, (size_t)(q - rest));
@@ -170,18 +172,7 @@ static int uri_secret_param(const char *name, size_t n)
 char *uri_redact_secrets(const char *uri)
 {
     struct buf b = { 0 };
-    const char *sep = strstr(uri, "://");
-    const char *rest = uri;
-    if (sep) {
-        buf_append(&b, uri, (size_t)(sep + 3 - uri));
-        rest = sep + 3;
-        size_t auth = strcspn(rest, "/?#");
-        const char *at = memchr(rest, '@', auth);
-        if (at) {
-            buf_append(&b, "***@", 4);
-            rest = at + 1;
-        }
-    }
+    const char *rest = redact_userinfo(&b, uri, "/?#");
     const char *q = strchr(rest, '?');
     const char *frag = strchr(rest, '#');
     if (frag && q && frag < q)

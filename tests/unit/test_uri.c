@@ -47,6 +47,13 @@ int main(void)
     r = uri_redact_secrets("http://host/p@q?a=1");
     is_str(r, "http://host/p@q?a=1", "an @ in the path is not userinfo");
     free(r);
+    /* The same two cases as uri_redact's above, found by tests/fuzz/fuzz_uri.c there. */
+    r = uri_redact_secrets("https://user:p@ss@host/k?sig=1");
+    is_str(r, "https://***@host/k?sig=REDACTED", "stored: userinfo hidden up to the authority's last '@'");
+    free(r);
+    r = uri_redact_secrets("x/y?sig=secret&next=s3://b/k");
+    is_str(r, "x/y?sig=REDACTED&next=s3://b/k", "stored: a \"://\" inside the query does not keep a signature");
+    free(r);
 
     char *p;
     struct err e = { 0 };
