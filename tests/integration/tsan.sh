@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The threaded paths under ThreadSanitizer (build/tsan/stepop, `make tsan`): S3 multipart upload
-# and parallel ranged GETs (through the signature-checking proxy), tar.gz packing on pgzip's
-# threads, tar.zst on libzstd's workers, and a `stepop run` with its run prefix on S3 (log
+# and parallel ranged GETs (through the signature-checking proxy), both also failing part way,
+# tar.gz packing on pgzip's threads, tar.zst on libzstd's workers, and a `stepop run` with its run prefix on S3 (log
 # shipping beside the step, outputs uploaded). Any ThreadSanitizer report fails the test.
 . "$(dirname "$0")/../lib.sh"
 STEPOP=${STEPOP_TSAN:-$ROOT/build/tsan/stepop}
@@ -25,6 +25,17 @@ check "the same tree" same_tree "$T/src" "$T/gz"
 expect_rc 0 "a tree as tar.zst (libzstd workers), multipart" "$STEPOP" artifact put "$T/src" s3://test/t.tar.zst
 expect_rc 0 "and back, unpacked through ranged GETs" "$STEPOP" artifact get s3://test/t.tar.zst "$T/zst" --unpack
 check "the same tree" same_tree "$T/src" "$T/zst"
+
+# Failures while parts are in flight: the workers are told to stop (a part that keeps failing
+# with 500 fails the whole transfer, the others are abandoned).
+s3_faults '[{"method": "PUT", "query": "partNumber=2&", "action": "status", "status": 500, "code": "InternalError", "count": 50}]'
+expect_rc 1 "a multipart upload whose part 2 keeps failing fails" env STEPOP_HTTP_ATTEMPTS=2 \
+    "$STEPOP" artifact put "$T/raw.bin" s3://test/failing.bin
+s3_reset
+s3_faults '[{"method": "GET", "path": "/test/raw.bin", "header_range": "bytes=5242880-", "action": "status", "status": 500, "code": "InternalError", "count": 50}]'
+expect_rc 1 "a ranged download whose second range keeps failing fails" env STEPOP_HTTP_ATTEMPTS=2 \
+    "$STEPOP" artifact get s3://test/raw.bin "$T/raw.failed"
+s3_reset
 
 # A run whose prefix is on S3: logs shipped every 100 ms while the step writes, an input unpacked,
 # an output packed and uploaded.
