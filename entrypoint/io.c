@@ -11,7 +11,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -54,53 +53,29 @@ static int dir_is_empty(const char *path)
     return empty;
 }
 
-/* A phase's deadline. While the phase runs, flag is the HTTP layer's cancel flag, which the
- * transfers also check between chunks (so the file store stops too); a thread raises it when the
- * deadline passes, or when *also (the SIGTERM flag while fetching) becomes set. */
+/* A phase's deadline: the HTTP layer's cancel deadline while the phase runs, which transfers
+ * also check between chunks (so the file store stops too); also, the SIGTERM flag while fetching. */
 struct deadline {
-    volatile sig_atomic_t flag, expired, done;
-    volatile sig_atomic_t *also;
     int64_t at;
-    pthread_t tid;
-    int running;
 };
-
-static void *deadline_thread(void *arg)
-{
-    struct deadline *d = arg;
-    while (!d->done) {
-        if (d->also && *d->also) {
-            d->flag = 1;
-            break;
-        }
-        if (time_mono_ms() >= d->at) {
-            d->expired = 1;
-            d->flag = 1;
-            break;
-        }
-        time_sleep_ms(50, &d->done);
-    }
-    return NULL;
-}
 
 static void deadline_start(struct deadline *d, int64_t timeout_ms, volatile sig_atomic_t *also)
 {
-    memset(d, 0, sizeof *d);
-    d->also = also;
     d->at = time_mono_ms() + timeout_ms;
-    d->running = pthread_create(&d->tid, NULL, deadline_thread, d) == 0;
-    if (!d->running)
-        log_warn("cannot start the deadline thread: this phase has no deadline");
-    http_set_cancel_flag(&d->flag);
+    http_set_cancel_flag(also);
+    http_set_cancel_deadline(d->at);
+}
+
+static int deadline_expired(const struct deadline *d)
+{
+    return time_mono_ms() >= d->at;
 }
 
 static void deadline_stop(struct deadline *d)
 {
+    (void)d;
     http_set_cancel_flag(NULL);
-    d->done = 1;
-    if (d->running)
-        pthread_join(d->tid, NULL);
-    d->running = 0;
+    http_set_cancel_deadline(0);
 }
 
 /* The deadline's own message, replacing the cancellation it caused. ERR_NETWORK: a store too slow
@@ -130,7 +105,7 @@ int io_fetch_inputs(const struct manifest *m, const char *workdir, volatile sig_
     deadline_start(&dl, m->fetch_timeout_ms, cancel);
     for (int i = 0; i < m->input_count; i++) {
         const struct manifest_input *in = &m->inputs[i];
-        if (dl.expired) {
+        if (deadline_expired(&dl)) {
             deadline_stop(&dl);
             return fetch_deadline_error(e, in->name, m->fetch_timeout_ms);
         }
@@ -148,7 +123,7 @@ int io_fetch_inputs(const struct manifest *m, const char *workdir, volatile sig_
         if (rc < 0) {
             free(dest);
             deadline_stop(&dl);
-            if (dl.expired)
+            if (deadline_expired(&dl))
                 return fetch_deadline_error(e, in->name, m->fetch_timeout_ms);
             return err_prefix(e, "input %s: ", in->name);
         }
@@ -172,7 +147,7 @@ int io_upload_outputs(const struct manifest *m, const char *workdir, const unsig
     deadline_start(&dl, m->upload_timeout_ms, NULL);
     for (int i = 0; i < m->output_count; i++) {
         const struct manifest_output *out = &m->outputs[i];
-        if (dl.expired) {
+        if (deadline_expired(&dl)) {
             struct err de;
             upload_deadline_error(&de, out->name, m->upload_timeout_ms);
             log_error("%s", de.msg);
@@ -209,7 +184,7 @@ int io_upload_outputs(const struct manifest *m, const char *workdir, const unsig
         store_close(s);
         free(path);
         if (rc < 0) {
-            if (dl.expired)
+            if (deadline_expired(&dl))
                 upload_deadline_error(&oe, out->name, m->upload_timeout_ms);
             else
                 err_prefix(&oe, "output %s: ", out->name);

@@ -20,6 +20,7 @@ static struct http_config config = {
     .stall_timeout_ms = 30000,
 };
 static volatile sig_atomic_t *cancel_flag;
+static _Atomic int64_t cancel_deadline_ms;
 static _Thread_local const atomic_int *thread_stop;
 
 struct http_client {
@@ -111,9 +112,15 @@ void http_set_cancel_flag(volatile sig_atomic_t *flag)
     cancel_flag = flag;
 }
 
+void http_set_cancel_deadline(int64_t deadline_ms)
+{
+    atomic_store(&cancel_deadline_ms, deadline_ms);
+}
+
 int http_cancelled(void)
 {
-    return cancel_flag && *cancel_flag;
+    int64_t deadline = atomic_load(&cancel_deadline_ms);
+    return (cancel_flag && *cancel_flag) || (deadline && time_mono_ms() >= deadline);
 }
 
 void http_set_thread_stop(const atomic_int *flag)

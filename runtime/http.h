@@ -33,6 +33,9 @@ int http_global_init(struct err *e);
 const struct http_config *http_config(void);
 /* Transfers in flight abort (ERR_CANCELLED) once *flag becomes non-zero. */
 void http_set_cancel_flag(volatile sig_atomic_t *flag);
+/* ... and once the monotonic clock reaches deadline_ms (a phase's deadline); 0 clears it. */
+void http_set_cancel_deadline(int64_t deadline_ms);
+/* Either of the two has fired. */
 int http_cancelled(void);
 /* Transfers made by the calling thread abort (ERR_CANCELLED) once *flag becomes non-zero, retry
  * pauses included: how a thread with its own deadline (the log shipper) gets out of a slow store
