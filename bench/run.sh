@@ -2,7 +2,8 @@
 # make bench: stepop against the tools users would pick instead, on the same work, in one run.
 # Generates its own data, starts its own servers on loopback, runs every case round-robin after
 # the data is warm, and prints medians and ratios (bench/report.py). Never part of `make test`.
-# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8).
+# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8; case 9, the
+# 20 GiB streamed S3 upload, only when named: it needs about 45 GB of disk and several minutes).
 set -u
 . "$(dirname "$0")/../tests/lib.sh"
 . "$ROOT/bench/lib.sh"
@@ -227,6 +228,26 @@ if want 8; then
     lines=$(grep -c '^chatter ' "$T/chatty.out")
     printf '{"case":"log-objects","tool":"chatty step, 60 s","objects_per_min":%s,"lines":%s}\n' "$objects" "$lines" >>"$RESULTS"
     echo "  log-objects / chatty step: $objects objects for $lines lines in 60 s" >&2
+fi
+
+if want 9; then
+    gib=${BENCH_STREAM_GIB:-20}
+    echo "case 9: peak RSS of a $gib GiB streamed upload to S3 (tar of unknown size, parts that grow)" >&2
+    if [ ! -f "$DATA/tree-stream-$gib/.done" ]; then
+        rm -rf "$DATA/tree-stream-$gib"
+        "$ROOT/build/bench/gen_data" "$DATA/tree-stream-$gib" $((gib * 1024)) && touch "$DATA/tree-stream-$gib/.done"
+    fi
+    if start_s3 2>>"$BENCH_LOG"; then
+        # The stream's size is unknown, so parts start at 8 MiB and double every 1,000 parts; the
+        # part buffers in flight stay within STEPOP_S3_MEMORY (docs/artifacts.md).
+        for budget in 256MiB 64MiB; do
+            STEPOP_S3_MEMORY=$budget peak_rss "rss-stream-${gib}GiB" "pack + put (tar, s3, STEPOP_S3_MEMORY=$budget)" \
+                "$STEPOP" artifact put "$DATA/tree-stream-$gib" "s3://test/stream-$budget.tar"
+            "$STEPOP" artifact rm "s3://test/stream-$budget.tar" >/dev/null 2>&1
+        done
+    else
+        echo "  skipped: the S3 test server did not start (see $BENCH_LOG)" >&2
+    fi
 fi
 
 echo "total $(( ($(now_ns) - started) / 1000000000 )) s" >&2
