@@ -3,7 +3,8 @@
 # Generates its own data, starts its own servers on loopback, runs every case round-robin after
 # the data is warm, and prints medians and ratios (bench/report.py). Never part of `make test`.
 # BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8; case 9, the
-# 20 GiB streamed S3 upload, only when named: it needs about 45 GB of disk and several minutes).
+# 20 GiB streamed S3 upload, only when named: it needs about 65 GB of free disk — the source tree,
+# s3rver's parts and the object it assembles from them — and 15 minutes or more).
 set -u
 . "$(dirname "$0")/../tests/lib.sh"
 . "$ROOT/bench/lib.sh"
