@@ -1177,6 +1177,7 @@ static void *put_worker(void *arg)
     struct http_client *client = http_client_new();
     char *buf = NULL;
     int64_t cap = 0;
+    int left = 0; /* retired for the budget, already uncounted */
     /* Counted as it starts, so a worker that failed to start is never waited for. */
     pthread_mutex_lock(&m->read_mu);
     m->live++;
@@ -1204,10 +1205,9 @@ static void *put_worker(void *arg)
             if (m->mem_held - cap + want > m->s->cfg.mem_budget && m->live > 1) {
                 m->mem_held -= cap;
                 m->live--;
+                left = 1;
                 pthread_mutex_unlock(&m->read_mu);
-                free(buf);
-                http_client_free(client);
-                return NULL;
+                break;
             }
             m->mem_held += want - cap;
             free(buf);
@@ -1249,10 +1249,12 @@ static void *put_worker(void *arg)
             m->parts_max = n;
         pthread_mutex_unlock(&m->mu);
     }
-    pthread_mutex_lock(&m->read_mu);
-    m->mem_held -= cap;
-    m->live--;
-    pthread_mutex_unlock(&m->read_mu);
+    if (!left) {
+        pthread_mutex_lock(&m->read_mu);
+        m->mem_held -= cap;
+        m->live--;
+        pthread_mutex_unlock(&m->read_mu);
+    }
     free(buf);
     http_client_free(client);
     return NULL;

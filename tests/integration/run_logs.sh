@@ -51,19 +51,28 @@ check "the chunks together are the whole output" sh -c \
 manifest "$T/blk.json" "file://$store/runs/blk" "\"timeout\":\"2s\",\"grace_period\":\"1s\",
   \"command\":[\"sh\",\"-c\",\"date +%s%N >$T/blk.start; trap 'date +%s%N >$T/blk.term; exit 143' TERM; yes x | head -c 3000000; echo; while :; do sleep 0.1; done\"]"
 mkfifo "$T/blk.fifo"
-# The reader opens the fifo and never reads it, for 9 s; then it goes away (EPIPE).
-(exec 3<"$T/blk.fifo"; sleep 9) &
-reader=$!
-"$STEPOP" run --manifest "$T/blk.json" >"$T/blk.fifo" 2>"$T/blk.err"
-rc=$?
-wait "$reader"
+# blocked_run CMD...: runs CMD while a reader holds the fifo open and never reads it, for 9 s;
+# then it goes away (EPIPE). Sets rc.
+blocked_run() {
+    local reader
+    (exec 3<"$T/blk.fifo"; sleep 9) &
+    reader=$!
+    "$@"
+    rc=$?
+    wait "$reader"
+}
+# The step wrote its start and its SIGTERM's arrival (date +%s%N) to blk.start and blk.term.
+check_term_on_time() {
+    if [ -s "$T/blk.start" ] && [ -s "$T/blk.term" ]; then
+        local late=$((($(cat "$T/blk.term") - $(cat "$T/blk.start")) / 1000000))
+        check "SIGTERM reached the step on time (after ${late} ms; timeout 2 s)" test "$late" -lt 3500
+    else
+        not_ok "the step recorded its start and its SIGTERM"
+    fi
+}
+blocked_run sh -c "exec '$STEPOP' run --manifest '$T/blk.json' >'$T/blk.fifo' 2>'$T/blk.err'"
 is_eq "with stdout blocked, the step still ends by its timeout (exit 143)" "$rc" 143
-if [ -s "$T/blk.start" ] && [ -s "$T/blk.term" ]; then
-    late=$((($(cat "$T/blk.term") - $(cat "$T/blk.start")) / 1000000))
-    check "SIGTERM reached the step on time (after ${late} ms; timeout 2 s)" test "$late" -lt 3500
-else
-    not_ok "the step recorded its start and its SIGTERM"
-fi
+check_term_on_time
 is_eq "the reason is timeout" "$(jq_py "$store/runs/blk/status.json" "d['reason']")" timeout
 check "the shipped log has every byte" sh -c "cat '$store'/runs/blk/logs/1/*.log | grep -c '^x\$' | grep -qx 1500000"
 check "stepop says how much the pass-through dropped" grep -Eq "[0-9]+ bytes of output were not passed through" "$T/blk.err"
@@ -74,18 +83,9 @@ faulty_reset
 rm -f "$T/blk.start" "$T/blk.term"
 manifest "$T/blk2.json" "$FAULTY_URL/_f/s500~logx99/runs/blk2" "\"timeout\":\"2s\",\"grace_period\":\"1s\",
   \"command\":[\"sh\",\"-c\",\"date +%s%N >$T/blk.start; trap 'date +%s%N >$T/blk.term; exit 143' TERM; yes e | head -c 3000000 >&2; while :; do sleep 0.1; done\"]"
-(exec 3<"$T/blk.fifo"; sleep 9) &
-reader=$!
-env STEPOP_HTTP_ATTEMPTS=1 STEPOP_FINAL_FLUSH_TIMEOUT=2s "$STEPOP" run --manifest "$T/blk2.json" >"$T/blk.fifo" 2>&1
-rc=$?
-wait "$reader"
+blocked_run sh -c "STEPOP_HTTP_ATTEMPTS=1 STEPOP_FINAL_FLUSH_TIMEOUT=2s exec '$STEPOP' run --manifest '$T/blk2.json' >'$T/blk.fifo' 2>&1"
 is_eq "with stdout and stderr blocked and log uploads failing, the step ends by its timeout" "$rc" 143
-if [ -s "$T/blk.start" ] && [ -s "$T/blk.term" ]; then
-    late=$((($(cat "$T/blk.term") - $(cat "$T/blk.start")) / 1000000))
-    check "SIGTERM reached the step on time (after ${late} ms; timeout 2 s)" test "$late" -lt 3500
-else
-    not_ok "the step recorded its start and its SIGTERM"
-fi
+check_term_on_time
 is_eq "the final status still says timeout" "$(jq_py "$FAULTY_ROOT/runs/blk2/status.json" "d['reason']")" timeout
 
 # 3c. Output that never stops waiting (a chunk upload takes 300 ms, the step prints MiBs a second)
