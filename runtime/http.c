@@ -385,6 +385,30 @@ static size_t on_read(char *buf, size_t size, size_t n, void *userp)
     return (size_t)r;
 }
 
+/* libcurl rewinds the body itself when it resends a request on a reused connection that turned
+ * out dead; without this it fails with "rewinding of the data stream failed". */
+static int on_seek(void *userp, curl_off_t offset, int origin)
+{
+    struct xfer *x = userp;
+    if (origin != SEEK_SET || offset < 0)
+        return CURL_SEEKFUNC_CANTSEEK;
+    if (x->req->body) {
+        if ((size_t)offset > x->req->body_len)
+            return CURL_SEEKFUNC_FAIL;
+        x->mem_offset = (size_t)offset;
+        x->body_sent = offset;
+        return CURL_SEEKFUNC_OK;
+    }
+    if (offset != 0 || !x->req->body_rewind)
+        return CURL_SEEKFUNC_CANTSEEK;
+    if (x->req->body_rewind(x->req->body_ctx, x->e) < 0) {
+        x->consumer_failed = 1;
+        return CURL_SEEKFUNC_FAIL;
+    }
+    x->body_sent = 0;
+    return CURL_SEEKFUNC_OK;
+}
+
 static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
@@ -468,6 +492,8 @@ static int setup_attempt(struct http_client *c, const struct http_request *req, 
         curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(h, CURLOPT_READDATA, x);
+        curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(h, CURLOPT_SEEKDATA, x);
         curl_off_t size = req->body ? (curl_off_t)req->body_len : (curl_off_t)req->body_size;
         curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, size);
         if (strcmp(method, "PUT") != 0)
