@@ -53,7 +53,7 @@ GPU_EXCLUDE := gpu/gpu_cuda.c
 $(info   GPU     no-CUDA backend (CUDA=$(CUDA), CUDA_HOME=$(CUDA_HOME)): 'stepop gpu' will report cuda_not_built)
 endif
 
-SRC := $(filter-out $(GPU_EXCLUDE),$(wildcard runtime/*.c artifacts/*.c entrypoint/*.c flavors/*.c gpu/*.c))
+SRC := $(filter-out $(GPU_EXCLUDE),$(wildcard runtime/*.c cloud/*.c cloud/*/*.c artifacts/*.c entrypoint/*.c flavors/*.c flavors/*/*.c gpu/*.c))
 MAIN_SRC := runtime/main.c
 LIB_SRC := $(filter-out $(MAIN_SRC),$(SRC))
 OBJ := $(LIB_SRC:%.c=build/obj/%.o)
