@@ -1,15 +1,15 @@
 /* The docker flavor: one container per step through the Docker Engine API (Docker, or Podman's
  * Docker-compatible service) over DOCKER_HOST, with `stepop run` as its entrypoint. Settings and
  * behaviour: docs/flavors.md#docker; adding stepop to an image: docs/containers.md. */
-#include "flavor.h"
+#include "../flavor.h"
 
-#include "../runtime/fsutil.h"
-#include "../runtime/http.h"
-#include "../runtime/jsonutil.h"
-#include "../runtime/log.h"
-#include "../runtime/units.h"
-#include "../runtime/uri.h"
-#include "../runtime/util.h"
+#include "../../runtime/fsutil.h"
+#include "../../runtime/http.h"
+#include "../../runtime/jsonutil.h"
+#include "../../runtime/log.h"
+#include "../../runtime/units.h"
+#include "../../runtime/uri.h"
+#include "../../runtime/util.h"
 
 #include <ctype.h>
 #include <errno.h>
