@@ -245,7 +245,9 @@ static void docker_env_each(const struct job *j, const struct docker_cfg *c, int
                             void (*add)(void *ctx, const char *name, size_t name_len, const char *value), void *ctx)
 {
     add(ctx, "STEPOP_MANIFEST", 15, j->manifest_uri);
-    add(ctx, "STEPOP_ATTEMPT", 14, "1");
+    char attempt[16];
+    snprintf(attempt, sizeof attempt, "%d", j->attempt);
+    add(ctx, "STEPOP_ATTEMPT", 14, attempt);
     for (char **ev = environ; ev && *ev; ev++) {
         const char *eq = strchr(*ev, '=');
         if (!eq)
