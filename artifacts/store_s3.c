@@ -1,5 +1,5 @@
 /* s3:// store: AWS S3 and S3-compatible servers (MinIO, Ceph, R2, ...). SigV4 signing
- * (runtime/sigv4.c) with the AWS credential chain (runtime/aws_creds.c); uploads above a
+ * (cloud/aws/sigv4.c) with the AWS credential chain (cloud/aws/creds.c); uploads above a
  * threshold go out as multipart uploads whose parts are sent in parallel, downloads as parallel
  * ranged GETs pinned to the object's ETag and delivered in order. Parallelism uses one thread and
  * one libcurl handle per part in flight (docs/artifacts.md says why not curl's multi interface).
@@ -7,10 +7,10 @@
  * "a%20b". */
 #include "store.h"
 
-#include "../runtime/aws_creds.h"
+#include "../cloud/aws/creds.h"
 #include "../runtime/http.h"
 #include "../runtime/log.h"
-#include "../runtime/sigv4.h"
+#include "../cloud/aws/sigv4.h"
 #include "../runtime/timeutil.h"
 #include "../runtime/units.h"
 #include "../runtime/uri.h"

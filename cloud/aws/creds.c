@@ -1,12 +1,12 @@
-#include "aws_creds.h"
+#include "creds.h"
 
-#include "http.h"
-#include "jsonutil.h"
-#include "log.h"
-#include "timeutil.h"
-#include "uri.h"
-#include "util.h"
-#include "xmlwalk.h"
+#include "../../runtime/http.h"
+#include "../../runtime/jsonutil.h"
+#include "../../runtime/log.h"
+#include "../../runtime/timeutil.h"
+#include "../../runtime/uri.h"
+#include "../../runtime/util.h"
+#include "../../runtime/xmlwalk.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
