@@ -212,7 +212,8 @@ static void test_get_failures(void)
     is_int(par_get_run(&g, &e), -1, "a failing part fails the download");
     is_str(e.msg, "part 4 failed", "with the part's error, not a later one's");
     ok(f.saw_stop, "the part in flight beside it was told to stop");
-    ok(f.got.len <= 400 && f.got.len % 100 == 0 && bytes_right(&f.got, 0), "only whole parts before it reached the sink");
+    ok(f.got.len <= 400 && f.got.len % 100 == 0 && bytes_right(&f.got, 0),
+       "only whole parts before it reached the sink");
     fake_get_free(&f);
 
     fake_get_init(&f, 100, 3);
