@@ -123,14 +123,16 @@ static void abort_upload(void *ctx)
 static int complete_upload(void *ctx, const struct par_part *parts, int nparts, int64_t total, struct err *e)
 {
     struct mp *m = ctx;
-    struct buf xml = { 0 };
-    buf_appendf(&xml, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
     for (int i = 0; i < nparts; i++) {
         if (!parts[i].etag)
             return err_set(e, ERR_INTERNAL, "part %d has no ETag", i + 1);
         /* ETags are quoted strings of hex digits: nothing to escape, but never trust that. */
         if (strpbrk(parts[i].etag, "<>&"))
             return err_set(e, ERR_HTTP, "part %d: the server's ETag holds XML markup", i + 1);
+    }
+    struct buf xml = { 0 };
+    buf_appendf(&xml, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+    for (int i = 0; i < nparts; i++) {
         buf_appendf(&xml, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag>", i + 1, parts[i].etag);
         if (parts[i].checksum[0])
             buf_appendf(&xml, "<ChecksumSHA256>%s</ChecksumSHA256>", parts[i].checksum);
