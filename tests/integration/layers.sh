@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The rooms include only what sits below them (docs/architecture.md#layers):
 #   runtime (core) <- cloud <- artifacts, gpu <- flavors, entrypoint <- commands
+# and inside cloud/ a platform's folder includes only its own folder and cloud/*.h.
 # A command (main.c, version.c, *_cmd.c, *_cmds.c) may include any room. One recorded exception:
 # the manifest (runtime/manifest.[ch]) checks URIs against the store registry and names output
 # formats, from artifacts/store.h and artifacts/pack.h.
@@ -28,6 +29,15 @@ check_file() { # FILE: prints one line per include that breaks the rule
     while IFS= read -r inc; do
         target=$(realpath -m --relative-to="$ROOT" "$(dirname "$f")/$inc")
         troom=$(room_of "$target")
+        # Inside cloud/, one platform's folder does not include another's (cloud/*.h is shared).
+        if [ "$room" = cloud ] && [ "$troom" = cloud ]; then
+            local mine=${f#cloud/} theirs=${target#cloud/}
+            mine=${mine%%/*} theirs=${theirs%%/*}
+            case $theirs in *.h) continue ;; esac
+            [ "$mine" = "$theirs" ] && continue
+            echo "$f includes $target (a cloud platform includes only its own folder and cloud/*.h)"
+            continue
+        fi
         case " $(allowed "$room") " in *" $troom "*) continue ;; esac
         case "$f:$target" in
         runtime/manifest.c:artifacts/store.h | runtime/manifest.[ch]:artifacts/pack.h) continue ;;
@@ -50,11 +60,16 @@ for room in $rooms; do
 done
 
 # The checker itself: a file that breaks the rule is found.
+mkdir -p "$T/cloud/aws" "$T/cloud/kube"
+printf '#include "../aws/sigv4.h"\n#include "../api.h"\n' >"$T/cloud/kube/cross.c"
 reports() { (cd "$1" && ROOT=$1 check_file "$2"); } # TREE FILE
 mkdir -p "$T/cloud/x" "$T/runtime"
 printf '#include "../../flavors/flavor.h"\n' >"$T/cloud/x/bad.c"
 out=$(reports "$T" cloud/x/bad.c)
 check "an include upwards (cloud -> flavors) is reported" grep -q 'cloud/x/bad.c includes flavors/flavor.h' <<<"$out"
+out=$(reports "$T" cloud/kube/cross.c)
+check "one cloud platform including another's is reported, cloud/api.h is not" \
+    test "$out" = "cloud/kube/cross.c includes cloud/aws/sigv4.h (a cloud platform includes only its own folder and cloud/*.h)"
 printf '#include "../artifacts/store.h"\n' >"$T/runtime/other.c"
 out=$(reports "$T" runtime/other.c)
 check "the manifest's exception covers the manifest only" grep -q 'runtime/other.c includes artifacts/store.h' <<<"$out"
