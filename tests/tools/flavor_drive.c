@@ -56,7 +56,8 @@ int main(int argc, char **argv)
             rc = fail(&e);
         } else {
             char *muri = xasprintf("%smanifest.json", m.run_uri);
-            struct job j = { .m = &m, .manifest_uri = muri, .settings = settings, .stepop_path = getenv("FLAVOR_DRIVE_SELF") };
+            struct job j = { .m = &m, .manifest_uri = muri, .settings = settings, .stepop_path = getenv("FLAVOR_DRIVE_SELF"),
+                             .attempt = 1 };
             cJSON *out = NULL;
             int r = strcmp(op, "validate") == 0 ? ops->validate(&j, &e)
                     : strcmp(op, "render") == 0 ? ops->render(&j, &out, &e)
