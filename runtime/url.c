@@ -45,6 +45,10 @@ static CURLUcode parse(const char *s, struct url *out)
     char *host = rc == CURLUE_OK ? part(h, CURLUPART_HOST, 0) : NULL;
     if (rc == CURLUE_OK && (!host || !*host))
         rc = CURLUE_NO_HOST;
+    /* curl decodes "%25" in a host name into a '%' that no host name holds, and that would not
+     * survive being written into a URL again (hostport). */
+    if (rc == CURLUE_OK && host[0] != '[' && strchr(host, '%'))
+        rc = CURLUE_BAD_HOSTNAME;
     if (rc != CURLUE_OK) {
         free(host);
         curl_url_cleanup(h);
