@@ -49,7 +49,12 @@ static CURLUcode parse(const char *s, struct url *out)
      * survive being written into a URL again (hostport). */
     if (rc == CURLUE_OK && host[0] != '[' && strchr(host, '%'))
         rc = CURLUE_BAD_HOSTNAME;
+    /* An IPv6 zone is an interface name or number; curl takes anything up to the ']' ("[::1%@x]"). */
+    char *zone = rc == CURLUE_OK ? part(h, CURLUPART_ZONEID, 0) : NULL;
+    if (zone && strspn(zone, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(zone))
+        rc = CURLUE_BAD_IPV6;
     if (rc != CURLUE_OK) {
+        free(zone);
         free(host);
         curl_url_cleanup(h);
         return rc;
@@ -60,7 +65,6 @@ static CURLUcode parse(const char *s, struct url *out)
     size_t n = strlen(host);
     out->ipv6 = host[0] == '[' && host[n - 1] == ']';
     out->host = out->ipv6 ? xstrndup(host + 1, n - 2) : xstrdup(host);
-    char *zone = out->ipv6 ? part(h, CURLUPART_ZONEID, 0) : NULL;
     char *port = part(h, CURLUPART_PORT, 0);
     char *port_dflt = part(h, CURLUPART_PORT, CURLU_DEFAULT_PORT);
     out->port = port ? strtol(port, NULL, 10) : 0;

@@ -103,6 +103,7 @@ int main(void)
     check_malformed("http://[::1/", "malformed URL");
     check_malformed("http://[::g]/", "malformed URL");
     check_malformed("http://a%25b/", "malformed URL");
+    check_malformed("https://u@[::f%@[::0.1]:84/", "malformed URL");
     check_malformed("http://user:secret@[::1/", "malformed URL");
     ok(!strstr(e.msg, "secret"), "a password is not repeated in the message");
 
