@@ -6,7 +6,7 @@ CC ?= cc
 PKG_CONFIG ?= pkg-config
 
 Q := $(if $(V),,@)
-PKGS := libcurl libarchive libcjson zlib libcrypto libzstd expat
+PKGS := libcurl libarchive libcjson zlib libcrypto libzstd expat yaml-0.1
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
 BASE_CFLAGS := -std=c11 $(WARN) -D_FILE_OFFSET_BITS=64 -D_GNU_SOURCE -DSTEPOP_VERSION=\"$(VERSION)\" -pthread
 CFLAGS ?= -O2 -g
@@ -145,7 +145,7 @@ build/asan/stepop: build/asan/runtime/main.o $(ASAN_OBJ) $(GPU_OBJ) build/gpu-ba
 STATIC_DEPS := build/static-deps
 STATIC_OBJ := $(LIB_SRC:%.c=build/static/obj/%.o) $(patsubst %.c,build/static/obj/%.o,$(wildcard runtime/static/*.c))
 STATIC_LIBS = $(STATIC_DEPS)/lib/libcurl.a $(STATIC_DEPS)/lib/libarchive.a $(STATIC_DEPS)/lib/libcjson.a \
-	$(foreach l,ssl crypto z zstd lzma bz2 expat,$(shell $(CC) -print-file-name=lib$(l).a))
+	$(foreach l,ssl crypto z zstd lzma bz2 expat yaml,$(shell $(CC) -print-file-name=lib$(l).a))
 
 static:
 	@CC="$(CC)" tools/static-deps.sh $(STATIC_DEPS) $(STATIC_DEPS_RELEASE)

@@ -64,7 +64,7 @@ def main():
                 lines.append(f"| {case} | {md(r['tool'])} | {r['objects_per_min']} objects a minute | {r['lines']} lines | |")
             out["cases"][case] = res
             continue
-        stepop = next((r for r in rs if r["tool"].startswith("stepop")), None)
+        stepop = next((r for r in rs if r["tool"].startswith("stepop") and not r["tool"].endswith("(baseline)")), None)
         valid = lambda r: [m for m in r["ms"] if m >= 0]
         sm = statistics.median(valid(stepop)) if stepop and valid(stepop) else None
         base = next((r for r in rs if r["tool"].startswith("step alone")), None)

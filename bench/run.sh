@@ -22,6 +22,11 @@ DATA=${BENCH_DATA:-$ROOT/build/bench/data}
 STEPOP_STATIC=${STEPOP_STATIC:-$ROOT/build/stepop-static}
 [ -x "$STEPOP_STATIC" ] || STEPOP_STATIC=$STEPOP
 want() { case " $CASES " in *" $1 "*) return 0 ;; esac; return 1; }
+# BENCH_BASELINE=/path/to/another/stepop runs it beside this build in the http and S3 cases (2-5):
+# before and after a change, measured in one run. baseline TOOL CMD sets $extra to its peer
+# arguments for compare (CMD uses $BASELINE), or to nothing.
+BASELINE=${BENCH_BASELINE:-}
+baseline() { if [ -n "$BASELINE" ]; then extra=(-- "$1 (baseline)" "$2"); else extra=(); fi; }
 started=$(now_ns)
 
 # The data: a checkpoint-like tree (float32 weights and text), cached between runs.
@@ -89,10 +94,12 @@ fi
 
 if want 3; then
     echo "case 3: pack and upload a $SIZE MiB directory to nginx" >&2
-    compare "pack-upload-tar.zst" "$BYTES" "$REPEATS" "rm -f '$W'/up*" \
+    baseline "stepop artifact put" "'$BASELINE' artifact put '$TREE' '$U/up0.tar.zst'"
+    compare "pack-upload-tar.zst" "$BYTES" "$REPEATS" "rm -f '$W'/up*" "${extra[@]}" \
         -- "stepop artifact put" "'$STEPOP' artifact put '$TREE' '$U/up1.tar.zst'" \
         -- "tar | zstd -T0 | curl -T" "tar -C '$TREE' -cf - . | zstd -T0 -3 -q | curl -sf -T - '$U/up2.tar.zst'"
-    compare "pack-upload-tar.gz" "$BYTES" "$REPEATS" "rm -f '$W'/up*" \
+    baseline "stepop artifact put" "'$BASELINE' artifact put '$TREE' '$U/up0.tar.gz'"
+    compare "pack-upload-tar.gz" "$BYTES" "$REPEATS" "rm -f '$W'/up*" "${extra[@]}" \
         -- "stepop artifact put" "'$STEPOP' artifact put '$TREE' '$U/up1.tar.gz'" \
         -- "tar | pigz | curl -T" "tar -C '$TREE' -cf - . | pigz -6 | curl -sf -T - '$U/up2.tar.gz'"
 fi
@@ -106,7 +113,8 @@ if want 2; then
     done
     for fmt in tar.zst tar.gz; do
         [ $fmt = tar.zst ] && dec="zstd -dc" || dec="gzip -dc"
-        compare "fetch-unpack-$fmt" "$(stat -c %s "$W/tree.$fmt")" "$REPEATS" "$(drop_dir) && sync" \
+        baseline "stepop artifact get --unpack" "'$BASELINE' artifact get '$U/tree.$fmt' '$T/x'  --unpack"
+        compare "fetch-unpack-$fmt" "$(stat -c %s "$W/tree.$fmt")" "$REPEATS" "$(drop_dir) && sync" "${extra[@]}" \
             -- "stepop artifact get --unpack" "'$STEPOP' artifact get '$U/tree.$fmt' '$T/x'  --unpack" \
             -- "curl | $dec | tar -x" "curl -sf '$U/tree.$fmt' | $dec | tar -x -C '$T/x'" \
             -- "curl -o, then tar -x" "curl -sf '$U/tree.$fmt' -o '$T/dl.$fmt' && tar -x -C '$T/x' -f '$T/dl.$fmt' && rm -f '$T/dl.$fmt'"
@@ -115,11 +123,13 @@ fi
 
 if want 4; then
     echo "case 4: raw transfer of a $SIZE MiB object from nginx" >&2
-    compare "raw-get" "$(stat -c %s "$W/blob.bin")" "$REPEATS" "rm -f '$T/blob'* && sync" \
+    baseline "stepop artifact get" "'$BASELINE' artifact get '$U/blob.bin' '$T/blob0'"
+    compare "raw-get" "$(stat -c %s "$W/blob.bin")" "$REPEATS" "rm -f '$T/blob'* && sync" "${extra[@]}" \
         -- "stepop artifact get" "'$STEPOP' artifact get '$U/blob.bin' '$T/blob1'" \
         -- "curl -o" "curl -sf '$U/blob.bin' -o '$T/blob2'" \
         -- "curl -o, then sha256sum (verified, as stepop)" "curl -sf '$U/blob.bin' -o '$T/blob3' && sha256sum '$T/blob3' >/dev/null"
-    compare "raw-put" "$(stat -c %s "$W/blob.bin")" "$REPEATS" "rm -f '$W'/blobup*" \
+    baseline "stepop artifact put" "'$BASELINE' artifact put '$W/blob.bin' '$U/blobup0.bin'"
+    compare "raw-put" "$(stat -c %s "$W/blob.bin")" "$REPEATS" "rm -f '$W'/blobup*" "${extra[@]}" \
         -- "stepop artifact put" "'$STEPOP' artifact put '$W/blob.bin' '$U/blobup1.bin'" \
         -- "curl -T" "curl -sf -T '$W/blob.bin' '$U/blobup2.bin'"
 fi
@@ -145,11 +155,13 @@ endpoint = http://127.0.0.1:$p
 region = us-east-1
 CONF
         aws_cmd="env -u AWS_ENDPOINT_URL_S3 '$AWSBIN' --endpoint-url http://127.0.0.1:$p s3"
-        compare "s3-put-1GiB" $((1024 << 20)) "$REPEATS" "true" \
+        baseline "stepop artifact put" "'$BASELINE' artifact put '$T/gib.bin' s3://bench/a0.bin"
+        compare "s3-put-1GiB" $((1024 << 20)) "$REPEATS" "true" "${extra[@]}" \
             -- "stepop artifact put" "'$STEPOP' artifact put '$T/gib.bin' s3://bench/a.bin" \
             -- "aws s3 cp" "$aws_cmd cp --only-show-errors '$T/gib.bin' s3://bench/b.bin" \
             -- "rclone copyto" "env -u AWS_CA_BUNDLE rclone --config '$T/rclone.conf' copyto --ignore-times '$T/gib.bin' s3:bench/c.bin"
-        compare "s3-get-1GiB" $((1024 << 20)) "$REPEATS" "rm -f '$T'/g?.bin && sync" \
+        baseline "stepop artifact get" "'$BASELINE' artifact get s3://bench/a.bin '$T/g0.bin'"
+        compare "s3-get-1GiB" $((1024 << 20)) "$REPEATS" "rm -f '$T'/g?.bin && sync" "${extra[@]}" \
             -- "stepop artifact get" "'$STEPOP' artifact get s3://bench/a.bin '$T/g1.bin'" \
             -- "aws s3 cp" "$aws_cmd cp --only-show-errors s3://bench/a.bin '$T/g2.bin'" \
             -- "rclone copyto" "env -u AWS_CA_BUNDLE rclone --config '$T/rclone.conf' copyto s3:bench/a.bin '$T/g3.bin'"

@@ -18,6 +18,9 @@ struct job {
     const char *manifest_uri;   /* <run_uri>manifest.json, already written */
     const cJSON *settings;      /* the flavor's settings (operator config merged with STEP.json); never NULL */
     const char *stepop_path;    /* this stepop binary, for flavors that run it locally or inject it */
+    int attempt;                /* this submission's attempt, from 1; the entrypoint gets it as
+                                   STEPOP_ATTEMPT. A platform that restarts the step itself
+                                   (Kubernetes backoffLimit, SageMaker spot) counts on from it. */
 };
 
 enum remote_phase {

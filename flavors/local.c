@@ -76,6 +76,9 @@ static int local_render(const struct job *j, cJSON **requests, struct err *e)
     cJSON_AddItemToArray(argv, cJSON_CreateString("run"));
     cJSON *env = cJSON_AddObjectToObject(r, "env");
     cJSON_AddStringToObject(env, "STEPOP_MANIFEST", j->manifest_uri);
+    char attempt[16];
+    snprintf(attempt, sizeof attempt, "%d", j->attempt);
+    cJSON_AddStringToObject(env, "STEPOP_ATTEMPT", attempt);
     char *work = xasprintf("%s/work", dir);
     char *log = xasprintf("%s/entrypoint.log", dir);
     cJSON_AddStringToObject(r, "cwd", work);
@@ -133,13 +136,16 @@ static int local_submit(const struct job *j, cJSON **handle, struct err *e)
     size_t n = 0;
     while (environ[n])
         n++;
-    char **envp = xcalloc(n + 2, sizeof *envp);
+    char **envp = xcalloc(n + 3, sizeof *envp);
     size_t k = 0;
+    /* The submitter's own STEPOP_ATTEMPT (it may run inside a step) is not the new run's. */
     for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "STEPOP_MANIFEST=", 16) != 0)
+        if (strncmp(environ[i], "STEPOP_MANIFEST=", 16) != 0 && strncmp(environ[i], "STEPOP_ATTEMPT=", 15) != 0)
             envp[k++] = environ[i];
     char *manifest_env = xasprintf("STEPOP_MANIFEST=%s", j->manifest_uri);
-    envp[k] = manifest_env;
+    char *attempt_env = xasprintf("STEPOP_ATTEMPT=%d", j->attempt);
+    envp[k++] = manifest_env;
+    envp[k] = attempt_env;
     pid_t pid = -1;
     int fd_limit = fs_fd_limit();
     if (rc == 0) {
@@ -182,6 +188,7 @@ static int local_submit(const struct job *j, cJSON **handle, struct err *e)
         *handle = h;
     }
     free(manifest_env);
+    free(attempt_env);
     free(envp);
     free(work);
     free(log);

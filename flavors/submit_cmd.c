@@ -541,7 +541,8 @@ int cmd_submit(int argc, char **argv)
     }
     char *manifest_uri = uri_join(m.run_uri, "manifest.json");
     stepop_path = self_path();
-    struct job job = { .m = &m, .manifest_uri = manifest_uri, .settings = settings, .stepop_path = stepop_path };
+    struct job job = { .m = &m, .manifest_uri = manifest_uri, .settings = settings, .stepop_path = stepop_path,
+                       .attempt = 1 };
     if (flavor->validate(&job, &e) < 0) {
         err_prefix(&e, "flavor %s: ", flavor_name);
         code = fail(&e, EXIT_USAGE);

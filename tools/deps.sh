@@ -4,14 +4,14 @@
 # `tools/deps.sh bench` what `make bench` needs.
 set -eu
 build="build-essential pkg-config git libcurl4-openssl-dev libarchive-dev libcjson-dev zlib1g-dev
-       libssl-dev libzstd-dev libexpat1-dev"
+       libssl-dev libzstd-dev libexpat1-dev libyaml-dev"
 # make fuzz and make tsan (docs/testing.md): clang, and its runtime libraries with libFuzzer
 # (libclang-rt-dev is libclang-rt-14-dev on Debian 12); gcc brings ThreadSanitizer's libtsan.
 fuzz="clang libclang-rt-dev"
 # make static: dpkg-dev for apt-get source and dpkg-buildflags; the static archives of the
 # libraries taken from Debian as they are (docs/static.md).
 static="build-essential dpkg-dev libssl-dev zlib1g-dev libzstd-dev libexpat1-dev liblzma-dev
-        libbz2-dev"
+        libbz2-dev libyaml-dev"
 # Containers (tests/integration/docker_*.sh): Podman with runc (crun fails on cgroup hybrid hosts),
 # busybox-static for the test images, debootstrap for Dockerfile.cuda's local base image.
 tests="nginx-light libnginx-mod-http-dav-ext openssl tar zstd gzip pigz curl util-linux procps time

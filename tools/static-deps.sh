@@ -12,7 +12,7 @@
 # - libarchive: Debian's wants libacl, libxml2, nettle, lz4. Ours has the tar formats and the
 #   gzip, bzip2, xz and zstd filters that artifacts/unpack.c enables, nothing else.
 # - cJSON: Debian ships no libcjson.a; it is one C file.
-# zlib, zstd, xz, bzip2, OpenSSL and expat come from Debian's own static archives (-dev packages).
+# zlib, zstd, xz, bzip2, OpenSSL, expat and libyaml come from Debian's own static archives (-dev packages).
 set -eu
 out=$1
 release=${2:-}
@@ -131,7 +131,7 @@ dep cjson cjson
 # Every archive we link must need nothing beyond itself, the others and glibc: an undefined
 # strong symbol no archive and no glibc library defines would be a missing dependency.
 sysarchives=""
-for l in ssl crypto z zstd lzma bz2 expat; do
+for l in ssl crypto z zstd lzma bz2 expat yaml; do
     a=$("$cc" -print-file-name="lib$l.a")
     [ -f "$a" ] || { echo "static-deps.sh: lib$l.a not found (make deps)" >&2; exit 1; }
     sysarchives="$sysarchives $a"

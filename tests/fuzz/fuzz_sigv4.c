@@ -2,7 +2,7 @@
  * "name:value" headers. The canonical query is a fixed point (canonicalising it again changes
  * nothing), signed header names come out lower-cased, sorted and unique, and presigning works on
  * the same parts. */
-#include "../../runtime/sigv4.h"
+#include "../../cloud/aws/sigv4.h"
 #include "fuzz.h"
 
 #define MAX_HEADERS 16

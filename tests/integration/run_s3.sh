@@ -30,8 +30,9 @@ osum=$(jq_py "$T/outputs.json" "d['outputs'][0]['sha256']")
 expect_rc 0 "the 12 MB output (multipart) comes back with the recorded sha256" \
     "$STEPOP" artifact get "$run/outputs/model.tar.zst" "$T/model" --unpack --sha256 "$osum"
 check "and holds the weights" cmp "$T/model/weights.bin" "$T/w/out/model/weights.bin"
-"$STEPOP" artifact get "$run/logs/1/00000000.log" "$T/log0" >/dev/null 2>&1
-check "the logs are in S3" sh -c "grep -q 'step sees' '$T/log0'"
+# Which chunk holds the line depends on how long fetching took: read the whole shipped log.
+"$STEPOP" logs "$run" >"$T/log0" 2>/dev/null
+check "the logs are in S3" grep -q 'step sees' "$T/log0"
 check "every request went through the verifying proxy" test "$(s3_count True)" -gt 20
 is_eq "no request failed signature verification" "$(s3_count "e.get('status') == 403")" 0
 done_testing

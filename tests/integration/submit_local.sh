@@ -23,6 +23,11 @@ is_eq "submission.json records the flavor and handle" "$(jq_py "$runs/$r/submiss
 check "the output was stored" grep -qx 42 "$runs/$r/outputs/result"
 check "the local work directory was cleaned up" test ! -e "$runs/$r/local/work"
 
+STEPOP_ATTEMPT=7 expect_rc 0 "a submitter that is itself attempt 7 of a step submits a new run" \
+    "$STEPOP" submit -- sh -c 'echo "attempt=$STEPOP_ATTEMPT"'
+out_has "attempt=1" "the new run is its own attempt 1, not the submitter's (STEPOP_ATTEMPT from the job)"
+is_eq "its status says attempt 1" "$(jq_py "$runs/$(last_run)/status.json" "d['attempt']")" 1
+
 expect_rc 5 "the step's exit code is submit's exit code" "$STEPOP" submit -- sh -c 'exit 5'
 ln -s "$STEPOP" "$T/stepop-submit"
 expect_rc 0 "stepop-submit is stepop submit" "$T/stepop-submit" -- true

@@ -1,6 +1,6 @@
 /* The AWS shared files (INI with [profile x] sections, comments, nested blocks), the region's
  * precedence, and the environment provider, without any server. */
-#include "../../runtime/aws_creds.h"
+#include "../../cloud/aws/creds.h"
 #include "tap.h"
 
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* Which AWS_CONTAINER_CREDENTIALS_FULL_URI addresses may be plain HTTP: loopback in every spelling
  * url_host_is_loopback knows, the ECS and EKS addresses; anything else needs https. The calling
  * thread's stop flag is raised, so an allowed address ends in "cancelled" before any connection. */
-#include "../../runtime/aws_creds.h"
+#include "../../cloud/aws/creds.h"
 #include "../../runtime/http.h"
 #include "tap.h"
 

@@ -2,7 +2,7 @@
  * Authorization Header: Transferring Payload in a Single Chunk" (GET object with a range, PUT
  * object, GET bucket lifecycle, GET bucket list objects) and "Authenticating Requests: Using Query
  * Parameters" (the presigned GET). Same key, secret, bucket and time in every example. */
-#include "../../runtime/sigv4.h"
+#include "../../cloud/aws/sigv4.h"
 #include "../../runtime/util.h"
 #include "tap.h"
 

@@ -5,7 +5,7 @@
 #ifndef STEPOP_AWS_CREDS_H
 #define STEPOP_AWS_CREDS_H
 
-#include "err.h"
+#include "../../runtime/err.h"
 
 #include <time.h>
 

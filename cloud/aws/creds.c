@@ -1,13 +1,15 @@
-#include "aws_creds.h"
+#include "creds.h"
 
-#include "http.h"
-#include "jsonutil.h"
-#include "log.h"
-#include "timeutil.h"
-#include "uri.h"
-#include "url.h"
-#include "util.h"
-#include "xmlwalk.h"
+#include "endpoint.h"
+
+#include "../../runtime/http.h"
+#include "../../runtime/jsonutil.h"
+#include "../../runtime/log.h"
+#include "../../runtime/timeutil.h"
+#include "../../runtime/uri.h"
+#include "../../runtime/url.h"
+#include "../../runtime/util.h"
+#include "../../runtime/xmlwalk.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -232,9 +234,10 @@ static int from_web_identity(struct aws_credentials *c, int *configured, struct 
                                                            : xasprintf("stepop-%lld", (long long)time(NULL));
     char *region = aws_region();
     /* The regional endpoint, as the SDKs use by default now (China's regions under .com.cn). */
-    char *dflt = xasprintf("https://sts.%s.amazonaws.com%s", region, str_has_prefix(region, "cn-") ? ".cn" : "");
-    /* The SDKs' service-specific endpoint settings. */
-    char *endpoint = endpoint_from(env_or("AWS_ENDPOINT_URL_STS", env_or("AWS_ENDPOINT_URL", dflt)));
+    char *dflt = xasprintf("https://sts.%s.%s", region, aws_dns_suffix(region));
+    /* The SDKs' service-specific endpoint settings, taken as given (a path is kept). */
+    const char *override = aws_endpoint_override("STS");
+    char *endpoint = endpoint_from(override ? override : dflt);
     char *role_enc = uri_encode(role, NULL), *session_enc = uri_encode(session, NULL);
     char *token_enc = uri_encode(trim(token), NULL);
     char *body = xasprintf("Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=%s&RoleSessionName=%s"

@@ -1,7 +1,7 @@
 #include "sigv4.h"
 
-#include "uri.h"
-#include "util.h"
+#include "../../runtime/uri.h"
+#include "../../runtime/util.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>
