@@ -7,6 +7,7 @@
 #include "../runtime/http.h"
 #include "../runtime/log.h"
 #include "../runtime/uri.h"
+#include "../runtime/url.h"
 #include "../runtime/util.h"
 
 #include <expat.h>
@@ -32,27 +33,21 @@ struct http_store {
     struct bearer_scope scope; /* host NULL: the token goes nowhere */
 };
 
-/* Host and port of an http(s) URL; default_port fills in the scheme's port when none is given
- * (else *port is 0). -1 when it is no http(s) URL with a host. */
+/* Host and port of an http(s) URL (url_parse's: lower-case, IPv6 without brackets); default_port
+ * fills in the scheme's port when none is given (else *port is 0). -1 when it is no http(s) URL
+ * with a host. */
 static int url_host_port(const char *url, int default_port, char **host, long *port)
 {
-    char scheme[16];
-    if (uri_scheme(url, scheme, sizeof scheme) < 0 || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
+    struct url u;
+    if (url_parse(url, &u, NULL) < 0)
         return -1;
-    CURLU *u = curl_url();
-    char *h = NULL, *p = NULL;
-    int rc = -1;
-    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK && curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK) {
-        *port = 0;
-        if (curl_url_get(u, CURLUPART_PORT, &p, default_port ? CURLU_DEFAULT_PORT : 0) == CURLUE_OK)
-            *port = strtol(p, NULL, 10);
-        *host = xstrdup(h);
-        rc = 0;
+    int web = strcmp(u.scheme, "http") == 0 || strcmp(u.scheme, "https") == 0;
+    if (web) {
+        *host = xstrdup(u.host);
+        *port = default_port ? u.port_or_default : u.port;
     }
-    curl_free(h);
-    curl_free(p);
-    curl_url_cleanup(u);
-    return rc;
+    url_free(&u);
+    return web ? 0 : -1;
 }
 
 void store_http_set_bearer_scope(const char *store_uri)

@@ -4,6 +4,7 @@
 #include "timeutil.h"
 #include "units.h"
 #include "uri.h"
+#include "url.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -263,7 +264,17 @@ struct xfer {
     int64_t resume_from;     /* bytes delivered by earlier attempts */
     int resume_checked;
     size_t max_body;
+    char *tls_url;           /* the URL with the TLS server name for its host (libcurl's) */
+    struct curl_slist *connect_to; /* ... and where the connection really goes */
 };
+
+static void xfer_release(struct xfer *x)
+{
+    curl_free(x->tls_url);
+    x->tls_url = NULL;
+    curl_slist_free_all(x->connect_to);
+    x->connect_to = NULL;
+}
 
 static size_t on_header(char *data, size_t size, size_t n, void *userp)
 {
@@ -440,6 +451,98 @@ static void copy_error_excerpt(const struct buf *body, char *out, size_t len)
     out[j] = '\0';
 }
 
+/* PEM text for libcurl, which copies it (the caller's buffer need not outlive the request). */
+static void set_pem(CURL *h, CURLoption opt, const char *pem)
+{
+    struct curl_blob b = { .data = (void *)pem, .len = strlen(pem), .flags = CURL_BLOB_COPY };
+    curl_easy_setopt(h, opt, &b);
+}
+
+static int own_ca(const struct http_request *req)
+{
+    return req->tls && (req->tls->ca_file || req->tls->ca_pem);
+}
+
+/* libcurl takes SNI and the name it verifies from the URL's host, and CONNECT_TO sends the
+ * connection elsewhere without changing either: so the URL gets the server name for its host,
+ * CONNECT_TO the URL's real host and port, and *host_line the URL's Host: (unless the caller's
+ * headers have one). */
+static int setup_server_name(CURL *h, const struct http_request *req, struct xfer *x, char **host_line,
+                             struct err *e)
+{
+    const char *name = req->tls->server_name;
+    struct url u;
+    if (url_parse(req->url, &u, e) < 0)
+        return err_prefix(e, "TLS server name \"%s\": ", name);
+    CURLU *cu = curl_url();
+    if (!cu)
+        abort();
+    int ok = curl_url_set(cu, CURLUPART_URL, req->url, CURLU_NON_SUPPORT_SCHEME | CURLU_PATH_AS_IS) == CURLUE_OK &&
+             curl_url_set(cu, CURLUPART_HOST, name, 0) == CURLUE_OK &&
+             curl_url_get(cu, CURLUPART_URL, &x->tls_url, 0) == CURLUE_OK;
+    curl_url_cleanup(cu);
+    if (!ok) {
+        url_free(&u);
+        return err_set(e, ERR_INVALID, "TLS server name \"%s\" is not a host name", name);
+    }
+    char *host = u.ipv6 ? xasprintf("[%s]", u.host) : xstrdup(u.host);
+    char *line = xasprintf("%s:%ld:%s:%ld", name, u.port_or_default, host, u.port_or_default);
+    x->connect_to = curl_slist_append(NULL, line);
+    free(line);
+    int has_host = 0;
+    for (const char *const *p = req->headers; p && *p; p++)
+        has_host |= strncasecmp(*p, "Host:", 5) == 0;
+    if (!has_host)
+        *host_line = u.port ? xasprintf("Host: %s:%ld", host, u.port) : xasprintf("Host: %s", host);
+    free(host);
+    url_free(&u);
+    if (!x->connect_to)
+        abort();
+    curl_easy_setopt(h, CURLOPT_URL, x->tls_url);
+    curl_easy_setopt(h, CURLOPT_CONNECT_TO, x->connect_to);
+    return 0;
+}
+
+/* The request's own TLS settings over the process-wide ones. */
+static int setup_tls(CURL *h, const struct http_request *req, struct xfer *x, char **host_line, struct err *e)
+{
+    const struct http_tls *t = req->tls;
+    if (own_ca(req)) {
+        if (t->ca_pem)
+            set_pem(h, CURLOPT_CAINFO_BLOB, t->ca_pem);
+        else
+            curl_easy_setopt(h, CURLOPT_CAINFO, t->ca_file);
+        /* These CAs only: not SSL_CERT_DIR, nor the directory libcurl was built with. */
+        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+    } else {
+        if (config.ca_bundle)
+            curl_easy_setopt(h, CURLOPT_CAINFO, config.ca_bundle);
+        if (config.ca_dir)
+            curl_easy_setopt(h, CURLOPT_CAPATH, config.ca_dir);
+    }
+    if (config.insecure || (t && t->insecure)) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (!t)
+        return 0;
+    if (t->cert_pem || t->cert_file) {
+        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+        if (t->cert_pem)
+            set_pem(h, CURLOPT_SSLCERT_BLOB, t->cert_pem);
+        else
+            curl_easy_setopt(h, CURLOPT_SSLCERT, t->cert_file);
+    }
+    if (t->key_pem || t->key_file) {
+        curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+        if (t->key_pem)
+            set_pem(h, CURLOPT_SSLKEY_BLOB, t->key_pem);
+        else
+            curl_easy_setopt(h, CURLOPT_SSLKEY, t->key_file);
+    }
+    return t->server_name ? setup_server_name(h, req, x, host_line, e) : 0;
+}
+
 static int setup_attempt(struct http_client *c, const struct http_request *req, struct xfer *x,
                          struct curl_slist **hdrs, int64_t resume_from, const char *validator,
                          struct err *e)
@@ -468,14 +571,9 @@ static int setup_attempt(struct http_client *c, const struct http_request *req, 
         curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
         curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
     }
-    if (config.ca_bundle)
-        curl_easy_setopt(h, CURLOPT_CAINFO, config.ca_bundle);
-    if (config.ca_dir)
-        curl_easy_setopt(h, CURLOPT_CAPATH, config.ca_dir);
-    if (config.insecure) {
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
+    char *host_line = NULL;
+    if (setup_tls(h, req, x, &host_line, e) < 0)
+        return -1;
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
@@ -510,6 +608,9 @@ static int setup_attempt(struct http_client *c, const struct http_request *req, 
     struct curl_slist *l = NULL;
     /* Never wait for 100 Continue: it stalls uploads on servers that do not answer it. */
     l = curl_slist_append(l, "Expect:");
+    if (host_line)
+        l = curl_slist_append(l, host_line);
+    free(host_line);
     for (const char *const *p = req->headers; p && *p; p++)
         l = curl_slist_append(l, *p);
     int64_t start = req->range_start + resume_from;
@@ -561,10 +662,13 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
         resp->status = 0;
         resp->attempts = attempt;
         struct curl_slist *hdrs = NULL;
-        if (setup_attempt(c, req, &x, &hdrs, resume_from, resume_from > 0 && validator[0] ? validator : NULL, e) < 0)
+        if (setup_attempt(c, req, &x, &hdrs, resume_from, resume_from > 0 && validator[0] ? validator : NULL, e) < 0) {
+            xfer_release(&x);
             return -1;
+        }
         CURLcode rc = curl_easy_perform(c->curl);
         curl_slist_free_all(hdrs);
+        xfer_release(&x);
         long status = 0;
         curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
         resp->status = status;
@@ -593,7 +697,8 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
             err_set(e, ERR_NETWORK, "%s %s: %s", req->method ? req->method : "GET", redacted, curl_easy_strerror(rc));
             e->transient = retry;
             if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
-                err_prefix(e, "TLS verification failed (set STEPOP_CA_BUNDLE to your CA file): ");
+                err_prefix(e, own_ca(req) ? "TLS verification failed: "
+                                          : "TLS verification failed (set STEPOP_CA_BUNDLE to your CA file): ");
         } else if (status >= 200 && status < 300) {
             if (req->retry_hook) {
                 int d = req->retry_hook(req->hook_ctx, resp);

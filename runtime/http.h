@@ -61,10 +61,28 @@ typedef int (*http_sign_fn)(void *ctx, const struct http_request *req, struct cu
 /* Overrides the retry decision for a complete response: 1 retry, 0 do not, -1 default. */
 typedef int (*http_retry_fn)(void *ctx, const struct http_response *resp);
 
+/* TLS settings of one request (a Kubernetes cluster's CA and client certificate). Each field left
+ * NULL or 0 keeps the process-wide setting (STEPOP_CA_BUNDLE, SSL_CERT_DIR, STEPOP_TLS_INSECURE).
+ * PEM text in memory is copied by libcurl for each attempt; key material is never logged. */
+struct http_tls {
+    const char *ca_file;     /* trust only the CAs in this PEM file ... */
+    const char *ca_pem;      /* ... or in this PEM text (either replaces the process-wide CAs) */
+    const char *cert_file;   /* client certificate, PEM (a file may hold the key too) ... */
+    const char *cert_pem;    /* ... or PEM text */
+    const char *key_file;    /* its private key, PEM ... */
+    const char *key_pem;     /* ... or PEM text */
+    const char *server_name; /* the name sent in SNI and checked against the certificate when it
+                                is not the URL's host (kubeconfig's tls-server-name); the
+                                connection still goes to the URL's host and port, and Host: is
+                                the URL's */
+    int insecure;            /* neither certificate nor name verified (insecure-skip-tls-verify) */
+};
+
 struct http_request {
     const char *method;
     const char *url;
     const char *unix_socket;      /* connect to this unix socket instead of the URL's host (Docker API) */
+    const struct http_tls *tls;   /* NULL: the process-wide TLS settings */
     const char *const *headers;   /* NULL-terminated "Name: value" lines, or NULL */
     const void *body;             /* a body in memory ... */
     size_t body_len;

@@ -7,6 +7,7 @@
 #include "../../runtime/log.h"
 #include "../../runtime/timeutil.h"
 #include "../../runtime/uri.h"
+#include "../../runtime/url.h"
 #include "../../runtime/util.h"
 #include "../../runtime/xmlwalk.h"
 
@@ -367,42 +368,26 @@ static int parse_json_creds(const struct buf *body, const char *what, struct aws
     return rc;
 }
 
-/* Only the endpoints the SDKs allow for a plain-HTTP full URI: loopback, the ECS task metadata
- * address and the EKS Pod Identity addresses. (Host names are refused; the SDKs resolve them.) */
+/* Only the endpoints the SDKs allow for a plain-HTTP full URI: loopback (url_host_is_loopback),
+ * the ECS task metadata address and the EKS Pod Identity addresses. (Other host names are refused;
+ * the SDKs resolve them.) */
 static int container_host_allowed(const char *url)
 {
     if (str_has_prefix(url, "https://"))
         return 1;
-    if (!str_has_prefix(url, "http://"))
+    struct url u;
+    if (url_parse(url, &u, NULL) < 0)
         return 0;
-    const char *h = url + 7;
-    char host[256];
-    size_t n;
-    if (*h == '[') {
-        const char *end = strchr(h, ']');
-        if (!end || (size_t)(end - h - 1) >= sizeof host)
-            return 0;
-        n = (size_t)(end - h - 1);
-        memcpy(host, h + 1, n);
-    } else {
-        n = strcspn(h, ":/");
-        if (n >= sizeof host)
-            return 0;
-        memcpy(host, h, n);
-    }
-    host[n] = '\0';
+    static const unsigned char eks[16] = { 0xfd, 0x00, 0x0e, 0xc2, [15] = 0x23 };
     struct in_addr a4;
     struct in6_addr a6;
-    if (inet_pton(AF_INET, host, &a4) == 1) {
-        uint32_t ip = ntohl(a4.s_addr);
-        return (ip >> 24) == 127 || ip == 0xA9FEAA02 /* 169.254.170.2 */ || ip == 0xA9FEAA17 /* .23 */;
-    }
-    if (inet_pton(AF_INET6, host, &a6) == 1) {
-        static const unsigned char loop[16] = { [15] = 1 };
-        static const unsigned char eks[16] = { 0xfd, 0x00, 0x0e, 0xc2, [15] = 0x23 };
-        return memcmp(&a6, loop, 16) == 0 || memcmp(&a6, eks, 16) == 0;
-    }
-    return strcmp(host, "localhost") == 0;
+    int ecs_eks = u.ipv6 ? inet_pton(AF_INET6, u.host, &a6) == 1 && memcmp(&a6, eks, 16) == 0
+                         : inet_pton(AF_INET, u.host, &a4) == 1 &&
+                               (ntohl(a4.s_addr) == 0xA9FEAA02 /* 169.254.170.2 */ ||
+                                ntohl(a4.s_addr) == 0xA9FEAA17 /* 169.254.170.23 */);
+    int allowed = strcmp(u.scheme, "http") == 0 && (ecs_eks || url_host_is_loopback(u.host));
+    url_free(&u);
+    return allowed;
 }
 
 static int from_container(struct aws_credentials *c, int *configured, struct err *e)
