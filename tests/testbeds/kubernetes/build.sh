@@ -56,7 +56,7 @@ log "building $version in $work"
 # The source tree (Debian's patches applied).
 "$root/tools/apt-source.sh" fetch kubernetes "$work/src"
 tree=$(find "$work/src" -mindepth 1 -maxdepth 1 -type d -name 'kubernetes-*' | head -1)
-[ -n "$tree" ] && [ -d "$tree/cmd/kube-apiserver" ] || { log "no kubernetes tree in $work/src"; exit 1; }
+if [ -z "$tree" ] || [ ! -d "$tree/cmd/kube-apiserver" ]; then log "no kubernetes tree in $work/src"; exit 1; fi
 
 # Binary packages unpacked, not installed: reflect2 1.0.2 sources and etcd.
 (cd "$work" && apt-get download -qq -o APT::Sandbox::User="$(id -un)" golang-github-modern-go-reflect2-dev etcd-server >&2)
@@ -72,7 +72,7 @@ find "$newrefl" -maxdepth 1 -type f -name '*.go' ! -name '*_test.go' -exec cp {}
 for f in "$newrefl"/*.s; do [ -f "$f" ] && cp "$f" "$tree/vendor/github.com/modern-go/reflect2/"; done
 
 # GOPATH mode: module mode with -mod=vendor wants go.mod updates this tree cannot have offline.
-export GOPATH=$work/gopath GOCACHE=$work/gocache GO111MODULE=off GOPROXY=off GOFLAGS= CGO_ENABLED=0
+export GOPATH=$work/gopath GOCACHE=$work/gocache GO111MODULE=off GOPROXY=off GOFLAGS='' CGO_ENABLED=0
 export HOME=$work/home
 mkdir -p "$GOPATH/src/k8s.io" "$HOME"
 ln -s "$tree" "$GOPATH/src/k8s.io/kubernetes"
@@ -103,6 +103,7 @@ cp "$work/debs/usr/bin/etcd" "$work/out/bin/etcd"
     echo "reflect2 $(dpkg-deb -f "$work"/golang-github-modern-go-reflect2-dev_*.deb Version)"
     go version
 } >"$work/out/VERSION"
+# shellcheck disable=SC2086
 (cd "$work/out/bin" && sha256sum $bins) >"$work/out/SHA256SUMS"
 
 cd /

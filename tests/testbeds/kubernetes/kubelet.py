@@ -274,7 +274,7 @@ class PodWorker(threading.Thread):
             for c in conds[1:3]:
                 c["reason"] = "PodCompleted"
         status = {"phase": phase, "conditions": conds, "hostIP": "127.0.0.1", "podIP": "127.0.0.1",
-                  "podIPs": [{"ip": "127.0.0.1"}], "startTime": self.started_at, "qosClass": self.qos(),
+                  "podIPs": [{"ip": "127.0.0.1"}], "startTime": self.started_at,
                   "containerStatuses": container_statuses, "reason": reason, "message": message}
         if self.pod["spec"].get("initContainers"):
             status["initContainerStatuses"] = self.init_statuses
@@ -285,15 +285,6 @@ class PodWorker(threading.Thread):
                 log("%s/%s status %s: %d %s" % (self.ns, self.name, phase, st, (ans or {}).get("message")))
         except (OSError, http.client.HTTPException) as e:
             log("%s/%s status %s: %s" % (self.ns, self.name, phase, e))
-
-    def qos(self):
-        res = [c.get("resources") or {} for c in self.pod["spec"]["containers"]]
-        if not any(r.get("limits") or r.get("requests") for r in res):
-            return "BestEffort"
-        if all(r.get("limits", {}).get(k) and r.get("requests", {}).get(k, r["limits"][k]) == r["limits"][k]
-               for r in res for k in ("cpu", "memory")):
-            return "Guaranteed"
-        return "Burstable"
 
     def cstatus(self, c, state, ready=False, restarts=0, last=None, cid=None):
         s = {"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": ready,

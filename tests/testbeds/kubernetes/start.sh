@@ -104,9 +104,9 @@ alive() { # NAME: the process is still running
 }
 # wait_for NAME SECONDS CMD...: until CMD succeeds; fails when process NAME died or time ran out.
 wait_for() {
-    local name=$1 secs=$2 i
+    local name=$1 secs=$2
     shift 2
-    for i in $(seq $((secs * 5))); do
+    for _ in $(seq $((secs * 5))); do
         "$@" >/dev/null 2>&1 && return 0
         alive "$name" || fail "$name exited; last lines of $dir/logs/$name.log:
 $(tail -15 "$dir/logs/$name.log")"

@@ -14,7 +14,7 @@ pids=()
 # The kubelet first (it would otherwise keep reporting), etcd last.
 for name in kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do
     pid=$(awk -v n="$name" '$1 == n {print $2}' "$dir/pids")
-    [ -n "$pid" ] && ours "$pid" || continue
+    if [ -z "$pid" ] || ! ours "$pid"; then continue; fi
     # The whole process group: the kubelet's `podman wait` and `podman logs` children too.
     kill -TERM -- "-$pid" 2>/dev/null && pids+=("$pid")
 done
