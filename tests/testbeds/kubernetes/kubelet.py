@@ -776,7 +776,8 @@ def main():
     if not ARGS.kube_service:
         u = urllib.parse.urlsplit(ARGS.server)
         ARGS.kube_service = "%s:%d" % (u.hostname, u.port or 443)
-    d = ARGS.podman_dir
+    # Podman's database records the storage paths as given: always the absolute ones, as tests/lib.sh.
+    d = os.path.abspath(ARGS.podman_dir)
     PODMAN = ["podman", "--root", d + "/root", "--runroot", d + "/run", "--tmpdir", d + "/tmp"]
     PODMAN_VERSION = podman("version", "--format", "{{.Client.Version}}", check=False).stdout.strip() or "unknown"
     os.makedirs(ARGS.state, exist_ok=True)
