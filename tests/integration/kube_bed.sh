@@ -161,7 +161,8 @@ if [ $((SECONDS - t0)) -lt 20 ]; then ok "... promptly ($((SECONDS - t0)) s)"; e
 wait "$follow"
 is_eq "kubectl logs -f saw the step's TERM trap run" "$(cat "$T/follow.out")" "sleeping
 got TERM"
-check "foreground deletion of a Pending Job completes" kc delete job gpus nopull --cascade=foreground --timeout=60s
+check "foreground deletion of pending and finished Jobs completes" \
+    kc delete job gpus nopull hello fails oom --cascade=foreground --timeout=60s
 check "no pods left" test -z "$(kc get pods -o name)"
 
 started=$(awk '{print $2}' "$T/bed/pids" | paste -sd, -)
