@@ -7,13 +7,15 @@
 # is built in a temporary directory and moved into place at the end. Prints the bin directory.
 # About 11 minutes on 2 cores, 1.6 GB RAM, 2 GB of temporary disk (README.md).
 set -euo pipefail
+# All of it is one function, read before it runs: editing this file mid-build cannot derail it.
+main() {
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 cache=${STEPOP_TESTBED_CACHE:-/var/cache/stepop-testbeds}
 bins="kube-apiserver kube-controller-manager kube-scheduler kubectl etcd"
 
 # Others share the cores: the whole build runs at the lowest priority.
-if [ "$(nice)" -lt 19 ]; then exec nice -n 19 "$0" "$@"; fi
+if [ "$(nice)" -lt 19 ]; then exec nice -n 19 "$0"; fi
 
 log() { echo "kubernetes testbed: $*" >&2; }
 sudo_=""
@@ -111,3 +113,5 @@ rm -rf "$dest"
 mv "$work/out" "$dest"
 log "installed in $dest"
 echo "$dest/bin"
+}
+main
