@@ -28,6 +28,8 @@ for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     [ -x "$bin/$b" ] || { log "no $b in '${bin:-$cache/kubernetes-*/bin}': run tests/testbeds/kubernetes/build.sh"; exit 1; }
 done
 [ ! -f "$dir/pids" ] || { log "$dir holds a running bed (stop.sh $dir first)"; exit 1; }
+# A fresh bed each time: objects in an old etcd would carry tokens of an old service-account key.
+rm -rf "$dir/etcd" "$dir/kubelet" "$dir/run" "$dir/pki"
 mkdir -p "$dir/pki" "$dir/logs" "$dir/etcd" "$dir/run"
 : >"$dir/pids"
 
