@@ -69,7 +69,7 @@ $3
 $4
 YAML
 }
-job hello 0 "" "        command: [/bin/sh, -c, 'echo hello from \$(POD_NAME) in \$POD_NS note=\$NOTE; echo second line']
+job hello 0 "" "        command: [/bin/sh, -c, 'echo hello from \$(POD_NAME) in \$POD_NS note=\$NOTE; cat /var/run/secrets/kubernetes.io/serviceaccount/namespace; echo; echo second line']
         env:
         - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
         - {name: POD_NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
@@ -91,6 +91,8 @@ spec:
       restartPolicy: Never
       containers: [{name: step, image: "localhost/stepop-test/no-such-image:1", command: ["true"]}]
 YAML
+job nosecret 0 "" "        command: ['true']
+        env: [{name: X, valueFrom: {secretKeyRef: {name: no-such-secret, key: x}}}]"
 job sleeper 0 "" "        command: [/bin/sh, -c, 'trap \"echo got TERM; exit 0\" TERM; echo sleeping; sleep 300 & wait']"
 
 pod_of() { kc get pods -l "job-name=$1" -o 'jsonpath={.items[0].metadata.name}' 2>/dev/null; }
@@ -98,6 +100,7 @@ check "a Job completes" kc wait --for=condition=complete job/hello --timeout=60s
 p=$(pod_of hello)
 kc logs "$p" >"$T/out" 2>"$T/err"
 out_has "hello from $p in default note=from-annotation" "kubectl logs: env with fieldRefs, \$(VAR) in command"
+is_eq "the service-account token volume is mounted" "$(sed -n 2p "$T/out")" default
 is_eq "kubectl logs --tail=1" "$(kc logs --tail=1 "job/hello" 2>&1)" "second line"
 is_eq "kubectl logs --limit-bytes=5" "$(kc logs --limit-bytes=5 "$p" 2>&1)" hello
 kc logs --timestamps --tail=1 "$p" >"$T/out" 2>&1
@@ -144,6 +147,15 @@ done
 case $reason in ErrImagePull | ImagePullBackOff) ok "a missing image: waiting reason $reason" ;;
 *) not_ok "a missing image: waiting reason ErrImagePull"; echo "#   got: $reason" ;; esac
 
+reason=""
+for _ in $(seq 40); do
+    p=$(pod_of nosecret)
+    reason=$(jp "pod/$p" '{.status.containerStatuses[0].state.waiting.reason}: {.status.containerStatuses[0].state.waiting.message}')
+    case $reason in CreateContainerConfigError*) break ;; esac
+    sleep 0.5
+done
+is_eq "a missing secret: CreateContainerConfigError" "$reason" 'CreateContainerConfigError: secret "no-such-secret" not found'
+
 for _ in $(seq 60); do
     p=$(pod_of sleeper)
     [ "$(jp "pod/$p" '{.status.phase}')" = Running ] && kc logs "$p" 2>/dev/null | grep -q sleeping && break
@@ -162,7 +174,7 @@ wait "$follow"
 is_eq "kubectl logs -f saw the step's TERM trap run" "$(cat "$T/follow.out")" "sleeping
 got TERM"
 check "foreground deletion of pending and finished Jobs completes" \
-    kc delete job gpus nopull hello fails oom --cascade=foreground --timeout=60s
+    kc delete job gpus nopull nosecret hello fails oom --cascade=foreground --timeout=60s
 check "no pods left" test -z "$(kc get pods -o name)"
 
 started=$(awk '{print $2}' "$T/bed/pids" | paste -sd, -)
