@@ -8,7 +8,9 @@
 KBED=$ROOT/tests/testbeds/kubernetes
 cache=${STEPOP_TESTBED_CACHE:-/var/cache/stepop-testbeds}
 bin=""
-for d in "$cache"/kubernetes-*/bin; do [ -x "$d/kube-apiserver" ] && [ -f "$d/../VERSION" ] && bin=$d; done
+while IFS= read -r d; do
+    [ -x "$d/kube-apiserver" ] && [ -f "$d/../VERSION" ] && bin=$d
+done < <(printf '%s\n' "$cache"/kubernetes-*/bin | sort -V)
 [ -n "$bin" ] || skip_all "no Kubernetes binaries in $cache (tests/testbeds/kubernetes/build.sh builds them, ~11 min)"
 command -v openssl >/dev/null || skip_all "openssl is missing"
 

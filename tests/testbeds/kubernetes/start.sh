@@ -19,10 +19,12 @@ fail() {
     exit 1
 }
 
-# The binaries: KBED_BIN, else the newest complete cache entry (build.sh makes it).
+# The binaries: KBED_BIN, else the complete cache entry of the highest version (build.sh makes it).
 bin=${KBED_BIN:-}
 if [ -z "$bin" ]; then
-    for d in "$cache"/kubernetes-*/bin; do [ -x "$d/kube-apiserver" ] && [ -f "$d/../VERSION" ] && bin=$d; done
+    while IFS= read -r d; do
+        [ -x "$d/kube-apiserver" ] && [ -f "$d/../VERSION" ] && bin=$d
+    done < <(printf '%s\n' "$cache"/kubernetes-*/bin | sort -V)
 fi
 for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     [ -x "$bin/$b" ] || { log "no $b in '${bin:-$cache/kubernetes-*/bin}': run tests/testbeds/kubernetes/build.sh"; exit 1; }
