@@ -2,6 +2,7 @@
 
 #include "creds.h"
 
+#include "../../runtime/url.h"
 #include "../../runtime/util.h"
 
 #include <stdio.h>
@@ -30,19 +31,15 @@ int aws_endpoint_resolve(const char *service_id, const char *host_prefix, struct
         ep->host = xasprintf("%s.%s.%s", host_prefix, ep->region, aws_dns_suffix(ep->region));
         return 0;
     }
-    const char *sep = strstr(url, "://");
-    if (!sep || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
-        return err_set(e, ERR_INVALID, "AWS_ENDPOINT_URL[_%s] \"%s\" must start with http:// or https://", service_id,
-                       url);
-    ep->scheme = xstrndup(url, (size_t)(sep - url));
-    const char *h = sep + 3;
-    size_t n = strcspn(h, "/?#");
-    if (h[n] && strspn(h + n, "/") != strlen(h + n))
-        return err_set(e, ERR_INVALID, "AWS_ENDPOINT_URL[_%s] \"%s\" must not have a path", service_id, url);
-    if (!n || memchr(h, '@', n))
-        return err_set(e, ERR_INVALID, "AWS_ENDPOINT_URL[_%s] \"%s\" needs a host (and no user name)", service_id,
-                       url);
-    ep->host = xstrndup(h, n);
+    static const char *const web[] = { "http", "https", NULL };
+    char what[96];
+    snprintf(what, sizeof what, "AWS_ENDPOINT_URL[_%s]", service_id);
+    struct url u;
+    if (url_endpoint(what, url, web, &u, e) < 0)
+        return -1;
+    ep->scheme = xstrdup(u.scheme);
+    ep->host = xstrdup(u.hostport);
+    url_free(&u);
     ep->custom = 1;
     return 0;
 }

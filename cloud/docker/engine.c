@@ -5,6 +5,7 @@
 #include "../../runtime/jsonutil.h"
 #include "../../runtime/log.h"
 #include "../../runtime/uri.h"
+#include "../../runtime/url.h"
 #include "../../runtime/util.h"
 
 #include <ctype.h>
@@ -60,8 +61,6 @@ int docker_conn_open(const char *host_setting, struct docker_conn *k, struct err
             return -1;
         }
     } else if (str_has_prefix(h, "tcp://")) {
-        const char *hp = h + 6;
-        size_t n = strcspn(hp, "/");
         if (getenv("DOCKER_TLS_VERIFY") && *getenv("DOCKER_TLS_VERIFY")) {
             err_set(e, ERR_UNSUPPORTED,
                     "DOCKER_TLS_VERIFY is set, but stepop speaks plain HTTP to tcp:// engines (no client certificates): "
@@ -69,7 +68,18 @@ int docker_conn_open(const char *host_setting, struct docker_conn *k, struct err
             free(fallback);
             return -1;
         }
-        k->base = xasprintf("http://%.*s", (int)n, hp);
+        /* A path after the host is ignored, as it always was. */
+        struct url u;
+        if (url_parse(h, &u, e) < 0 || u.has_userinfo) {
+            if (u.has_userinfo)
+                err_set(e, ERR_INVALID, "user info is not supported");
+            err_prefix(e, "DOCKER_HOST %s: ", h);
+            url_free(&u);
+            free(fallback);
+            return -1;
+        }
+        k->base = xasprintf("http://%s", u.hostport);
+        url_free(&u);
     } else {
         err_set(e, ERR_UNSUPPORTED, "DOCKER_HOST %s: only unix:// and tcp:// are supported", h);
         free(fallback);

@@ -4,6 +4,7 @@
 
 #include "../../runtime/units.h"
 #include "../../runtime/uri.h"
+#include "../../runtime/url.h"
 #include "../../runtime/util.h"
 
 #include <ctype.h>
@@ -177,39 +178,6 @@ int docker_parse_settings(const cJSON *s, const char *self, int check_inject, st
 
 /* ---- URIs the container must reach ---- */
 
-/* The host part of an http(s) URI, lower-cased, into out; "" for other schemes. */
-static void docker_uri_host(const char *uri, char *out, size_t len)
-{
-    char scheme[16];
-    out[0] = '\0';
-    if (uri_scheme(uri, scheme, sizeof scheme) < 0 || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
-        return;
-    const char *p = strstr(uri, "://") + 3, *end = p + strcspn(p, "/?#");
-    const char *at = memchr(p, '@', (size_t)(end - p));
-    if (at)
-        p = at + 1;
-    const char *hend;
-    if (*p == '[') {
-        hend = memchr(p, ']', (size_t)(end - p));
-        hend = hend ? hend + 1 : end;
-    } else {
-        hend = memchr(p, ':', (size_t)(end - p));
-        if (!hend)
-            hend = end;
-    }
-    size_t n = (size_t)(hend - p) < len - 1 ? (size_t)(hend - p) : len - 1;
-    for (size_t i = 0; i < n; i++)
-        out[i] = (char)tolower((unsigned char)p[i]);
-    out[n] = '\0';
-}
-
-static int docker_is_loopback(const char *uri)
-{
-    char host[256];
-    docker_uri_host(uri, host, sizeof host);
-    return strcmp(host, "localhost") == 0 || str_has_prefix(host, "127.") || strcmp(host, "[::1]") == 0;
-}
-
 /* A variable of the host environment passes into the container (settings.pass_env). */
 int docker_env_passes(const struct docker_cfg *c, const char *name, size_t name_len)
 {
@@ -253,18 +221,18 @@ int docker_check_job(const struct job *j, const struct docker_cfg *c, struct err
     int host_net = c->network && strcmp(c->network, "host") == 0;
     if (!host_net) {
         const char *bad = NULL;
-        if (docker_is_loopback(m->run_uri))
+        if (url_is_loopback(m->run_uri))
             bad = "the run's store";
         for (int i = 0; !bad && i < m->input_count; i++)
-            if (docker_is_loopback(m->inputs[i].uri))
+            if (url_is_loopback(m->inputs[i].uri))
                 bad = m->inputs[i].name;
         for (int i = 0; !bad && i < m->output_count; i++)
-            if (m->outputs[i].uri && docker_is_loopback(m->outputs[i].uri))
+            if (m->outputs[i].uri && url_is_loopback(m->outputs[i].uri))
                 bad = m->outputs[i].name;
         static const char *const endpoints[] = { "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL" };
         for (size_t i = 0; !bad && i < sizeof endpoints / sizeof *endpoints; i++) {
             const char *v = getenv(endpoints[i]);
-            if (v && docker_env_passes(c, endpoints[i], strlen(endpoints[i])) && docker_is_loopback(v))
+            if (v && docker_env_passes(c, endpoints[i], strlen(endpoints[i])) && url_is_loopback(v))
                 bad = endpoints[i];
         }
         if (bad)
