@@ -124,12 +124,12 @@ build/stepop: build/obj/runtime/main.o $(OBJ) $(GPU_OBJ) build/gpu-backend
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBS)
 	@ln -sf stepop build/stepop-submit
 
-build/tests/%: tests/unit/%.c tests/unit/tap.h $(OBJ) $(GPU_OBJ) build/gpu-backend
+build/tests/%: tests/unit/%.c tests/unit/tap.h tests/unit/http_server.h $(OBJ) $(GPU_OBJ) build/gpu-backend
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(BASE_CFLAGS) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(OBJ) $(GPU_OBJ) $(LIBS)
 
-build/asan/tests/%: tests/unit/%.c tests/unit/tap.h $(ASAN_OBJ) $(GPU_OBJ) build/gpu-backend
+build/asan/tests/%: tests/unit/%.c tests/unit/tap.h tests/unit/http_server.h $(ASAN_OBJ) $(GPU_OBJ) build/gpu-backend
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) $(PKG_CFLAGS) -o $@ $< $(ASAN_OBJ) $(GPU_OBJ) $(LIBS)

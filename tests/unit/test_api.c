@@ -5,6 +5,7 @@
 #include "../../cloud/api.h"
 #include "../../runtime/jsonutil.h"
 #include "../../runtime/util.h"
+#include "http_server.h"
 #include "tap.h"
 
 #include <arpa/inet.h>
@@ -137,37 +138,6 @@ struct server {
     char bodies[4][512];
     int seen;
 };
-
-/* Reads one request (head, then Content-Length bytes); 0 when it did not come whole. */
-static int read_request(int fd, char *head, size_t head_cap, char *body, size_t cap)
-{
-    char buf[4096];
-    size_t len = 0;
-    char *end = NULL;
-    while (!end) {
-        ssize_t r = read(fd, buf + len, sizeof buf - 1 - len);
-        if (r <= 0)
-            return 0;
-        len += (size_t)r;
-        buf[len] = 0;
-        end = strstr(buf, "\r\n\r\n");
-    }
-    snprintf(head, head_cap, "%.*s", (int)(end - buf), buf);
-    const char *cl = strcasestr(buf, "content-length:");
-    size_t want = cl ? strtoul(cl + 15, NULL, 10) : 0;
-    size_t have = len - (size_t)(end + 4 - buf);
-    if (want >= cap)
-        return 0;
-    memcpy(body, end + 4, have);
-    while (have < want) {
-        ssize_t r = read(fd, body + have, want - have);
-        if (r <= 0)
-            return 0;
-        have += (size_t)r;
-    }
-    body[want] = 0;
-    return 1;
-}
 
 static void *serve(void *arg)
 {

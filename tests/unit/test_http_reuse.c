@@ -3,6 +3,7 @@
  * new connection and has to rewind the body. Our retries are turned off here so that only that
  * resend can make the second request succeed. */
 #include "../../runtime/http.h"
+#include "http_server.h"
 #include "tap.h"
 
 #include <arpa/inet.h>
@@ -22,36 +23,6 @@ struct server {
     int seen;
 };
 
-/* Reads one request (head, then Content-Length bytes); 0 at EOF before a request. */
-static int read_request(int fd, char *body, size_t cap)
-{
-    char buf[4096];
-    size_t len = 0;
-    char *end = NULL;
-    while (!end) {
-        ssize_t r = read(fd, buf + len, sizeof buf - 1 - len);
-        if (r <= 0)
-            return 0;
-        len += (size_t)r;
-        buf[len] = 0;
-        end = strstr(buf, "\r\n\r\n");
-    }
-    const char *cl = strcasestr(buf, "content-length:");
-    size_t want = cl ? strtoul(cl + 15, NULL, 10) : 0;
-    size_t have = len - (size_t)(end + 4 - buf);
-    if (want >= cap)
-        return 0;
-    memcpy(body, end + 4, have);
-    while (have < want) {
-        ssize_t r = read(fd, body + have, want - have);
-        if (r <= 0)
-            return 0;
-        have += (size_t)r;
-    }
-    body[want] = 0;
-    return 1;
-}
-
 static void answer(int fd)
 {
     static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -67,16 +38,16 @@ static void *serve(void *arg)
     if (a < 0)
         return NULL;
     setsockopt(a, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-    if (read_request(a, s->bodies[s->seen], sizeof s->bodies[0]))
+    if (read_request(a, NULL, 0, s->bodies[s->seen], sizeof s->bodies[0]))
         s->seen++, answer(a);
-    if (read_request(a, s->bodies[s->seen], sizeof s->bodies[0]))
+    if (read_request(a, NULL, 0, s->bodies[s->seen], sizeof s->bodies[0]))
         s->seen++; /* read whole, never answered: the connection just closes */
     close(a);
     int b = accept(s->listener, NULL, NULL);
     if (b < 0)
         return NULL;
     setsockopt(b, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-    if (read_request(b, s->bodies[s->seen], sizeof s->bodies[0]))
+    if (read_request(b, NULL, 0, s->bodies[s->seen], sizeof s->bodies[0]))
         s->seen++, answer(b);
     close(b);
     return NULL;
