@@ -8,6 +8,7 @@
 
 #include "../runtime/err.h"
 #include "../runtime/manifest.h"
+#include "../runtime/status.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -28,12 +29,17 @@ enum remote_phase {
     REMOTE_RUNNING,
     REMOTE_EXITED,      /* finished; exit_code is valid */
     REMOTE_GONE,        /* the platform no longer knows the job (removed, never existed) */
+    REMOTE_CANNOT_START, /* the platform says the job will not start (the image cannot be pulled, the
+                            container cannot be created): fail now, not at the pending timeout */
 };
 
 struct remote_state {
     enum remote_phase phase;
     int exit_code;       /* REMOTE_EXITED */
     int oom_killed;      /* the platform killed it for memory (container OOM) */
+    enum run_reason reason; /* the platform's verdict when it ended the job itself: REASON_TIMEOUT
+                               (its deadline), REASON_PREEMPTED (evicted, preempted, node lost);
+                               REASON_NONE otherwise */
     char message[512];   /* the platform's own words, for people */
 };
 

@@ -104,10 +104,22 @@ static void fill_in(struct follow_result *r, const struct remote_state *rs, int 
         status_init(st, id, 1);
     }
     enum run_phase phase = PHASE_FAILED;
-    if (rs->oom_killed) {
+    if (r->cannot_start) {
+        st->reason = REASON_INTERNAL;
+        snprintf(st->message, sizeof st->message, "the job could not start: %.460s", rs->message);
+    } else if (rs->oom_killed) {
         st->reason = REASON_OOM_KILLED;
         snprintf(st->message, sizeof st->message,
                  "the job was killed for exceeding its memory limit before stepop could report (%.400s)", rs->message);
+    } else if (rs->reason == REASON_TIMEOUT) {
+        st->reason = REASON_TIMEOUT;
+        snprintf(st->message, sizeof st->message,
+                 "the platform stopped the job at its deadline before stepop could report (%.400s)", rs->message);
+    } else if (rs->reason == REASON_PREEMPTED) {
+        phase = PHASE_PREEMPTED;
+        st->reason = REASON_PREEMPTED;
+        snprintf(st->message, sizeof st->message, "the job was preempted before stepop could report (%.420s)",
+                 rs->message);
     } else if (r->cancelled) {
         phase = PHASE_TERMINATED;
         st->reason = REASON_TERMINATED;
@@ -194,6 +206,24 @@ int follow_run(const struct follow_options *o, struct follow_result *r, struct e
                     log_warn("asking the flavor about the job: %s", pe.msg);
                     last_warn = now;
                 }
+            } else if (rs.phase == REMOTE_CANNOT_START && !r->cancelled) {
+                log_error("the job cannot start: %s; cancelling", rs.message);
+                o->flavor->cancel(o->handle, o->settings, 0, &se);
+                r->cannot_start = 1;
+                if (have) {
+                    status_free(&r->status);
+                    r->status = st;
+                    have = 0;
+                }
+                char *id = uri_basename(o->run_uri);
+                fill_in(r, &rs, r->status.run_id[0] != 0, r->status.run_id[0] ? r->status.run_id : id);
+                free(id);
+                r->lost = 0;
+                r->have_status = 1;
+                struct err we = { 0 };
+                if (follow_write_status(s, o->run_uri, &r->status, &we) < 0)
+                    log_warn("recording the flavor's report in status.json: %s", we.msg);
+                break;
             } else if (rs.phase == REMOTE_EXITED || rs.phase == REMOTE_GONE) {
                 /* Give a final status written just before the exit a moment to be read. */
                 if (++exited_polls >= 3) {

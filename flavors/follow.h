@@ -44,6 +44,7 @@ struct follow_result {
     int have_status;
     int lost;                        /* ended without a final status, filled in from the flavor */
     int pending_timed_out;
+    int cannot_start;                /* the flavor said the job will not start (REMOTE_CANNOT_START) */
     int deadline_passed;
     int cancelled;
     int detached;

@@ -262,6 +262,8 @@ static int exit_for(const struct follow_result *fr)
         return EXIT_SUBMIT_DETACHED;
     if (fr->pending_timed_out)
         return EXIT_SUBMIT_NOT_STARTED;
+    if (fr->cannot_start)
+        return EXIT_SUBMIT_LAUNCH;
     const struct run_status *st = &fr->status;
     if (st->exit_code >= 0 && (st->exit_code != 0 || st->phase == PHASE_SUCCEEDED))
         return st->exit_code;

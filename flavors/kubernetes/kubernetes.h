@@ -1,0 +1,53 @@
+/* The kubernetes flavor's own parts, shared by its files: settings.c (parsing and checking the
+ * settings and the job), body.c (the batch/v1 Job) and lifecycle.c (the flavor's operations,
+ * flavor_kubernetes_ops: submit, poll with the pod's state, cancel, cleanup). The API client is
+ * cloud/kube/client.h. Settings and behaviour: docs/flavors.md#kubernetes. */
+#ifndef STEPOP_FLAVOR_KUBERNETES_H
+#define STEPOP_FLAVOR_KUBERNETES_H
+
+#include "../flavor.h"
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+/* Labels and annotations every Job and its pods carry; cancel and cleanup check them. */
+#define KUBE_LABEL_RUN_ID "stepop.io/run-id"
+#define KUBE_ANNOTATION_RUN_URI "stepop.io/run-uri"
+/* Where an injected binary appears inside the step's container. */
+#define KUBE_INJECT_DIR "/opt/stepop/bin"
+#define KUBE_INJECT_PATH KUBE_INJECT_DIR "/stepop"
+/* The step's container in the pod. */
+#define KUBE_CONTAINER "step"
+
+/* The settings, checked and with their defaults. Strings and objects point into the settings. */
+struct kube_cfg {
+    const char *context, *namespace;  /* NULL: the kubeconfig's choice */
+    const char *gpu_resource;         /* default nvidia.com/gpu */
+    int retries;                      /* backoffLimit, default 0 */
+    int64_t ttl_seconds;              /* ttlSecondsAfterFinished; -1: not set */
+    int keep;                         /* cleanup leaves the Job */
+    int inject;
+    const char *inject_image;         /* inject: an image with the static binary at /stepop */
+    const char *image_pull_policy;    /* NULL: the cluster's default */
+    int64_t shm_size;                 /* bytes of the /dev/shm emptyDir; 0: none */
+    int host_network;                 /* the pod uses the node's network (a loopback store) */
+    const cJSON *pod;                 /* the pod settings (node selector, tolerations ...), checked */
+};
+
+/* ---- settings.c ---- */
+
+/* Parses and checks the settings; unknown ones are refused, naming them. */
+int kube_parse_settings(const cJSON *s, struct kube_cfg *c, struct err *e);
+/* Refuses what the step asks that the settings cannot give (a file store no volume mounts, a
+ * loopback store without host_network, ...). */
+int kube_check_job(const struct job *j, const struct kube_cfg *c, struct err *e);
+
+/* ---- body.c ---- */
+
+/* The Job's name: stepop-<run id in lower case>, or a digest of it when that is no DNS-1123
+ * label; caller frees. */
+char *kube_job_name(const struct manifest *m);
+/* The batch/v1 Job for POST /apis/batch/v1/namespaces/<namespace>/jobs. */
+cJSON *kube_job_body(const struct job *j, const struct kube_cfg *c, const char *namespace);
+
+#endif
