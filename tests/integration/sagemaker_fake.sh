@@ -71,13 +71,18 @@ except urllib.error.HTTPError as e:
 PY
 }
 sm() { raw "SageMaker.$1" "$2"; }
-# wait_done NAME: until the job's TrainingJobStatus is final (40 s at most), from /_/jobs
-wait_done() {
-    local i s
+# wait_jobs STATUS-REGEX NAME...: until each job's status (TrainingJobStatus, or SecondaryStatus
+# with "secondary") matches, from /_/jobs (60 s at most); prints the ones that did not.
+wait_jobs() {
+    local i key=status
+    [ "$1" = secondary ] && { key=secondary; shift; }
+    local want=$1
+    shift
     for i in $(seq 200); do
-        s=$(sagemaker_jobs | python3 -c "import json,sys; print(next((j['status'] for j in json.load(sys.stdin) if j['name'] == '$1'), ''))")
-        case $s in Completed | Failed | Stopped) return 0 ;; esac
-        sleep 0.2
+        sagemaker_jobs | python3 -c "import json,re,sys; s={j['name']: j['$key'] for j in json.load(sys.stdin)}; \
+            bad=[n for n in sys.argv[2:] if not re.fullmatch(sys.argv[1], s.get(n) or '')]; print(*bad); sys.exit(bool(bad))" \
+            "$want" "$@" && return 0
+        sleep 0.3
     done
     return 1
 }
@@ -122,20 +127,10 @@ out_has "a training job with this name already exists (arn:aws:sagemaker:us-east
     "... in SageMaker's words"
 
 # Stopped by StopTrainingJob: SIGTERM reaches the container.
-wait_running() { # NAME: until the job is Training (20 s at most)
-    local i
-    for i in $(seq 100); do
-        sm DescribeTrainingJob "{\"TrainingJobName\": \"$1\"}" | grep -q '"SecondaryStatus": "Training"' && return 0
-        sleep 0.2
-    done
-    return 1
-}
-check "stop-job reaches Training" wait_running stop-job
+check "stop-job reaches Training" wait_jobs secondary Training stop-job
 expect_rc 0 "stop-training-job stop-job (awscli)" aws_ sagemaker stop-training-job --training-job-name stop-job
 
-for j in ok-job fail-job stop-job slow-job cap-job spot-job; do
-    check "$j ends" wait_done "$j"
-done
+check "the six jobs end" wait_jobs 'Completed|Failed|Stopped' ok-job fail-job stop-job slow-job cap-job spot-job
 echo "# jobs ended $((SECONDS - start)) s after the first CreateTrainingJob"
 
 pids=()
@@ -164,7 +159,7 @@ is_eq "slow-job: MaxRuntimeInSeconds passed is Stopped/MaxRuntimeExceeded" "$(fi
     "('Stopped', 'MaxRuntimeExceeded')"
 
 describe cap-job
-is_eq "cap-job: the scripted capacity error" "$(field cap-job "(d['TrainingJobStatus'], d['FailureReason'][:65])")" \
+is_eq "cap-job: the scripted capacity error" "$(field cap-job "(d['TrainingJobStatus'], d['FailureReason'][:64])")" \
     "('Failed', 'CapacityError: Unable to provision requested ML compute capacity')"
 
 describe spot-job
