@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The SageMaker fake (tests/servers/sagemaker_fake.py) checked with Debian's AWS CLI as the
 # client, before the sagemaker flavor relies on it: jobs run in Podman with a busybox image and
-# end Completed, Failed (the exit code in FailureReason), Stopped by StopTrainingJob and by
+# end Completed, Failed (the exit code in FailureReason; OOM), Stopped by StopTrainingJob and by
 # MaxRuntimeInSeconds; a bad signature, an unknown key and invalid bodies are refused in the
 # service's words; the scripted capacity error, spot interruption and throttling; the role's
 # credentials reach the container; CloudWatch Logs holds the container's output.
@@ -14,7 +14,7 @@ AWS=/usr/bin/aws
 start_podman || { not_ok "podman starts"; done_testing; }
 start_s3 || { not_ok "the keys' S3 proxy starts"; done_testing; }
 start_awsfake --ecs-token ecs-secret-token || { not_ok "awsfake starts"; done_testing; }
-start_sagemaker_fake --stop-grace 3 --start-delay 0.2 --container-credentials-url "$AWSFAKE_URL/ecs/creds" \
+start_sagemaker_fake --stop-grace 3 --instance-memory ml.c5.xlarge=50331648 --start-delay 0.2 --container-credentials-url "$AWSFAKE_URL/ecs/creds" \
     --container-credentials-token ecs-secret-token --container-env TEST_ONLY=1 ||
     { not_ok "the SageMaker fake starts"; diag <"$T/sagemaker.log"; done_testing; }
 ok "the SageMaker fake listens at $SAGEMAKER_FAKE_URL"
@@ -74,11 +74,11 @@ sm() { raw "SageMaker.$1" "$2"; }
 # wait_jobs STATUS-REGEX NAME...: until each job's status (TrainingJobStatus, or SecondaryStatus
 # with "secondary") matches, from /_/jobs (60 s at most); prints the ones that did not.
 wait_jobs() {
-    local i key=status
+    local key=status
     [ "$1" = secondary ] && { key=secondary; shift; }
     local want=$1
     shift
-    for i in $(seq 200); do
+    for _ in $(seq 200); do
         sagemaker_jobs | python3 -c "import json,re,sys; s={j['name']: j['$key'] for j in json.load(sys.stdin)}; \
             bad=[n for n in sys.argv[2:] if not re.fullmatch(sys.argv[1], s.get(n) or '')]; print(*bad); sys.exit(bool(bad))" \
             "$want" "$@" && return 0
@@ -96,11 +96,12 @@ describe() {
 }
 field() { jq_py "$T/$1.desc" "$2"; }
 
-ep='["/bin/sh", "-c"]'
 job ok-job 'echo "$GREETING $TRAINING_JOB_NAME in $AWS_REGION test=$TEST_ONLY"; wget -qO- --header "Authorization: $AWS_CONTAINER_AUTHORIZATION_TOKEN" "$AWS_CONTAINER_CREDENTIALS_FULL_URI" | grep -o "\"AccessKeyId\": \"ASIA" && echo creds-ok; exit 0' '{}' "$BUSYBOX" "$ROLE"
 job fail-job 'echo about to fail; echo "the model diverged" >/opt/ml/output/failure; exit 3' '{}' "$BUSYBOX" "$ROLE"
 job stop-job 'trap "echo got SIGTERM; exit 143" TERM; echo waiting; while :; do sleep 1; done' '{}' "$BUSYBOX" "$ROLE"
 job slow-job 'trap "exit 143" TERM; while :; do sleep 1; done' '{"StoppingCondition": {"MaxRuntimeInSeconds": 2}}' "$BUSYBOX" "$ROLE"
+job oom-job 'echo filling; exec dd if=/dev/zero of=/dev/null bs=200M count=1' \
+    '{"ResourceConfig": {"InstanceType": "ml.c5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 5}}' "$BUSYBOX" "$ROLE"
 job cap-job 'echo must not run' '{}' "$BUSYBOX" "$ROLE"
 job spot-job 'trap "echo spot TERM; exit 143" TERM; echo "start $SPOT_MARK"; for i in 1 2 3 4 5 6; do sleep 1; done; echo done' \
     '{"EnableManagedSpotTraining": true, "StoppingCondition": {"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 900},
@@ -112,13 +113,13 @@ start=$SECONDS
 # (wait with PIDs: the test's servers are children too)
 pids=()
 for j in ok-job fail-job stop-job; do create "$j" >"$T/$j.create" 2>&1 & pids+=($!); done
-for j in slow-job cap-job spot-job; do sm CreateTrainingJob "$(cat "$T/$j.json")" >"$T/$j.create" 2>&1; done
+for j in slow-job cap-job spot-job oom-job; do sm CreateTrainingJob "$(cat "$T/$j.json")" >"$T/$j.create" 2>&1; done
 wait "${pids[@]}"
 for j in ok-job fail-job stop-job; do
     is_eq "create-training-job $j (awscli)" "$(jq_py "$T/$j.create" "d['TrainingJobArn']" 2>&1)" \
         "arn:aws:sagemaker:us-east-1:123456789012:training-job/$j"
 done
-for j in slow-job cap-job spot-job; do
+for j in slow-job cap-job spot-job oom-job; do
     is_eq "CreateTrainingJob $j (botocore)" "$(head -1 "$T/$j.create")" "200 None"
 done
 sm CreateTrainingJob "$(cat "$T/ok-job.json")" >"$T/out"
@@ -130,7 +131,7 @@ out_has "a training job with this name already exists (arn:aws:sagemaker:us-east
 check "stop-job reaches Training" wait_jobs secondary Training stop-job
 expect_rc 0 "stop-training-job stop-job (awscli)" aws_ sagemaker stop-training-job --training-job-name stop-job
 
-check "the six jobs end" wait_jobs 'Completed|Failed|Stopped' ok-job fail-job stop-job slow-job cap-job spot-job
+check "the seven jobs end" wait_jobs 'Completed|Failed|Stopped' ok-job fail-job stop-job slow-job cap-job spot-job oom-job
 echo "# jobs ended $((SECONDS - start)) s after the first CreateTrainingJob"
 
 pids=()
@@ -162,6 +163,10 @@ describe cap-job
 is_eq "cap-job: the scripted capacity error" "$(field cap-job "(d['TrainingJobStatus'], d['FailureReason'][:64])")" \
     "('Failed', 'CapacityError: Unable to provision requested ML compute capacity')"
 
+describe oom-job
+is_eq "oom-job: over --instance-memory's 48 MiB is Failed with SageMaker's memory reason" \
+    "$(field oom-job "(d['TrainingJobStatus'], d['FailureReason'].startswith('OutOfMemoryError: Please use an instance type with more memory'))")" "('Failed', True)"
+
 describe spot-job
 is_eq "spot-job: Completed after the interruption" "$(field spot-job "d['TrainingJobStatus']")" "Completed"
 is_eq "spot-job: Interrupted then Restarting" "$(field spot-job "[t['Status'] for t in d['SecondaryStatusTransitions']]")" \
@@ -169,7 +174,7 @@ is_eq "spot-job: Interrupted then Restarting" "$(field spot-job "[t['Status'] fo
 sagemaker_jobs >"$T/jobs.json"
 is_eq "containers, streams and environments as expected" \
     "$(jq_py "$T/jobs.json" "sorted((j['name'], len(j['containers']), len(j['streams']), j['env'].get('SPOT_MARK')) for j in d)")" \
-    "[('cap-job', 0, 0, None), ('fail-job', 1, 1, None), ('ok-job', 1, 1, None), ('slow-job', 1, 1, None), ('spot-job', 2, 2, 'm1'), ('stop-job', 1, 1, None)]"
+    "[('cap-job', 0, 0, None), ('fail-job', 1, 1, None), ('ok-job', 1, 1, None), ('oom-job', 1, 1, None), ('slow-job', 1, 1, None), ('spot-job', 2, 2, 'm1'), ('stop-job', 1, 1, None)]"
 check "spot-job: the checkpoint directory is bind-mounted" test -d "$T/sagemaker-jobs/spot-job/checkpoints"
 
 # Tags by ARN.
