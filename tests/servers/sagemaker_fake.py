@@ -410,8 +410,12 @@ class Job:
             with lock:
                 if self.stop_requested:
                     break
-                self.start_container()
-                self.move('Training', 'Training image download completed. Training in progress.')
+            # Without the lock: podman run takes seconds, and calls go on meanwhile. A stop that
+            # comes now is seen by wait() at once.
+            self.start_container()
+            with lock:
+                if not self.stop_requested:
+                    self.move('Training', 'Training image download completed. Training in progress.')
                 if not self.training_start:
                     self.training_start = time.time()
             outcome, code, oom = self.wait(max_run, interrupt_at, max_wait if spot else None)
@@ -458,7 +462,8 @@ class Job:
             env['AWS_CONTAINER_CREDENTIALS_FULL_URI'] = args.container_credentials_url
             if args.container_credentials_token:
                 env['AWS_CONTAINER_AUTHORIZATION_TOKEN'] = args.container_credentials_token
-        self.env = env
+        with lock:
+            self.env = env
         os.makedirs(os.path.join(self.dir, 'output'), exist_ok=True)
         mem = str(memory_bytes(req['ResourceConfig'].get('InstanceType', '')))
         a = ['run', '-d', '--name', 'sagemaker-%s-%d' % (self.name, len(self.cids)), '--pull', 'never',
@@ -482,13 +487,14 @@ class Job:
         cid = r.stdout.strip().splitlines()[-1] if r.returncode == 0 and r.stdout.strip() else None
         if not cid:
             raise OSError('podman run: %s' % r.stderr.strip()[-500:])
-        containers.add(cid)
-        self.cid = cid
-        self.cids.append(cid)
         stream = {'name': '%s/algo-1-%d' % (self.name, int(time.time())), 'created': time.time(), 'events': []}
-        if any(s['name'] == stream['name'] for s in self.streams):
-            stream['name'] += '-%d' % len(self.streams)
-        self.streams.append(stream)
+        with lock:
+            containers.add(cid)
+            self.cid = cid
+            self.cids.append(cid)
+            if any(s['name'] == stream['name'] for s in self.streams):
+                stream['name'] += '-%d' % len(self.streams)
+            self.streams.append(stream)
         threading.Thread(target=self.pump, args=(cid, stream), daemon=True).start()
 
     def pump(self, cid, stream):
@@ -550,6 +556,14 @@ def get_job(name):
 
 
 def create_training_job(p, region):
+    # The rules SageMaker adds to the model's for managed spot training.
+    sc = p['StoppingCondition']
+    if 'MaxWaitTimeInSeconds' in sc and not p.get('EnableManagedSpotTraining'):
+        raise invalid('Invalid MaxWaitTimeInSeconds. It is only supported when EnableManagedSpotTraining is set to '
+                      'true')
+    if p.get('EnableManagedSpotTraining') and sc.get('MaxWaitTimeInSeconds', 0) < sc.get('MaxRuntimeInSeconds', 86400):
+        raise invalid('Invalid MaxWaitTimeInSeconds. It must be present and be greater than or equal to '
+                      'MaxRuntimeInSeconds')
     with lock:
         if p['TrainingJobName'] in jobs:
             j = jobs[p['TrainingJobName']]
