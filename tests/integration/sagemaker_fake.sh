@@ -15,7 +15,7 @@ start_podman || { not_ok "podman starts"; done_testing; }
 start_s3 || { not_ok "the keys' S3 proxy starts"; done_testing; }
 start_awsfake --ecs-token ecs-secret-token || { not_ok "awsfake starts"; done_testing; }
 start_sagemaker_fake --stop-grace 3 --instance-memory ml.c5.xlarge=50331648 --start-delay 0.2 --container-credentials-url "$AWSFAKE_URL/ecs/creds" \
-    --container-credentials-token ecs-secret-token --container-env TEST_ONLY=1 ||
+    --container-credentials-token ecs-secret-token --container-env TEST_ONLY=1 --container-env "AWS_ENDPOINT_URL_S3=$S3_URL" ||
     { not_ok "the SageMaker fake starts"; diag <"$T/sagemaker.log"; done_testing; }
 ok "the SageMaker fake listens at $SAGEMAKER_FAKE_URL"
 
@@ -239,6 +239,27 @@ out_has "200 None" "... once"
 sagemaker_script '{"internal_error": 1}'
 sm DescribeTrainingJob '{"TrainingJobName": "ok-job"}' >"$T/out"
 out_has "500 InternalFailure" "a scripted internal error is 500 InternalFailure"
+
+# The real `stepop run` inside a job: manifest, status and logs in S3 through the verifying proxy,
+# with the role's credentials from the container endpoint.
+if [ -x "$STEPOP" ] && podman_images >"$T/images.log" 2>&1; then
+    run=s3://test/runs/r1
+    manifest "$T/m.json" "$run" '"command":["sh","-c","echo step in $TRAINING_JOB_NAME"]'
+    "$STEPOP" artifact put "$T/m.json" "$run/manifest.json" >/dev/null 2>&1
+    job step-job '' '{"Environment": {"STEPOP_MANIFEST": "'"$run/manifest.json"'", "STEPOP_ATTEMPT": "1"}}' "$STEP_IMAGE" "$ROLE"
+    set_entrypoint() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['AlgorithmSpecification']['ContainerEntrypoint']=['/usr/local/bin/stepop','run']; json.dump(d, open(sys.argv[1],'w'))" "$1"; }
+    set_entrypoint "$T/step-job.json"
+    creds_before=$(awsfake_count "e['path'] == '/ecs/creds'")
+    sm CreateTrainingJob "$(cat "$T/step-job.json")" >"$T/out"
+    out_has "200 None" "a job running stepop run in $STEP_IMAGE"
+    check "... ends" wait_jobs Completed step-job
+    "$STEPOP" artifact get "$run/status.json" "$T/status.json" >/dev/null 2>&1
+    is_eq "... status.json in S3 says succeeded on host algo-1" "$(jq_py "$T/status.json" "(d['phase'], d['host'])")" "('succeeded', 'algo-1')"
+    check "... the step's log is in S3" sh -c "'$STEPOP' logs '$run' 2>/dev/null | grep -q 'step in step-job'"
+    check "... stepop signed in with the role's credentials" test "$(awsfake_count "e['path'] == '/ecs/creds'")" -gt "$creds_before"
+else
+    ok "# SKIP no stepop binary or test image (make; see $T/images.log)"
+fi
 
 sagemaker_log >"$T/log.json"
 is_eq "every call was signed correctly but the two refused" \
