@@ -4,7 +4,8 @@
 # end Completed, Failed (the exit code in FailureReason; OOM), Stopped by StopTrainingJob and by
 # MaxRuntimeInSeconds; a bad signature, an unknown key and invalid bodies are refused in the
 # service's words; the scripted capacity error, spot interruption and throttling; the role's
-# credentials reach the container; CloudWatch Logs holds the container's output.
+# credentials reach the container; CloudWatch Logs holds the container's output; and the real
+# `stepop run` executes as a job, its status and logs in S3.
 . "$(dirname "$0")/../lib.sh"
 botocore_python >/dev/null || skip_all "python3-botocore is not installed (make deps)"
 [ -f "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" ] || skip_all "s3rver is not installed (make deps)"

@@ -58,7 +58,6 @@ On SIGTERM the fake removes the containers it started and exits.
 """
 import argparse
 import calendar
-import datetime
 import hashlib
 import http.server
 import json
@@ -124,7 +123,7 @@ def java_pattern(pattern, value):
         out = []
         for c in value:
             cat = unicodedata.category(c) if ord(c) > 127 else ''
-            out.append('a' if cat.startswith('L') else '0' if cat.startswith('N') else ' ' if cat.startswith('Z') else c)
+            out.append({'L': 'a', 'N': '0', 'Z': ' '}.get(cat[:1], c))
         value = ''.join(out)
     return re.fullmatch(pattern, value) is not None
 
