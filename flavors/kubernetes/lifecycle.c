@@ -468,7 +468,8 @@ static void kube_pod_state(struct kube_target *t, const cJSON *list, const cJSON
     /* A failed pod with retries left is not the end: the Job starts another. */
     const cJSON *limit = kget(t->obj, "spec", "backoffLimit", NULL);
     int retries = cJSON_IsNumber(limit) ? limit->valueint : 6;
-    if (!job_ended && strcmp(phase, "Succeeded") != 0 && kube_count_failed(list) <= retries) {
+    int failures = kube_count_failed(list) + (strcmp(phase, "Failed") != 0); /* a lost pod counts too */
+    if (!job_ended && strcmp(phase, "Succeeded") != 0 && failures <= retries) {
         st->phase = REMOTE_RUNNING;
         size_t used = strlen(st->message);
         snprintf(st->message + used, sizeof st->message - used, "; the Job starts another pod");
