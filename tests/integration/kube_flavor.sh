@@ -185,4 +185,40 @@ KUBECONFIG=$T/proxied-kubeconfig check "poll through the proxy" wait_phase exite
 check "the proxy tunnelled them to the API server" grep -q "^CONNECT 127.0.0.1:$KBED_APISERVER_PORT HTTP/1.1" "$T/proxy.log"
 KUBECONFIG=$T/proxied-kubeconfig check "cleanup through the proxy" drive cleanup "$T/handle.json" "$T/settings.json"
 
+# --- ways of reaching the API server: a poll of that (deleted) Job is one GET each ---
+cat >"$T/cert-plugin.py" <<PY
+#!/usr/bin/env python3
+# An exec credential plugin (v1beta1) that hands out the admin client certificate, no token.
+import json
+print(json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
+                  "status": {"clientCertificateData": open("$KBED_ADMIN_CERT").read(),
+                             "clientKeyData": open("$KBED_ADMIN_KEY").read()}}))
+PY
+chmod +x "$T/cert-plugin.py"
+# reach NAME CLUSTER-FIELDS USER-FIELDS: $T/kc-NAME, a kubeconfig of one cluster and user
+reach() {
+    cat >"$T/kc-$1" <<JSON
+{"apiVersion": "v1", "kind": "Config", "current-context": "c",
+ "clusters": [{"name": "c", "cluster": {"server": "$KBED_SERVER"${2:+, $2}}}],
+ "users": [{"name": "u", "user": {${3:-\"token\": \"$KBED_ADMIN_TOKEN\"}}}],
+ "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}
+JSON
+}
+reach_poll() { KUBECONFIG=$T/kc-$1 "$DRIVE" kubernetes poll "$T/handle.json" "$T/settings.json"; }
+wait_phase gone 30
+reach cert-plugin "\"certificate-authority\": \"$KBED_CA\"" \
+    "\"exec\": {\"apiVersion\": \"client.authentication.k8s.io/v1beta1\", \"command\": \"$T/cert-plugin.py\"}"
+expect_rc 0 "an exec plugin's client certificate" reach_poll cert-plugin
+reach server-name "\"certificate-authority\": \"$KBED_CA\", \"tls-server-name\": \"kubernetes.default.svc\""
+expect_rc 0 "tls-server-name: a name of the serving certificate" reach_poll server-name
+reach wrong-name "\"certificate-authority\": \"$KBED_CA\", \"tls-server-name\": \"not-in-the-certificate.example\""
+expect_rc 1 "tls-server-name: a name the certificate lacks fails" reach_poll wrong-name
+err_has "certificate" "... over the certificate"
+reach insecure "\"insecure-skip-tls-verify\": true"
+expect_rc 0 "insecure-skip-tls-verify without a CA" reach_poll insecure
+reach no-ca ""
+expect_rc 1 "neither a CA nor insecure-skip-tls-verify: the server is not trusted" reach_poll no-ca
+err_has "certificate" "... over the certificate"
+check "no token in any message" sh -c "! grep -rqF '$KBED_ADMIN_TOKEN' '$T'/err '$T'/out '$T'/poll.*"
+
 done_testing
