@@ -425,6 +425,20 @@ static int kube_parse_pod(const cJSON *pod, const struct kube_cfg *c, struct err
 
 /* ---- the settings ---- */
 
+/* A size as units_parse_size takes it ("1Gi", "512MiB"), or as Docker's --shm-size writes it: a
+ * number and one of k, m, g, t in lower case, binary units ("2g" is 2 GiB). */
+static int kube_parse_shm(const char *s, int64_t *out, struct err *e)
+{
+    size_t n = strlen(s);
+    if (n >= 2 && strchr("kmgt", s[n - 1]) && (isdigit((unsigned char)s[n - 2]) || s[n - 2] == '.')) {
+        char *bin = xasprintf("%.*s%ci", (int)(n - 1), s, toupper((unsigned char)s[n - 1]));
+        int r = units_parse_size(bin, out, e);
+        free(bin);
+        return r;
+    }
+    return units_parse_size(s, out, e);
+}
+
 int kube_parse_settings(const cJSON *s, struct kube_cfg *c, struct err *e)
 {
     memset(c, 0, sizeof *c);
@@ -473,7 +487,7 @@ int kube_parse_settings(const cJSON *s, struct kube_cfg *c, struct err *e)
         return err_set(e, ERR_INVALID, "settings.image_pull_policy: expected Always, IfNotPresent or Never, got \"%s\"",
                        c->image_pull_policy);
     if (shm) {
-        if (units_parse_size(shm, &c->shm_size, e) < 0)
+        if (kube_parse_shm(shm, &c->shm_size, e) < 0)
             return err_prefix(e, "settings.shm_size: ");
         if (c->shm_size <= 0)
             return err_set(e, ERR_INVALID, "settings.shm_size: expected a size above 0 (\"1Gi\")");
