@@ -99,9 +99,14 @@ static cJSON *kube_annotations(const struct job *j, const struct kube_cfg *c)
     return a;
 }
 
-static cJSON *kube_metadata(const struct job *j, const struct kube_cfg *c)
+/* name and namespace: for the Job's own metadata, NULL for the pod template's. */
+static cJSON *kube_metadata(const struct job *j, const struct kube_cfg *c, const char *name, const char *namespace)
 {
     cJSON *md = cJSON_CreateObject();
+    if (name)
+        cJSON_AddStringToObject(md, "name", name);
+    if (namespace)
+        cJSON_AddStringToObject(md, "namespace", namespace);
     cJSON_AddItemToObject(md, "labels", kube_labels(j, c));
     cJSON_AddItemToObject(md, "annotations", kube_annotations(j, c));
     return md;
@@ -126,6 +131,10 @@ static cJSON *kube_env(const struct job *j, const struct kube_cfg *c)
     char attempt[16];
     snprintf(attempt, sizeof attempt, "%d", j->attempt);
     kube_add_env(env, "STEPOP_ATTEMPT", attempt);
+    /* A retried pod has the same environment; the entrypoint counts on from the run's status
+     * (Kubernetes 1.20 gives a pod no retry counter of its own). */
+    if (c->retries > 0)
+        kube_add_env(env, "STEPOP_ATTEMPT_FROM_STATUS", "1");
     return env;
 }
 
@@ -314,13 +323,9 @@ cJSON *kube_job_body(const struct job *j, const struct kube_cfg *c, const char *
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "apiVersion", "batch/v1");
     cJSON_AddStringToObject(b, "kind", "Job");
-    cJSON *md = kube_metadata(j, c);
     char *name = kube_job_name(m);
-    cJSON_AddItemToObject(md, "name", cJSON_CreateString(name));
+    cJSON_AddItemToObject(b, "metadata", kube_metadata(j, c, name, namespace));
     free(name);
-    if (namespace)
-        cJSON_AddStringToObject(md, "namespace", namespace);
-    cJSON_AddItemToObject(b, "metadata", md);
     cJSON *spec = cJSON_AddObjectToObject(b, "spec");
     cJSON_AddNumberToObject(spec, "backoffLimit", c->retries);
     if (m->timeout_ms > 0)
@@ -329,7 +334,7 @@ cJSON *kube_job_body(const struct job *j, const struct kube_cfg *c, const char *
     if (c->ttl_seconds >= 0)
         cJSON_AddNumberToObject(spec, "ttlSecondsAfterFinished", (double)c->ttl_seconds);
     cJSON *tpl = cJSON_AddObjectToObject(spec, "template");
-    cJSON_AddItemToObject(tpl, "metadata", kube_metadata(j, c));
+    cJSON_AddItemToObject(tpl, "metadata", kube_metadata(j, c, NULL, NULL));
     cJSON_AddItemToObject(tpl, "spec", kube_pod_spec(j, c));
     return b;
 }

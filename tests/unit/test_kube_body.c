@@ -363,6 +363,7 @@ static void test_body(void)
     ok(!jp(k, "args", NULL) && !jp(k, "imagePullPolicy", NULL) && !jp(ps, "initContainers", NULL), "no args, pull policy or init container");
     is_str(env_of(b, "STEPOP_MANIFEST"), "s3://bucket/runs/01J9ZQK8V3N4M5P6Q7R8S9T0AB/manifest.json", "STEPOP_MANIFEST");
     is_str(env_of(b, "STEPOP_ATTEMPT"), "1", "STEPOP_ATTEMPT");
+    ok(!env_of(b, "STEPOP_ATTEMPT_FROM_STATUS"), "no retries, no counting from the status");
     ok(!jp(k, "resources", "requests", NULL) && !jp(k, "resources", "limits", NULL), "no resources asked, none given");
     ok(!jp(ps, "volumes", NULL) && !jp(k, "volumeMounts", NULL), "no volumes");
     ok(!jp(ps, "hostNetwork", NULL) && !jp(ps, "nodeSelector", NULL) && !jp(ps, "serviceAccountName", NULL), "nothing unasked");
@@ -393,6 +394,7 @@ static void test_body(void)
     is_int(jn(jp(ps, "terminationGracePeriodSeconds", NULL)), 46 + KUBE_GRACE_MARGIN_S, "grace rounded up + margin");
     is_str(js(jp(k, "imagePullPolicy", NULL)), "Always", "the pull policy");
     is_str(env_of(b, "STEPOP_ATTEMPT"), "4", "the job's attempt");
+    is_str(env_of(b, "STEPOP_ATTEMPT_FROM_STATUS"), "1", "with retries a restarted pod counts on from the run's status");
     const cJSON *shm = jp(ps, "volumes", "#0", NULL);
     is_str(js(jp(shm, "name", NULL)), KUBE_VOLUME_SHM, "a shm volume");
     is_str(js(jp(shm, "emptyDir", "medium", NULL)), "Memory", "in memory");
