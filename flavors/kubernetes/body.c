@@ -213,7 +213,7 @@ static cJSON *kube_step_container(const struct job *j, const struct kube_cfg *c)
 }
 
 /* inject: the stepop image's static binary installs itself into the shared emptyDir. */
-static cJSON *kube_init_container(const struct kube_cfg *c)
+static cJSON *kube_init_container(const struct manifest *m, const struct kube_cfg *c)
 {
     cJSON *k = cJSON_CreateObject();
     cJSON_AddStringToObject(k, "name", KUBE_INIT_CONTAINER);
@@ -226,12 +226,20 @@ static cJSON *kube_init_container(const struct kube_cfg *c)
     cJSON_AddItemToArray(cmd, cJSON_CreateString(KUBE_INJECT_PATH));
     cJSON *mounts = cJSON_AddArrayToObject(k, "volumeMounts");
     kube_add_mount(mounts, KUBE_VOLUME_BIN, KUBE_INJECT_DIR, 0);
-    /* Small and fixed, so that the pod's own requests are the step's (an init container's
-     * requests count only while it runs, and never above the step's). */
+    /* The step's CPU and memory: a pod asks for the larger of an init container's and its
+     * containers' requests, so this adds nothing, and the pod keeps the QoS class the step's
+     * requests and limits give it (init containers count there too). */
     cJSON *r = cJSON_AddObjectToObject(k, "resources");
-    cJSON *req = cJSON_AddObjectToObject(r, "requests");
-    cJSON_AddStringToObject(req, "cpu", "10m");
-    cJSON_AddStringToObject(req, "memory", "16Mi");
+    if (m->cpu > 0 || m->memory > 0) {
+        const char *const parts[] = { "requests", "limits" };
+        for (int p = 0; p < 2; p++) {
+            cJSON *q = cJSON_AddObjectToObject(r, parts[p]);
+            if (m->cpu > 0)
+                cJSON_AddItemToObject(q, "cpu", kube_cpu_quantity(m->cpu));
+            if (m->memory > 0)
+                cJSON_AddItemToObject(q, "memory", kube_bytes_quantity(m->memory));
+        }
+    }
     return k;
 }
 
@@ -275,7 +283,7 @@ static cJSON *kube_pod_spec(const struct job *j, const struct kube_cfg *c)
                             (double)((m->grace_ms + 999) / 1000 + KUBE_GRACE_MARGIN_S));
     if (c->inject) {
         cJSON *init = cJSON_AddArrayToObject(spec, "initContainers");
-        cJSON_AddItemToArray(init, kube_init_container(c));
+        cJSON_AddItemToArray(init, kube_init_container(m, c));
     }
     cJSON *containers = cJSON_AddArrayToObject(spec, "containers");
     cJSON_AddItemToArray(containers, kube_step_container(j, c));

@@ -418,6 +418,10 @@ static void test_body(void)
     is_str(js(jp(init, "command", "#1", NULL)), "install", "install");
     is_str(js(jp(init, "command", "#2", NULL)), KUBE_INJECT_PATH, "to the shared path");
     is_str(js(jp(init, "volumeMounts", "#0", "name", NULL)), KUBE_VOLUME_BIN, "through a shared volume");
+    is_str(js(jp(init, "resources", "limits", "cpu", NULL)), "2", "with the step's CPUs (the pod asks no more)");
+    is_str(js(jp(init, "resources", "requests", "cpu", NULL)), "2", "requested and limited (the QoS class stays)");
+    ok(!jp(init, "resources", "limits", "nvidia.com/gpu", NULL) && !jp(init, "resources", "limits", "memory", NULL),
+       "and no GPUs, nor memory the step did not ask for");
     is_str(js(jp(ps, "volumes", "#0", "name", NULL)), KUBE_VOLUME_BIN, "the volume");
     ok(cJSON_IsObject(jp(ps, "volumes", "#0", "emptyDir", NULL)), "is an emptyDir");
     ok(cJSON_IsTrue(jp(k, "volumeMounts", "#0", "readOnly", NULL)), "read-only in the step's container");
