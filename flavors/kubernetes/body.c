@@ -40,12 +40,12 @@ char *kube_job_name(const struct manifest *m)
     return xasprintf("stepop-%s", d);
 }
 
-char *kube_run_label(const struct manifest *m)
+char *kube_run_label(const char *run_id)
 {
-    if (kube_is_label_value(m->run_id) && m->run_id[0])
-        return xstrdup(m->run_id);
+    if (run_id[0] && kube_is_label_value(run_id))
+        return xstrdup(run_id);
     char d[17];
-    kube_digest16(m->run_id, d);
+    kube_digest16(run_id, d);
     return xasprintf("sha256-%s", d);
 }
 
@@ -78,7 +78,7 @@ static cJSON *kube_labels(const struct job *j, const struct kube_cfg *c)
     const cJSON *user = c->pod ? cJSON_GetObjectItemCaseSensitive(c->pod, "labels") : NULL;
     const cJSON *it;
     cJSON_ArrayForEach(it, user) cJSON_AddStringToObject(l, it->string, it->valuestring);
-    char *v = kube_run_label(j->m);
+    char *v = kube_run_label(j->m->run_id);
     cJSON_AddStringToObject(l, KUBE_LABEL_RUN_ID, v);
     free(v);
     return l;

@@ -114,7 +114,7 @@ static void test_names(void)
     char *n = kube_job_name(&m);
     is_str(n, "stepop-01j9zqk8v3n4m5p6q7r8s9t0ab", "the Job is stepop-<run id in lower case>");
     free(n);
-    char *l = kube_run_label(&m);
+    char *l = kube_run_label(m.run_id);
     is_str(l, "01J9ZQK8V3N4M5P6Q7R8S9T0AB", "the run-id label is the run id itself");
     free(l);
 
@@ -127,7 +127,7 @@ static void test_names(void)
     /* sha256("my_run.1") begins with these 16 hex digits (printf my_run.1 | sha256sum). */
     is_str(n, "stepop-460380112a3dffe4", "and is the first 16 hex digits of its SHA-256");
     free(n);
-    l = kube_run_label(&m);
+    l = kube_run_label(m.run_id);
     is_str(l, "my_run.1", "such a run id is still a label value");
     free(l);
 
@@ -138,7 +138,7 @@ static void test_names(void)
     n = kube_job_name(&m);
     is_int(strlen(n), 23, "a run id too long for a label gets a digest name");
     free(n);
-    l = kube_run_label(&m);
+    l = kube_run_label(m.run_id);
     ok(strncmp(l, "sha256-", 7) == 0 && kube_is_label_value(l), "and a digest label value: %s", l);
     free(l);
     memset(long_id, 'a', 56);
