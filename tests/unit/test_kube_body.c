@@ -471,6 +471,22 @@ static void test_body(void)
     is_str(js(jp(b, "spec", "template", "metadata", "annotations", "stepop.io/run-uri", NULL)), m.run_uri, "beside stepop's");
     cJSON_Delete(b);
     cJSON_Delete(s);
+
+    m = base_manifest();
+    b = job_for(&m, "{\"namespace\": null, \"retries\": null, \"pod_settings\": {\"node_selectors\": null, \"affinity\": "
+                    "null, \"tolerations\": null, \"labels\": null, \"volumes\": null, \"volume_mounts\": null, "
+                    "\"host_ipc\": null, \"image_pull_secrets\": null, \"env\": null, \"env_from\": null, "
+                    "\"resources\": null, \"security_context\": null, \"scheduler_name\": null}}",
+                1, &s);
+    ps = jp(b, "spec", "template", "spec", NULL);
+    k = jp(ps, "containers", "#0", NULL);
+    ok(!jp(ps, "nodeSelector", NULL) && !jp(ps, "affinity", NULL) && !jp(ps, "hostIPC", NULL) && !jp(ps, "volumes", NULL) &&
+           !jp(ps, "imagePullSecrets", NULL) && !jp(k, "envFrom", NULL) && !jp(ps, "schedulerName", NULL),
+       "settings that are null are as if absent");
+    is_int(cJSON_GetArraySize(jp(k, "env", NULL)), 2, "only stepop's variables");
+    is_int(jn(jp(b, "spec", "backoffLimit", NULL)), 0, "and the default retries");
+    cJSON_Delete(b);
+    cJSON_Delete(s);
 }
 
 int main(void)
