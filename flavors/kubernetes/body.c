@@ -336,9 +336,10 @@ cJSON *kube_job_body(const struct job *j, const struct kube_cfg *c, const char *
     free(name);
     cJSON *spec = cJSON_AddObjectToObject(b, "spec");
     cJSON_AddNumberToObject(spec, "backoffLimit", c->retries);
-    if (m->timeout_ms > 0)
-        cJSON_AddNumberToObject(spec, "activeDeadlineSeconds",
-                                (double)((m->timeout_ms + 999) / 1000 + (m->grace_ms + 999) / 1000 + KUBE_DEADLINE_MARGIN_S));
+    if (m->timeout_ms > 0) {
+        int64_t deadline = (m->timeout_ms + 999) / 1000 + (m->grace_ms + 999) / 1000 + KUBE_DEADLINE_MARGIN_S;
+        cJSON_AddNumberToObject(spec, "activeDeadlineSeconds", (double)deadline);
+    }
     if (c->ttl_seconds >= 0)
         cJSON_AddNumberToObject(spec, "ttlSecondsAfterFinished", (double)c->ttl_seconds);
     cJSON *tpl = cJSON_AddObjectToObject(spec, "template");

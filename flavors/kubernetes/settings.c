@@ -252,7 +252,8 @@ static int kube_pod_volumes(const cJSON *pod, const struct kube_cfg *c, struct e
                            "and '-', at most 63)",
                            i);
         if (str_has_prefix(n->valuestring, "stepop-"))
-            return err_set(e, ERR_INVALID, "settings.pod_settings.volumes[%d].name: the stepop- volumes are stepop's own", i);
+            return err_set(e, ERR_INVALID, "settings.pod_settings.volumes[%d].name: the stepop- volumes are stepop's own",
+                           i);
         for (const cJSON *w = vols->child; w != v; w = w->next)
             if (strcmp(cJSON_GetObjectItemCaseSensitive(w, "name")->valuestring, n->valuestring) == 0)
                 return err_set(e, ERR_INVALID, "settings.pod_settings.volumes[%d].name: \"%s\" is given twice", i,
@@ -417,8 +418,8 @@ static int kube_parse_pod(const cJSON *pod, const struct kube_cfg *c, struct err
         for (const cJSON *it = ips->child; it; it = it->next)
             if (!cJSON_IsString(it) || !kube_is_dns_subdomain(it->valuestring))
                 return err_set(e, ERR_INVALID,
-                               "settings.pod_settings.image_pull_secrets: expected a list of secret names (" KUBE_RULE_SUBDOMAIN
-                               ")");
+                               "settings.pod_settings.image_pull_secrets: expected a list of secret names ("
+                               KUBE_RULE_SUBDOMAIN ")");
     }
     return 0;
 }
@@ -445,15 +446,16 @@ int kube_parse_settings(const cJSON *s, struct kube_cfg *c, struct err *e)
     for (const cJSON *it = s ? s->child : NULL; it; it = it->next)
         for (size_t i = 0; i < sizeof kube_zenml_names / sizeof *kube_zenml_names; i++)
             if (strcmp(it->string, kube_zenml_names[i][0]) == 0)
-                return err_set(e, ERR_INVALID, "settings.%s: not a setting of the kubernetes flavor; did you mean settings.%s?",
-                               it->string, kube_zenml_names[i][1]);
+                return err_set(e, ERR_INVALID,
+                               "settings.%s: not a setting of the kubernetes flavor; did you mean settings.%s?", it->string,
+                               kube_zenml_names[i][1]);
     if (flavor_check_settings(s, "kubernetes", kube_known_settings, e) < 0)
         return -1;
     const char *shm;
     int64_t retries, ttl;
     if (flavor_setting_str(s, "context", NULL, &c->context, e) < 0 ||
-        kube_setting_name(s, "namespace", kube_is_namespace, "a namespace name (lower-case letters, digits and '-', at most 63)",
-                          &c->namespace, e) < 0 ||
+        kube_setting_name(s, "namespace", kube_is_namespace,
+                          "a namespace name (lower-case letters, digits and '-', at most 63)", &c->namespace, e) < 0 ||
         flavor_setting_str(s, "gpu_resource", "nvidia.com/gpu", &c->gpu_resource, e) < 0 ||
         kube_setting_int(s, "retries", 0, 1000, &retries, e) < 0 ||
         kube_setting_int(s, "ttl_seconds_after_finished", -1, INT32_MAX, &ttl, e) < 0 ||
