@@ -212,7 +212,7 @@ static cJSON *kube_step_container(const struct job *j, const struct kube_cfg *c)
     return k;
 }
 
-/* inject: the stepop image's static binary installs itself into the shared emptyDir. */
+/* inject: the static binary of inject_image installs itself into the shared emptyDir. */
 static cJSON *kube_init_container(const struct manifest *m, const struct kube_cfg *c)
 {
     cJSON *k = cJSON_CreateObject();
@@ -221,7 +221,7 @@ static cJSON *kube_init_container(const struct manifest *m, const struct kube_cf
     if (c->image_pull_policy)
         cJSON_AddStringToObject(k, "imagePullPolicy", c->image_pull_policy);
     cJSON *cmd = cJSON_AddArrayToObject(k, "command");
-    cJSON_AddItemToArray(cmd, cJSON_CreateString("/stepop"));
+    cJSON_AddItemToArray(cmd, cJSON_CreateString(c->inject_binary));
     cJSON_AddItemToArray(cmd, cJSON_CreateString("install"));
     cJSON_AddItemToArray(cmd, cJSON_CreateString(KUBE_INJECT_PATH));
     cJSON *mounts = cJSON_AddArrayToObject(k, "volumeMounts");

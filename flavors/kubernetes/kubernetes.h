@@ -39,7 +39,8 @@ struct kube_cfg {
     int64_t ttl_seconds;              /* ttlSecondsAfterFinished; -1: not set */
     int keep;                         /* cleanup leaves the Job */
     int inject;
-    const char *inject_image;         /* inject: an image with the static binary at /stepop */
+    const char *inject_image;         /* inject: an image with the static binary and glibc >= 2.34 */
+    const char *inject_binary;        /* the binary's path in inject_image, default /stepop */
     const char *image_pull_policy;    /* NULL: the cluster's default */
     int64_t shm_size;                 /* bytes of the /dev/shm emptyDir; 0: none */
     int host_network;                 /* the pod uses the node's network (a loopback store) */

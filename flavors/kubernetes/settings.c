@@ -16,7 +16,7 @@
 
 static const char *const kube_known_settings[] = {
     "context", "namespace", "gpu_resource", "retries", "ttl_seconds_after_finished", "keep", "inject", "inject_image",
-    "image_pull_policy", "shm_size", "host_network", "service_account_name", "priority_class_name",
+    "inject_binary", "image_pull_policy", "shm_size", "host_network", "service_account_name", "priority_class_name",
     "runtime_class_name", "pod_settings", NULL,
 };
 
@@ -461,6 +461,7 @@ int kube_parse_settings(const cJSON *s, struct kube_cfg *c, struct err *e)
         kube_setting_int(s, "ttl_seconds_after_finished", -1, INT32_MAX, &ttl, e) < 0 ||
         flavor_setting_bool(s, "keep", 0, &c->keep, e) < 0 || flavor_setting_bool(s, "inject", 0, &c->inject, e) < 0 ||
         flavor_setting_str(s, "inject_image", NULL, &c->inject_image, e) < 0 ||
+        flavor_setting_str(s, "inject_binary", NULL, &c->inject_binary, e) < 0 ||
         flavor_setting_str(s, "image_pull_policy", NULL, &c->image_pull_policy, e) < 0 ||
         flavor_setting_str(s, "shm_size", NULL, &shm, e) < 0 ||
         flavor_setting_bool(s, "host_network", 0, &c->host_network, e) < 0 ||
@@ -496,10 +497,16 @@ int kube_parse_settings(const cJSON *s, struct kube_cfg *c, struct err *e)
     }
     if (c->inject && (!c->inject_image || !c->inject_image[0]))
         return err_set(e, ERR_INVALID,
-                       "settings.inject: needs settings.inject_image, an image with the static stepop at /stepop (the "
-                       "stepop stage of Dockerfile.cuda)");
+                       "settings.inject: needs settings.inject_image, an image with the static stepop and glibc 2.34 or "
+                       "later (docs/flavors.md#inject-mode)");
     if (!c->inject && c->inject_image)
         return err_set(e, ERR_INVALID, "settings.inject_image: only used with inject: true");
+    if (!c->inject && c->inject_binary)
+        return err_set(e, ERR_INVALID, "settings.inject_binary: only used with inject: true");
+    if (c->inject_binary && c->inject_binary[0] != '/')
+        return err_set(e, ERR_INVALID, "settings.inject_binary: expected the absolute path of stepop in inject_image");
+    if (c->inject && !c->inject_binary)
+        c->inject_binary = "/stepop";
     for (const char *p = c->inject_image; p && *p; p++)
         if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
             return err_set(e, ERR_INVALID, "settings.inject_image: \"%s\": a reference has no white space", c->inject_image);

@@ -183,10 +183,14 @@ static void test_settings(void)
     ok(strncmp(parse_err("{\"shm_size\": \"lots\"}"), "settings.shm_size: ", 19) == 0, "a bad shm size names the setting");
     is_str(parse_err("{\"shm_size\": \"0\"}"), "settings.shm_size: expected a size above 0 (\"1Gi\")", "a zero shm size");
     is_str(parse_err("{\"inject\": true}"),
-           "settings.inject: needs settings.inject_image, an image with the static stepop at /stepop (the stepop stage "
-           "of Dockerfile.cuda)",
+           "settings.inject: needs settings.inject_image, an image with the static stepop and glibc 2.34 or later "
+           "(docs/flavors.md#inject-mode)",
            "inject needs inject_image");
     is_str(parse_err("{\"inject_image\": \"x\"}"), "settings.inject_image: only used with inject: true", "inject_image alone");
+    is_str(parse_err("{\"inject_binary\": \"/usr/local/bin/stepop\"}"), "settings.inject_binary: only used with inject: true",
+           "inject_binary alone");
+    is_str(parse_err("{\"inject\": true, \"inject_image\": \"x\", \"inject_binary\": \"stepop\"}"),
+           "settings.inject_binary: expected the absolute path of stepop in inject_image", "inject_binary is absolute");
     is_str(parse_err("{\"service_account_name\": \"Bad_Name\"}"),
            "settings.service_account_name: \"Bad_Name\" is not a Kubernetes object name (lower-case letters, digits, '-' "
            "and '.', at most 253)",
@@ -414,7 +418,7 @@ static void test_body(void)
     is_str(js(jp(k, "command", "#0", NULL)), KUBE_INJECT_PATH, "inject: the step runs the injected binary");
     const cJSON *init = jp(ps, "initContainers", "#0", NULL);
     is_str(js(jp(init, "image", NULL)), "ghcr.io/x/stepop:1", "from an init container of the stepop image");
-    is_str(js(jp(init, "command", "#0", NULL)), "/stepop", "which runs /stepop");
+    is_str(js(jp(init, "command", "#0", NULL)), "/stepop", "which runs /stepop by default");
     is_str(js(jp(init, "command", "#1", NULL)), "install", "install");
     is_str(js(jp(init, "command", "#2", NULL)), KUBE_INJECT_PATH, "to the shared path");
     is_str(js(jp(init, "volumeMounts", "#0", "name", NULL)), KUBE_VOLUME_BIN, "through a shared volume");
@@ -426,6 +430,13 @@ static void test_body(void)
     ok(cJSON_IsObject(jp(ps, "volumes", "#0", "emptyDir", NULL)), "is an emptyDir");
     ok(cJSON_IsTrue(jp(k, "volumeMounts", "#0", "readOnly", NULL)), "read-only in the step's container");
     is_str(js(jp(k, "volumeMounts", "#0", "mountPath", NULL)), KUBE_INJECT_DIR, "at " KUBE_INJECT_DIR);
+    cJSON_Delete(b);
+    cJSON_Delete(s);
+
+    m = base_manifest();
+    b = job_for(&m, "{\"inject\": true, \"inject_image\": \"stepop:cuda\", \"inject_binary\": \"/usr/local/bin/stepop\"}", 1, &s);
+    is_str(js(jp(b, "spec", "template", "spec", "initContainers", "#0", "command", "#0", NULL)), "/usr/local/bin/stepop",
+           "or settings.inject_binary");
     cJSON_Delete(b);
     cJSON_Delete(s);
 
