@@ -40,12 +40,12 @@ char *kube_job_name(const struct manifest *m)
     return xasprintf("stepop-%s", d);
 }
 
-char *kube_run_label(const struct manifest *m)
+char *kube_run_label(const char *run_id)
 {
-    if (kube_is_label_value(m->run_id) && m->run_id[0])
-        return xstrdup(m->run_id);
+    if (run_id[0] && kube_is_label_value(run_id))
+        return xstrdup(run_id);
     char d[17];
-    kube_digest16(m->run_id, d);
+    kube_digest16(run_id, d);
     return xasprintf("sha256-%s", d);
 }
 
@@ -78,7 +78,7 @@ static cJSON *kube_labels(const struct job *j, const struct kube_cfg *c)
     const cJSON *user = c->pod ? cJSON_GetObjectItemCaseSensitive(c->pod, "labels") : NULL;
     const cJSON *it;
     cJSON_ArrayForEach(it, user) cJSON_AddStringToObject(l, it->string, it->valuestring);
-    char *v = kube_run_label(j->m);
+    char *v = kube_run_label(j->m->run_id);
     cJSON_AddStringToObject(l, KUBE_LABEL_RUN_ID, v);
     free(v);
     return l;
@@ -99,9 +99,14 @@ static cJSON *kube_annotations(const struct job *j, const struct kube_cfg *c)
     return a;
 }
 
-static cJSON *kube_metadata(const struct job *j, const struct kube_cfg *c)
+/* name and namespace: for the Job's own metadata, NULL for the pod template's. */
+static cJSON *kube_metadata(const struct job *j, const struct kube_cfg *c, const char *name, const char *namespace)
 {
     cJSON *md = cJSON_CreateObject();
+    if (name)
+        cJSON_AddStringToObject(md, "name", name);
+    if (namespace)
+        cJSON_AddStringToObject(md, "namespace", namespace);
     cJSON_AddItemToObject(md, "labels", kube_labels(j, c));
     cJSON_AddItemToObject(md, "annotations", kube_annotations(j, c));
     return md;
@@ -126,6 +131,10 @@ static cJSON *kube_env(const struct job *j, const struct kube_cfg *c)
     char attempt[16];
     snprintf(attempt, sizeof attempt, "%d", j->attempt);
     kube_add_env(env, "STEPOP_ATTEMPT", attempt);
+    /* A retried pod has the same environment; the entrypoint counts on from the run's status
+     * (Kubernetes 1.20 gives a pod no retry counter of its own). */
+    if (c->retries > 0)
+        kube_add_env(env, "STEPOP_ATTEMPT_FROM_STATUS", "1");
     return env;
 }
 
@@ -203,8 +212,8 @@ static cJSON *kube_step_container(const struct job *j, const struct kube_cfg *c)
     return k;
 }
 
-/* inject: the stepop image's static binary installs itself into the shared emptyDir. */
-static cJSON *kube_init_container(const struct kube_cfg *c)
+/* inject: the static binary of inject_image installs itself into the shared emptyDir. */
+static cJSON *kube_init_container(const struct manifest *m, const struct kube_cfg *c)
 {
     cJSON *k = cJSON_CreateObject();
     cJSON_AddStringToObject(k, "name", KUBE_INIT_CONTAINER);
@@ -212,17 +221,25 @@ static cJSON *kube_init_container(const struct kube_cfg *c)
     if (c->image_pull_policy)
         cJSON_AddStringToObject(k, "imagePullPolicy", c->image_pull_policy);
     cJSON *cmd = cJSON_AddArrayToObject(k, "command");
-    cJSON_AddItemToArray(cmd, cJSON_CreateString("/stepop"));
+    cJSON_AddItemToArray(cmd, cJSON_CreateString(c->inject_binary));
     cJSON_AddItemToArray(cmd, cJSON_CreateString("install"));
     cJSON_AddItemToArray(cmd, cJSON_CreateString(KUBE_INJECT_PATH));
     cJSON *mounts = cJSON_AddArrayToObject(k, "volumeMounts");
     kube_add_mount(mounts, KUBE_VOLUME_BIN, KUBE_INJECT_DIR, 0);
-    /* Small and fixed, so that the pod's own requests are the step's (an init container's
-     * requests count only while it runs, and never above the step's). */
+    /* The step's CPU and memory: a pod asks for the larger of an init container's and its
+     * containers' requests, so this adds nothing, and the pod keeps the QoS class the step's
+     * requests and limits give it (init containers count there too). */
     cJSON *r = cJSON_AddObjectToObject(k, "resources");
-    cJSON *req = cJSON_AddObjectToObject(r, "requests");
-    cJSON_AddStringToObject(req, "cpu", "10m");
-    cJSON_AddStringToObject(req, "memory", "16Mi");
+    if (m->cpu > 0 || m->memory > 0) {
+        const char *const parts[] = { "requests", "limits" };
+        for (int p = 0; p < 2; p++) {
+            cJSON *q = cJSON_AddObjectToObject(r, parts[p]);
+            if (m->cpu > 0)
+                cJSON_AddItemToObject(q, "cpu", kube_cpu_quantity(m->cpu));
+            if (m->memory > 0)
+                cJSON_AddItemToObject(q, "memory", kube_bytes_quantity(m->memory));
+        }
+    }
     return k;
 }
 
@@ -266,7 +283,7 @@ static cJSON *kube_pod_spec(const struct job *j, const struct kube_cfg *c)
                             (double)((m->grace_ms + 999) / 1000 + KUBE_GRACE_MARGIN_S));
     if (c->inject) {
         cJSON *init = cJSON_AddArrayToObject(spec, "initContainers");
-        cJSON_AddItemToArray(init, kube_init_container(c));
+        cJSON_AddItemToArray(init, kube_init_container(m, c));
     }
     cJSON *containers = cJSON_AddArrayToObject(spec, "containers");
     cJSON_AddItemToArray(containers, kube_step_container(j, c));
@@ -314,22 +331,19 @@ cJSON *kube_job_body(const struct job *j, const struct kube_cfg *c, const char *
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "apiVersion", "batch/v1");
     cJSON_AddStringToObject(b, "kind", "Job");
-    cJSON *md = kube_metadata(j, c);
     char *name = kube_job_name(m);
-    cJSON_AddItemToObject(md, "name", cJSON_CreateString(name));
+    cJSON_AddItemToObject(b, "metadata", kube_metadata(j, c, name, namespace));
     free(name);
-    if (namespace)
-        cJSON_AddStringToObject(md, "namespace", namespace);
-    cJSON_AddItemToObject(b, "metadata", md);
     cJSON *spec = cJSON_AddObjectToObject(b, "spec");
     cJSON_AddNumberToObject(spec, "backoffLimit", c->retries);
-    if (m->timeout_ms > 0)
-        cJSON_AddNumberToObject(spec, "activeDeadlineSeconds",
-                                (double)((m->timeout_ms + 999) / 1000 + (m->grace_ms + 999) / 1000 + KUBE_DEADLINE_MARGIN_S));
+    if (m->timeout_ms > 0) {
+        int64_t deadline = (m->timeout_ms + 999) / 1000 + (m->grace_ms + 999) / 1000 + KUBE_DEADLINE_MARGIN_S;
+        cJSON_AddNumberToObject(spec, "activeDeadlineSeconds", (double)deadline);
+    }
     if (c->ttl_seconds >= 0)
         cJSON_AddNumberToObject(spec, "ttlSecondsAfterFinished", (double)c->ttl_seconds);
     cJSON *tpl = cJSON_AddObjectToObject(spec, "template");
-    cJSON_AddItemToObject(tpl, "metadata", kube_metadata(j, c));
+    cJSON_AddItemToObject(tpl, "metadata", kube_metadata(j, c, NULL, NULL));
     cJSON_AddItemToObject(tpl, "spec", kube_pod_spec(j, c));
     return b;
 }

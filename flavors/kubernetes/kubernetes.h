@@ -39,7 +39,8 @@ struct kube_cfg {
     int64_t ttl_seconds;              /* ttlSecondsAfterFinished; -1: not set */
     int keep;                         /* cleanup leaves the Job */
     int inject;
-    const char *inject_image;         /* inject: an image with the static binary at /stepop */
+    const char *inject_image;         /* inject: an image with the static binary and glibc >= 2.34 */
+    const char *inject_binary;        /* the binary's path in inject_image, default /stepop */
     const char *image_pull_policy;    /* NULL: the cluster's default */
     int64_t shm_size;                 /* bytes of the /dev/shm emptyDir; 0: none */
     int host_network;                 /* the pod uses the node's network (a loopback store) */
@@ -68,11 +69,12 @@ int kube_is_label_value(const char *s);
 /* The Job's name: stepop-<run id in lower case>, or a digest of it when that is no DNS-1123
  * label; caller frees. */
 char *kube_job_name(const struct manifest *m);
-/* The value of the KUBE_LABEL_RUN_ID label: the run id when it is a valid label value (a run id
- * of at most 63 characters that starts and ends with a letter or digit, as stepop's own are),
- * else "sha256-" and the first 16 hex digits of its SHA-256; the annotation KUBE_ANNOTATION_RUN_ID
- * always holds the run id itself. Caller frees. */
-char *kube_run_label(const struct manifest *m);
+/* The value of the KUBE_LABEL_RUN_ID label for a run id (of a manifest, or of a handle when poll,
+ * cancel and cleanup check a Job): the run id when it is a valid label value (at most 63
+ * characters, starting and ending with a letter or digit, as stepop's own are), else "sha256-"
+ * and the first 16 hex digits of its SHA-256; the annotation KUBE_ANNOTATION_RUN_ID always holds
+ * the run id itself. Caller frees. */
+char *kube_run_label(const char *run_id);
 /* The batch/v1 Job for POST /apis/batch/v1/namespaces/<namespace>/jobs. */
 cJSON *kube_job_body(const struct job *j, const struct kube_cfg *c, const char *namespace);
 

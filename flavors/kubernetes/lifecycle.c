@@ -177,8 +177,7 @@ static int kube_verify(const struct kube_target *t, struct err *e)
     const char *label = kstr(kget(md, "labels", KUBE_LABEL_RUN_ID, NULL));
     const char *id = kstr(kget(md, "annotations", KUBE_ANNOTATION_RUN_ID, NULL));
     const char *uri = kstr(kget(md, "annotations", KUBE_ANNOTATION_RUN_URI, NULL));
-    struct manifest m = { .run_id = (char *)t->run_id };
-    char *want_label = kube_run_label(&m);
+    char *want_label = kube_run_label(t->run_id);
     char want_uri[1024];
     uri_redact(t->run_uri, want_uri, sizeof want_uri);
     const char *what = NULL, *found = NULL;

@@ -16,7 +16,7 @@
 
 static const char *const kube_known_settings[] = {
     "context", "namespace", "gpu_resource", "retries", "ttl_seconds_after_finished", "keep", "inject", "inject_image",
-    "image_pull_policy", "shm_size", "host_network", "service_account_name", "priority_class_name",
+    "inject_binary", "image_pull_policy", "shm_size", "host_network", "service_account_name", "priority_class_name",
     "runtime_class_name", "pod_settings", NULL,
 };
 
@@ -252,7 +252,8 @@ static int kube_pod_volumes(const cJSON *pod, const struct kube_cfg *c, struct e
                            "and '-', at most 63)",
                            i);
         if (str_has_prefix(n->valuestring, "stepop-"))
-            return err_set(e, ERR_INVALID, "settings.pod_settings.volumes[%d].name: the stepop- volumes are stepop's own", i);
+            return err_set(e, ERR_INVALID, "settings.pod_settings.volumes[%d].name: the stepop- volumes are stepop's own",
+                           i);
         for (const cJSON *w = vols->child; w != v; w = w->next)
             if (strcmp(cJSON_GetObjectItemCaseSensitive(w, "name")->valuestring, n->valuestring) == 0)
                 return err_set(e, ERR_INVALID, "settings.pod_settings.volumes[%d].name: \"%s\" is given twice", i,
@@ -417,13 +418,27 @@ static int kube_parse_pod(const cJSON *pod, const struct kube_cfg *c, struct err
         for (const cJSON *it = ips->child; it; it = it->next)
             if (!cJSON_IsString(it) || !kube_is_dns_subdomain(it->valuestring))
                 return err_set(e, ERR_INVALID,
-                               "settings.pod_settings.image_pull_secrets: expected a list of secret names (" KUBE_RULE_SUBDOMAIN
-                               ")");
+                               "settings.pod_settings.image_pull_secrets: expected a list of secret names ("
+                               KUBE_RULE_SUBDOMAIN ")");
     }
     return 0;
 }
 
 /* ---- the settings ---- */
+
+/* A size as units_parse_size takes it ("1Gi", "512MiB"), or as Docker's --shm-size writes it: a
+ * number and one of k, m, g, t in lower case, binary units ("2g" is 2 GiB). */
+static int kube_parse_shm(const char *s, int64_t *out, struct err *e)
+{
+    size_t n = strlen(s);
+    if (n >= 2 && strchr("kmgt", s[n - 1]) && (isdigit((unsigned char)s[n - 2]) || s[n - 2] == '.')) {
+        char *bin = xasprintf("%.*s%ci", (int)(n - 1), s, toupper((unsigned char)s[n - 1]));
+        int r = units_parse_size(bin, out, e);
+        free(bin);
+        return r;
+    }
+    return units_parse_size(s, out, e);
+}
 
 int kube_parse_settings(const cJSON *s, struct kube_cfg *c, struct err *e)
 {
@@ -431,20 +446,22 @@ int kube_parse_settings(const cJSON *s, struct kube_cfg *c, struct err *e)
     for (const cJSON *it = s ? s->child : NULL; it; it = it->next)
         for (size_t i = 0; i < sizeof kube_zenml_names / sizeof *kube_zenml_names; i++)
             if (strcmp(it->string, kube_zenml_names[i][0]) == 0)
-                return err_set(e, ERR_INVALID, "settings.%s: not a setting of the kubernetes flavor; did you mean settings.%s?",
-                               it->string, kube_zenml_names[i][1]);
+                return err_set(e, ERR_INVALID,
+                               "settings.%s: not a setting of the kubernetes flavor; did you mean settings.%s?", it->string,
+                               kube_zenml_names[i][1]);
     if (flavor_check_settings(s, "kubernetes", kube_known_settings, e) < 0)
         return -1;
     const char *shm;
     int64_t retries, ttl;
     if (flavor_setting_str(s, "context", NULL, &c->context, e) < 0 ||
-        kube_setting_name(s, "namespace", kube_is_namespace, "a namespace name (lower-case letters, digits and '-', at most 63)",
-                          &c->namespace, e) < 0 ||
+        kube_setting_name(s, "namespace", kube_is_namespace,
+                          "a namespace name (lower-case letters, digits and '-', at most 63)", &c->namespace, e) < 0 ||
         flavor_setting_str(s, "gpu_resource", "nvidia.com/gpu", &c->gpu_resource, e) < 0 ||
         kube_setting_int(s, "retries", 0, 1000, &retries, e) < 0 ||
         kube_setting_int(s, "ttl_seconds_after_finished", -1, INT32_MAX, &ttl, e) < 0 ||
         flavor_setting_bool(s, "keep", 0, &c->keep, e) < 0 || flavor_setting_bool(s, "inject", 0, &c->inject, e) < 0 ||
         flavor_setting_str(s, "inject_image", NULL, &c->inject_image, e) < 0 ||
+        flavor_setting_str(s, "inject_binary", NULL, &c->inject_binary, e) < 0 ||
         flavor_setting_str(s, "image_pull_policy", NULL, &c->image_pull_policy, e) < 0 ||
         flavor_setting_str(s, "shm_size", NULL, &shm, e) < 0 ||
         flavor_setting_bool(s, "host_network", 0, &c->host_network, e) < 0 ||
@@ -473,17 +490,23 @@ int kube_parse_settings(const cJSON *s, struct kube_cfg *c, struct err *e)
         return err_set(e, ERR_INVALID, "settings.image_pull_policy: expected Always, IfNotPresent or Never, got \"%s\"",
                        c->image_pull_policy);
     if (shm) {
-        if (units_parse_size(shm, &c->shm_size, e) < 0)
+        if (kube_parse_shm(shm, &c->shm_size, e) < 0)
             return err_prefix(e, "settings.shm_size: ");
         if (c->shm_size <= 0)
             return err_set(e, ERR_INVALID, "settings.shm_size: expected a size above 0 (\"1Gi\")");
     }
     if (c->inject && (!c->inject_image || !c->inject_image[0]))
         return err_set(e, ERR_INVALID,
-                       "settings.inject: needs settings.inject_image, an image with the static stepop at /stepop (the "
-                       "stepop stage of Dockerfile.cuda)");
+                       "settings.inject: needs settings.inject_image, an image with the static stepop and glibc 2.34 or "
+                       "later (docs/flavors.md#inject-mode)");
     if (!c->inject && c->inject_image)
         return err_set(e, ERR_INVALID, "settings.inject_image: only used with inject: true");
+    if (!c->inject && c->inject_binary)
+        return err_set(e, ERR_INVALID, "settings.inject_binary: only used with inject: true");
+    if (c->inject_binary && c->inject_binary[0] != '/')
+        return err_set(e, ERR_INVALID, "settings.inject_binary: expected the absolute path of stepop in inject_image");
+    if (c->inject && !c->inject_binary)
+        c->inject_binary = "/stepop";
     for (const char *p = c->inject_image; p && *p; p++)
         if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
             return err_set(e, ERR_INVALID, "settings.inject_image: \"%s\": a reference has no white space", c->inject_image);
