@@ -393,9 +393,10 @@ static int kube_waiting(const cJSON *pod, const char *pod_name, struct remote_st
             const char *reason = kstr(kget(w, "reason", NULL)), *message = kstr(kget(w, "message", NULL));
             if (!kube_cannot_start_reason(reason))
                 continue;
+            const char *container = kstr(kget(c, "name", NULL));
             st->phase = REMOTE_CANNOT_START;
-            kube_msg(st, "pod %s: container %s: %s%s%s", pod_name, kstr(kget(c, "name", NULL)) ? kstr(kget(c, "name", NULL)) : "?",
-                     reason, message ? ": " : "", message ? message : "");
+            kube_msg(st, "pod %s: container %s: %s%s%s", pod_name, container ? container : "?", reason,
+                     message ? ": " : "", message ? message : "");
             return 1;
         }
     }
@@ -408,7 +409,8 @@ static void kube_pod_state(struct kube_target *t, const cJSON *list, const cJSON
 {
     const char *name = kstr(kget(pod, "metadata", "name", NULL));
     const char *phase = kstr(kget(pod, "status", "phase", NULL));
-    const char *reason = kstr(kget(pod, "status", "reason", NULL)), *message = kstr(kget(pod, "status", "message", NULL));
+    const char *reason = kstr(kget(pod, "status", "reason", NULL));
+    const char *message = kstr(kget(pod, "status", "message", NULL));
     const char *node = kstr(kget(pod, "spec", "nodeName", NULL));
     name = name ? name : "?";
     phase = phase ? phase : "Pending";
