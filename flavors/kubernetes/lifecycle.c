@@ -493,8 +493,13 @@ static int kube_poll(const cJSON *handle, const cJSON *settings, struct remote_s
         kube_target_free(&t);
         return 0;
     }
-    char *sel = curl_easy_escape(NULL, t.job, 0);
-    char *path = xasprintf("/api/v1/namespaces/%s/pods?labelSelector=job-name%%3D%s", t.ns, sel);
+    /* The Job controller labels its pods with both; the uid leaves out the pods of an earlier Job
+     * of the same name (orphaned by a delete). */
+    const char *uid = kstr(kget(t.obj, "metadata", "uid", NULL));
+    char *sel = curl_easy_escape(NULL, t.job, 0), *usel = uid ? curl_easy_escape(NULL, uid, 0) : NULL;
+    char *path = xasprintf("/api/v1/namespaces/%s/pods?labelSelector=job-name%%3D%s%s%s", t.ns, sel,
+                           usel ? "%2Ccontroller-uid%3D" : "", usel ? usel : "");
+    curl_free(usel);
     curl_free(sel);
     cJSON *pods = NULL;
     int rc = kube_request(t.c, "GET", path, NULL, &pods, e);

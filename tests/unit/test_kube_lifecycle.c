@@ -129,7 +129,8 @@ static void test_poll(void)
     s = (struct server){ .answers = { j, l }, .n = 2 };
     is_int(poll_with(&s, &st, &e), 0, "poll (%s)", e.msg);
     is_int(st.phase, REMOTE_PENDING, "no pod yet: pending");
-    ok(has(s.heads[1], "GET /api/v1/namespaces/ml/pods?labelSelector=job-name%3Dstepop-r1 "), "the Job's pods listed");
+    ok(has(s.heads[1], "GET /api/v1/namespaces/ml/pods?labelSelector=job-name%3Dstepop-r1%2Ccontroller-uid%3Duid-1 "),
+       "the Job's pods listed");
     ok(has(s.heads[0], "GET /apis/batch/v1/namespaces/ml/jobs/stepop-r1 "), "the Job fetched");
     free(l);
 
