@@ -5,6 +5,7 @@
 #include "../../cloud/api.h"
 #include "../../runtime/util.h"
 
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,7 +77,7 @@ static void send_free(struct kube_send *s)
 {
     kube_credential_free(&s->cred);
     if (s->auth_header) {
-        memset(s->auth_header, 0, strlen(s->auth_header));
+        OPENSSL_cleanse(s->auth_header, strlen(s->auth_header));
         free(s->auth_header);
     }
     memset(s, 0, sizeof *s);
