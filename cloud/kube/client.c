@@ -128,6 +128,7 @@ static int kube_perform(struct kube_client *c, struct api_call *call, const char
     call->http.connect_timeout_ms = KUBE_CONNECT_TIMEOUT_MS;
     call->http.timeout_ms = KUBE_CALL_TIMEOUT_MS;
     call->error = api_error_kubernetes;
+    memset(resp, 0, sizeof *resp); /* freed by the caller even when no request went out */
     int rc = -1;
     for (int refused = 0; refused < 2; refused++) {
         struct kube_send s;

@@ -260,6 +260,19 @@ static void test_requests(void)
     ok(!has(e.msg, "static-7e1d"), "the static token is not in the message: %s", e.msg);
     kube_client_free(c);
     free(unauth2);
+
+    /* A credential that cannot be had: no request goes out, the message names the user. */
+    snprintf(user, sizeof user, "    tokenFile: %s/no-such-token\n", dir);
+    kubeconfig(server, NULL, user);
+    if (kube_client_open(NULL, NULL, &c, &e) == 0) {
+        is_int(kube_request(c, "GET", "/version", NULL, NULL, &e), -1, "no token file: the request fails");
+        ok(has(e.msg, "signing in as kubeconfig user u: "), "naming the user: %s", e.msg);
+        is_int(kube_request_text(c, "/version", 10, &text, NULL, &e), -1, "a text request too");
+        ok(text == NULL, "with no text");
+        kube_client_free(c);
+    } else {
+        ok(has(e.msg, "no-such-token"), "no token file: refused at once, naming it: %s", e.msg);
+    }
     close(fd);
 }
 
