@@ -2,7 +2,7 @@
 # make bench: stepop against the tools users would pick instead, on the same work, in one run.
 # Generates its own data, starts its own servers on loopback, runs every case round-robin after
 # the data is warm, and prints medians and ratios (bench/report.py). Never part of `make test`.
-# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8; case 9, the
+# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8 10; case 9, the
 # 20 GiB streamed S3 upload, only when named: it needs about 65 GB of free disk — the source tree,
 # s3rver's parts and the object it assembles from them — and 15 minutes or more).
 set -u
@@ -11,7 +11,7 @@ set -u
 export STEPOP_NO_PROGRESS=1
 SIZE=${BENCH_SIZE_MIB:-2048}
 REPEATS=${BENCH_REPEATS:-3}
-CASES=${BENCH_CASES:-1 2 3 4 5 6 7 8}
+CASES=${BENCH_CASES:-1 2 3 4 5 6 7 8 10}
 BENCH_TMP=$T
 BENCH_LOG=$ROOT/build/bench/bench.log
 : >"$RESULTS"
@@ -260,6 +260,41 @@ if want 9; then
         done
     else
         echo "  skipped: the S3 test server did not start (see $BENCH_LOG)" >&2
+    fi
+fi
+
+if want 10; then
+    echo "case 10: stepop submit --detach to a Job created, against kubectl create -f, on the Kubernetes test bed" >&2
+    kbin=$(kbed_bin 2>>"$BENCH_LOG")
+    if [ -z "$kbin" ]; then
+        echo "  skipped: the Kubernetes test bed is not built (tests/testbeds/kubernetes/build.sh)" >&2
+    elif KBED_BIN=$kbin "$ROOT/tests/testbeds/kubernetes/start.sh" "$T/kbed" >>"$BENCH_LOG" 2>&1; then
+        on_exit "'$ROOT/tests/testbeds/kubernetes/stop.sh' '$T/kbed'"
+        (
+            # shellcheck disable=SC1091
+            . "$T/kbed/env"
+            export XDG_DATA_HOME=$T/xdg10 XDG_CONFIG_HOME=$T/xdgc10
+            mkdir -p "$XDG_CONFIG_HOME/stepop" "$T/store10"
+            # A node selector no node matches: the pods stay unscheduled, so only the API work is
+            # timed and no container starts in the background of the next round.
+            cat >"$XDG_CONFIG_HOME/stepop/config.json" <<JSON
+{"store": "file://$T/store10", "default_operator": "k",
+ "operators": {"k": {"flavor": "kubernetes", "settings": {"pod_settings": {
+   "node_selectors": {"stepop-bench": "nowhere"},
+   "volumes": [{"name": "store", "hostPath": {"path": "$T/store10"}}],
+   "volume_mounts": [{"name": "store", "mountPath": "$T/store10"}]}}}}}
+JSON
+            "$STEPOP" submit --dry-run --image busybox:1 -- true 2>>"$BENCH_LOG" |
+                python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["requests"]["requests"][0]["body"]))' >"$T/job10.json"
+            # Each kubectl run creates the same Job under a new name.
+            echo 0 >"$T/n10"
+            next='n=$(($(cat '"$T/n10"') + 1)); echo $n >'"$T/n10"'; sed "s/\"name\": *\"stepop-[a-z0-9-]*\"/\"name\": \"kubectl-$n\"/" '"$T/job10.json"' >'"$T/job10-n.json"
+            compare "submit-kubernetes" 0 "$REPEATS" "$next" \
+                -- "kubectl create -f job.json" "'$KBED_KUBECTL' create -f '$T/job10-n.json'" \
+                -- "stepop submit --detach (kubernetes)" "'$STEPOP' submit --detach --image busybox:1 -- true"
+        )
+    else
+        echo "  skipped: the Kubernetes test bed did not start (see $BENCH_LOG)" >&2
     fi
 fi
 

@@ -376,3 +376,54 @@ podman_images() {
         rm -rf "$T/rootfs-step" "$T/rootfs-bare"
     fi
 }
+
+# kbed_bin: the Kubernetes test bed's binaries (tests/testbeds/kubernetes/README.md), newest cache
+# entry first; empty when none. With STEPOP_TESTBED_BUILD=1 (CI) build.sh builds them first, or
+# waits for the build already under way (its lock) and finds them.
+kbed_bin() {
+    local cache=${STEPOP_TESTBED_CACHE:-/var/cache/stepop-testbeds} d bin=""
+    if [ "${STEPOP_TESTBED_BUILD:-0}" = 1 ]; then
+        "$ROOT/tests/testbeds/kubernetes/build.sh" >"$T/kbed-build.log" 2>&1 || {
+            echo "# tests/testbeds/kubernetes/build.sh failed:" >&2
+            tail -20 "$T/kbed-build.log" | sed 's/^/#   /' >&2
+            return 1
+        }
+    fi
+    while IFS= read -r d; do
+        [ -x "$d/kube-apiserver" ] && [ -f "$d/../VERSION" ] && bin=$d
+    done < <(printf '%s\n' "$cache"/kubernetes-*/bin | sort -V)
+    echo "$bin"
+}
+
+# start_kbed GPUS: Podman, a busybox image ($KBED_BUSYBOX) and the Kubernetes test bed in $T/bed
+# with a node of GPUS nvidia.com/gpu, stopped at exit; its env sourced (KUBECONFIG, KBED_*).
+# Skips the test when the binaries are not built (and STEPOP_TESTBED_BUILD is not 1).
+start_kbed() {
+    local bin start
+    bin=$(kbed_bin) || { not_ok "the Kubernetes test bed builds"; done_testing; }
+    [ -n "$bin" ] || skip_all "no Kubernetes binaries in ${STEPOP_TESTBED_CACHE:-/var/cache/stepop-testbeds} (tests/testbeds/kubernetes/build.sh builds them, ~11 min)"
+    command -v openssl >/dev/null || skip_all "openssl is missing"
+    start_podman || { not_ok "podman starts"; done_testing; }
+    # Built once per busybox (tagged by its hash).
+    KBED_BUSYBOX=localhost/stepop-test/kbed-busybox:$(sha256sum /bin/busybox | cut -c1-16)
+    if ! podman_cli image exists "$KBED_BUSYBOX"; then
+        podman_rootfs "$T/rootfs"
+        if ! tar -C "$T/rootfs" -c . | podman_cli import \
+            --change 'CMD ["/bin/sh", "-c", "echo the image CMD ran; exit 99"]' - "$KBED_BUSYBOX" >"$T/import.log" 2>&1; then
+            not_ok "busybox image builds"
+            diag <"$T/import.log"
+            done_testing
+        fi
+    fi
+    start=$SECONDS
+    on_exit "'$ROOT/tests/testbeds/kubernetes/stop.sh' '$T/bed'"
+    if ! KBED_BIN=$bin KBED_NODE_GPUS=$1 KBED_CONTAINER_LABEL="stepop-test.owner=$PODMAN_OWNER" \
+        "$ROOT/tests/testbeds/kubernetes/start.sh" "$T/bed" >"$T/start.out" 2>"$T/start.err"; then
+        not_ok "the bed starts"
+        diag <"$T/start.err"
+        done_testing
+    fi
+    ok "the bed starts ($((SECONDS - start)) s, $(head -1 "$bin/../VERSION"))"
+    # shellcheck disable=SC1091
+    . "$T/bed/env"
+}

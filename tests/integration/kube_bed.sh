@@ -2,42 +2,11 @@
 # The Kubernetes test bed (tests/testbeds/kubernetes): a real 1.20 control plane on loopback and
 # the test kubelet running pods in Podman. Jobs made with kubectl complete, fail, get OOM-killed,
 # wait for GPUs the node lacks, fail to pull, stream logs through the API server and delete in the
-# foreground. Skipped until build.sh has filled the cache.
+# foreground. Skipped until build.sh has filled the cache (tests/lib.sh start_kbed).
 . "$(dirname "$0")/../lib.sh"
 
-KBED=$ROOT/tests/testbeds/kubernetes
-cache=${STEPOP_TESTBED_CACHE:-/var/cache/stepop-testbeds}
-bin=""
-while IFS= read -r d; do
-    [ -x "$d/kube-apiserver" ] && [ -f "$d/../VERSION" ] && bin=$d
-done < <(printf '%s\n' "$cache"/kubernetes-*/bin | sort -V)
-[ -n "$bin" ] || skip_all "no Kubernetes binaries in $cache (tests/testbeds/kubernetes/build.sh builds them, ~11 min)"
-command -v openssl >/dev/null || skip_all "openssl is missing"
-
-start_podman || { not_ok "podman starts"; done_testing; }
-# A busybox image for the pods, built once per busybox (tagged by its hash).
-IMAGE=localhost/stepop-test/kbed-busybox:$(sha256sum /bin/busybox | cut -c1-16)
-if ! podman_cli image exists "$IMAGE"; then
-    podman_rootfs "$T/rootfs"
-    if ! tar -C "$T/rootfs" -c . | podman_cli import \
-        --change 'CMD ["/bin/sh", "-c", "echo the image CMD ran; exit 99"]' - "$IMAGE" >"$T/import.log" 2>&1; then
-        not_ok "busybox image builds"
-        diag <"$T/import.log"
-        done_testing
-    fi
-fi
-
-start=$SECONDS
-on_exit "'$KBED/stop.sh' '$T/bed'"
-if ! KBED_BIN=$bin KBED_NODE_GPUS=1 KBED_CONTAINER_LABEL="stepop-test.owner=$PODMAN_OWNER" \
-    "$KBED/start.sh" "$T/bed" >"$T/start.out" 2>"$T/start.err"; then
-    not_ok "the bed starts"
-    diag <"$T/start.err"
-    done_testing
-fi
-ok "the bed starts ($((SECONDS - start)) s, $(head -1 "$bin/../VERSION"))"
-# shellcheck disable=SC1091
-. "$T/bed/env"
+start_kbed 1
+IMAGE=$KBED_BUSYBOX
 kc() { "$KBED_KUBECTL" "$@"; }
 jp() { kc get "$1" -o "jsonpath=$2" 2>/dev/null; }
 
@@ -180,7 +149,7 @@ check "foreground deletion of pending and finished Jobs completes" \
 check "no pods left" test -z "$(kc get pods -o name)"
 
 started=$(awk '{print $2}' "$T/bed/pids" | paste -sd, -)
-"$KBED/stop.sh" "$T/bed"
+"$ROOT/tests/testbeds/kubernetes/stop.sh" "$T/bed"
 check "stop.sh stops every process it started (sessions $started)" sh -c "! ps -o pid= -s '$started' | grep -q ."
 check "... and removes the kubelet's containers" test -z "$(podman_cli ps -aq --filter "label=stepop-kbed=$KBED_INSTANCE")"
 done_testing

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const phase_names[] = { "pending", "running", "exited", "gone" };
+static const char *const phase_names[] = { "pending", "running", "exited", "gone", "cannot_start" };
 
 static int fail(const struct err *e)
 {
@@ -82,6 +82,8 @@ int main(int argc, char **argv)
             cJSON_AddStringToObject(o, "phase", phase_names[st.phase]);
             cJSON_AddNumberToObject(o, "exit_code", st.exit_code);
             cJSON_AddBoolToObject(o, "oom_killed", st.oom_killed);
+            if (st.reason != REASON_NONE)
+                cJSON_AddStringToObject(o, "reason", status_reason_name(st.reason));
             cJSON_AddStringToObject(o, "message", st.message);
             char *s = json_print(o, 0);
             printf("%s\n", s);
