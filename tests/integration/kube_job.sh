@@ -4,21 +4,17 @@
 # API server accepts every shape of Job the settings make (dry run), and real Jobs run on the
 # test kubelet: inject mode (an init container runs `stepop install` from an image of glibc and
 # the static binary alone, into an image without stepop), /dev/shm of the size set, and retries
-# that count as the next attempt. Skipped until build.sh has filled the cache.
+# that count as the next attempt. Skipped until build.sh has filled the cache (tests/lib.sh
+# start_kbed).
 . "$(dirname "$0")/../lib.sh"
 
-KBED=$ROOT/tests/testbeds/kubernetes
 JOB=$ROOT/build/tests/tools/kube_job
 [ -x "$JOB" ] || skip_all "build/tests/tools/kube_job is not built (make test builds it)"
-cache=${STEPOP_TESTBED_CACHE:-/var/cache/stepop-testbeds}
-bin=""
-while IFS= read -r d; do
-    [ -x "$d/kube-apiserver" ] && [ -f "$d/../VERSION" ] && bin=$d
-done < <(printf '%s\n' "$cache"/kubernetes-*/bin | sort -V)
-[ -n "$bin" ] || skip_all "no Kubernetes binaries in $cache (tests/testbeds/kubernetes/build.sh builds them, ~11 min)"
-command -v openssl >/dev/null || skip_all "openssl is missing"
 
-# Refusals need no cluster.
+start_kbed 1
+K=$KBED_KUBECTL
+
+# Refused before anything reaches the cluster.
 store=$T/store
 mkdir -p "$store/runs"
 manifest "$T/file.json" "file://$store/runs/r0" '"image":"busybox","command":["true"]'
@@ -26,7 +22,6 @@ echo '{}' >"$T/none.json"
 expect_rc 1 "a file store no volume mounts is refused" "$JOB" "$T/file.json" "$T/none.json"
 err_has "is a path on this machine, which a pod cannot reach" "saying why"
 
-start_podman || { not_ok "podman starts"; done_testing; }
 static=$ROOT/build/stepop-static
 # The step's image: busybox and glibc (for an injected static stepop), no stepop.
 BARE=localhost/stepop-test/kjob-bare:$({ cat /bin/busybox; [ -x "$static" ] && cat "$static"; } | sha256sum | cut -c1-16)
@@ -48,17 +43,6 @@ if [ -x "$static" ]; then
         tar -C "$T/inj" -c . | podman_cli import - "$INJ" >"$T/import.log" 2>&1 || { not_ok "the inject image builds"; diag <"$T/import.log"; }
     fi
 fi
-
-on_exit "'$KBED/stop.sh' '$T/bed'"
-if ! KBED_BIN=$bin KBED_NODE_GPUS=1 KBED_CONTAINER_LABEL="stepop-test.owner=$PODMAN_OWNER" \
-    "$KBED/start.sh" "$T/bed" >"$T/start.out" 2>"$T/start.err"; then
-    not_ok "the bed starts"
-    diag <"$T/start.err"
-    done_testing
-fi
-# shellcheck disable=SC1091
-. "$T/bed/env"
-K=$KBED_KUBECTL
 
 # ---- the API server accepts what the settings make ----
 manifest "$T/s3.json" "s3://bucket/runs/01J9ZQK8V3N4M5P6Q7R8S9T0AB" \
