@@ -1,8 +1,7 @@
-/* `stepop install DEST`: copies this binary to DEST. An image built FROM scratch with only the
- * static stepop (the stepop stage of Dockerfile.cuda) has no shell or cp, so the kubernetes
- * flavor's inject mode runs this as an init container to put stepop into a volume the step's
- * container shares. The copy is written beside DEST and renamed over it, so a reader never sees
- * half a binary. */
+/* `stepop install DEST`: copies this binary to DEST. An inject image (glibc and the static
+ * stepop, distroless: no shell, no cp) runs it as the kubernetes flavor's init container, to put
+ * stepop into a volume the step's container shares. The copy is written beside DEST and renamed
+ * over it, so a reader never sees half a binary. */
 #include "../runtime/cli.h"
 #include "../runtime/commands.h"
 #include "../runtime/exitcodes.h"

@@ -126,7 +126,13 @@ static cJSON *kube_env(const struct job *j, const struct kube_cfg *c)
     cJSON *env = cJSON_CreateArray();
     const cJSON *user = c->pod ? cJSON_GetObjectItemCaseSensitive(c->pod, "env") : NULL;
     const cJSON *it;
-    cJSON_ArrayForEach(it, user) cJSON_AddItemToArray(env, cJSON_Duplicate(it, 1));
+    cJSON_ArrayForEach(it, user)
+    {
+        if (cJSON_IsObject(user))
+            kube_add_env(env, it->string, it->valuestring);
+        else
+            cJSON_AddItemToArray(env, cJSON_Duplicate(it, 1));
+    }
     kube_add_env(env, "STEPOP_MANIFEST", j->manifest_uri);
     char attempt[16];
     snprintf(attempt, sizeof attempt, "%d", j->attempt);

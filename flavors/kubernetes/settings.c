@@ -295,24 +295,51 @@ static int kube_pod_volumes(const cJSON *pod, const struct kube_cfg *c, struct e
     return 0;
 }
 
+/* A variable name as Kubernetes takes it, and none that the flavor sets itself. */
+static int kube_env_name(const char *name, const char *where, struct err *e)
+{
+    int ok = name[0] && !isdigit((unsigned char)name[0]);
+    for (const char *p = name; ok && *p; p++)
+        ok = isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.';
+    if (!ok)
+        return err_set(e, ERR_INVALID, "%s: \"%s\" is not a variable name", where, name);
+    if (str_has_prefix(name, "STEPOP_MANIFEST") || str_has_prefix(name, "STEPOP_ATTEMPT"))
+        return err_set(e, ERR_INVALID, "%s: %s is set by the flavor itself", where, name);
+    return 0;
+}
+
+/* env: Kubernetes' list of {name, value | valueFrom}, or an object of names and string values. */
 static int kube_pod_env(const cJSON *pod, struct err *e)
 {
-    const cJSON *l;
-    if (kube_pod_object_list(pod, "env", &l, e) < 0)
-        return -1;
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(pod, "env");
     int i = 0;
+    if (cJSON_IsObject(l)) {
+        for (const cJSON *v = l->child; v; v = v->next) {
+            char where[300];
+            snprintf(where, sizeof where, "settings.pod_settings.env.%s", v->string);
+            if (kube_env_name(v->string, "settings.pod_settings.env", e) < 0)
+                return -1;
+            if (!cJSON_IsString(v))
+                return err_set(e, ERR_INVALID, "%s: expected a string", where);
+        }
+        l = NULL;
+    } else if (l && !cJSON_IsNull(l) && !cJSON_IsArray(l)) {
+        return err_set(e, ERR_INVALID,
+                       "settings.pod_settings.env: expected a list of {\"name\", \"value\" or \"valueFrom\"} objects, "
+                       "or an object of names and strings");
+    } else if (kube_pod_object_list(pod, "env", &l, e) < 0) {
+        return -1;
+    }
     for (const cJSON *v = l ? l->child : NULL; v; v = v->next, i++) {
         const cJSON *n = cJSON_GetObjectItemCaseSensitive(v, "name");
         const cJSON *val = cJSON_GetObjectItemCaseSensitive(v, "value");
         const cJSON *from = cJSON_GetObjectItemCaseSensitive(v, "valueFrom");
-        int name_ok = cJSON_IsString(n) && n->valuestring[0] && !isdigit((unsigned char)n->valuestring[0]);
-        for (const char *p = name_ok ? n->valuestring : ""; *p; p++)
-            name_ok &= isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.';
-        if (!name_ok)
-            return err_set(e, ERR_INVALID, "settings.pod_settings.env[%d].name: expected a variable name", i);
-        if (str_has_prefix(n->valuestring, "STEPOP_MANIFEST") || strcmp(n->valuestring, "STEPOP_ATTEMPT") == 0)
-            return err_set(e, ERR_INVALID, "settings.pod_settings.env[%d]: %s is set by the flavor itself", i,
-                           n->valuestring);
+        char where[64];
+        snprintf(where, sizeof where, "settings.pod_settings.env[%d]", i);
+        if (!cJSON_IsString(n))
+            return err_set(e, ERR_INVALID, "%s.name: expected a variable name", where);
+        if (kube_env_name(n->valuestring, where, e) < 0)
+            return -1;
         if ((val && !cJSON_IsString(val)) || (from && !cJSON_IsObject(from)) || (val && from))
             return err_set(e, ERR_INVALID,
                            "settings.pod_settings.env[%d] (%s): expected a string \"value\" or a \"valueFrom\" object", i,
@@ -598,9 +625,10 @@ int kube_check_job(const struct job *j, const struct kube_cfg *c, struct err *e)
             if (m->outputs[i].uri && url_is_loopback(m->outputs[i].uri))
                 bad = m->outputs[i].name;
         const cJSON *env = c->pod ? cJSON_GetObjectItemCaseSensitive(c->pod, "env") : NULL;
-        for (const cJSON *v = cJSON_IsArray(env) ? env->child : NULL; !bad && v; v = v->next) {
-            const char *name = cJSON_GetObjectItemCaseSensitive(v, "name")->valuestring;
-            const cJSON *val = cJSON_GetObjectItemCaseSensitive(v, "value");
+        int map = cJSON_IsObject(env);
+        for (const cJSON *v = map || cJSON_IsArray(env) ? env->child : NULL; !bad && v; v = v->next) {
+            const char *name = map ? v->string : cJSON_GetObjectItemCaseSensitive(v, "name")->valuestring;
+            const cJSON *val = map ? v : cJSON_GetObjectItemCaseSensitive(v, "value");
             if (str_has_prefix(name, "AWS_ENDPOINT_URL") && cJSON_IsString(val) && url_is_loopback(val->valuestring))
                 bad = name;
         }

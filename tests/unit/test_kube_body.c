@@ -253,6 +253,16 @@ static void test_settings(void)
            "the injected binary's directory is kept");
     is_str(parse_err("{\"pod_settings\": {\"env\": [{\"name\": \"STEPOP_ATTEMPT\", \"value\": \"3\"}]}}"),
            "settings.pod_settings.env[0]: STEPOP_ATTEMPT is set by the flavor itself", "STEPOP_ATTEMPT is the flavor's");
+    is_str(parse_err("{\"pod_settings\": {\"env\": {\"STEPOP_ATTEMPT_FROM_STATUS\": \"1\"}}}"),
+           "settings.pod_settings.env: STEPOP_ATTEMPT_FROM_STATUS is set by the flavor itself", "also in env as an object");
+    is_str(parse_err("{\"pod_settings\": {\"env\": {\"A\": 1}}}"), "settings.pod_settings.env.A: expected a string",
+           "env as an object has string values");
+    is_str(parse_err("{\"pod_settings\": {\"env\": {\"1A\": \"x\"}}}"), "settings.pod_settings.env: \"1A\" is not a variable name",
+           "and variable names");
+    is_str(parse_err("{\"pod_settings\": {\"env\": \"A=1\"}}"),
+           "settings.pod_settings.env: expected a list of {\"name\", \"value\" or \"valueFrom\"} objects, or an object of "
+           "names and strings",
+           "env is a list or an object");
     is_str(parse_err("{\"pod_settings\": {\"env\": [{\"name\": \"A\", \"value\": 3}]}}"),
            "settings.pod_settings.env[0] (A): expected a string \"value\" or a \"valueFrom\" object", "env values are strings");
     is_str(parse_err("{\"pod_settings\": {\"env_from\": [{\"secretRef\": {\"name\": \"s\"}, \"configMapRef\": {\"name\": \"c\"}}]}}"),
@@ -333,6 +343,9 @@ static void test_check(void)
                              "\"http://127.0.0.1:9000\"}]}}"),
                "AWS_ENDPOINT_URL_S3 is on this machine's loopback address", 56) == 0,
        "an S3 endpoint on loopback in the pod's env is refused");
+    ok(strncmp(check_err(&m, "{\"pod_settings\": {\"env\": {\"AWS_ENDPOINT_URL\": \"http://localhost:9000\"}}}"),
+               "AWS_ENDPOINT_URL is on this machine's loopback address", 53) == 0,
+       "also in env as an object");
     m.gpus = 2;
     m.cpu = 4;
     m.memory = (int64_t)16 << 30;
@@ -380,7 +393,7 @@ static void test_body(void)
     m.timeout_ms = 3600 * 1000;
     m.grace_ms = 45500;
     b = job_for(&m, "{\"gpu_resource\": \"amd.com/gpu\", \"retries\": 3, \"ttl_seconds_after_finished\": 0, "
-                    "\"image_pull_policy\": \"Always\", \"shm_size\": \"2g\"}",
+                    "\"image_pull_policy\": \"Always\", \"shm_size\": \"2g\", \"pod_settings\": {\"env\": {\"B\": \"2\"}}}",
                 4, &s);
     ps = jp(b, "spec", "template", "spec", NULL);
     k = jp(ps, "containers", "#0", NULL);
@@ -398,6 +411,7 @@ static void test_body(void)
     is_int(jn(jp(ps, "terminationGracePeriodSeconds", NULL)), 46 + KUBE_GRACE_MARGIN_S, "grace rounded up + margin");
     is_str(js(jp(k, "imagePullPolicy", NULL)), "Always", "the pull policy");
     is_str(env_of(b, "STEPOP_ATTEMPT"), "4", "the job's attempt");
+    is_str(env_of(b, "B"), "2", "env as an object becomes name and value");
     is_str(env_of(b, "STEPOP_ATTEMPT_FROM_STATUS"), "1", "with retries a restarted pod counts on from the run's status");
     const cJSON *shm = jp(ps, "volumes", "#0", NULL);
     is_str(js(jp(shm, "name", NULL)), KUBE_VOLUME_SHM, "a shm volume");
