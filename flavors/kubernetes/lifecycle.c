@@ -605,6 +605,14 @@ static int kube_cleanup(const cJSON *handle, const cJSON *settings, struct err *
     return rc;
 }
 
+/* backoffLimit (settings.retries) above 0: the Job controller runs a failed pod's step again. */
+static int kube_may_restart(const cJSON *settings)
+{
+    struct kube_cfg cfg;
+    struct err e = { 0 };
+    return kube_parse_settings(settings, &cfg, &e) == 0 && cfg.retries > 0;
+}
+
 const struct flavor_ops flavor_kubernetes_ops = {
     .name = "kubernetes",
     .validate = kube_validate,
@@ -613,4 +621,5 @@ const struct flavor_ops flavor_kubernetes_ops = {
     .poll = kube_poll,
     .cancel = kube_cancel,
     .cleanup = kube_cleanup,
+    .may_restart = kube_may_restart,
 };

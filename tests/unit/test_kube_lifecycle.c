@@ -352,6 +352,12 @@ static void test_cancel_cleanup(void)
     pthread_join(t, NULL);
     is_int(s.seen, 1, "and deletes nothing");
 
+    /* The Job controller restarts the step only with retries. */
+    cJSON *retries = cJSON_Parse("{\"retries\": 2}");
+    ok(ops->may_restart && ops->may_restart(retries), "may_restart with retries");
+    ok(!ops->may_restart(settings), "not without");
+    cJSON_Delete(retries);
+
     /* keep: nothing is asked. */
     cJSON *keep = cJSON_Parse("{\"keep\": true}");
     is_int(ops->cleanup(h, keep, &e), 0, "cleanup with keep does nothing");
