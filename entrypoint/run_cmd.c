@@ -184,6 +184,51 @@ static int load_manifest(const char *uri, int require_command, int attempt, stru
     return rc;
 }
 
+/* STEPOP_ATTEMPT_FROM_STATUS=1: the platform starts the step again by itself (a Kubernetes Job's
+ * backoffLimit makes a new pod with the same environment), so STEPOP_ATTEMPT is only the first
+ * attempt's number. When the run's status.json was written by an entrypoint (any phase after
+ * pending) for this attempt or a later one, this start is the next attempt: its logs go to
+ * logs/<attempt>/ instead of over the last attempt's. Without a readable status the given
+ * attempt stands. */
+static int attempt_from_status(const struct manifest *m, int attempt)
+{
+    struct err e = { 0 };
+    struct store *s;
+    char *text = NULL;
+    size_t len = 0;
+    if (store_open(m->run_uri, &s, &e) < 0)
+        return attempt;
+    char *uri = uri_join(m->run_uri, "status.json");
+    int rc = store_get_small(s, uri, 1u << 20, &text, &len, &e);
+    free(uri);
+    store_close(s);
+    if (rc < 0) {
+        log_info("STEPOP_ATTEMPT_FROM_STATUS: no status.json to count from (%s); attempt %d", e.msg, attempt);
+        return attempt;
+    }
+    cJSON *root;
+    struct run_status st;
+    memset(&st, 0, sizeof st);
+    rc = json_parse(text, len, "status.json", &root, &e);
+    free(text);
+    if (rc == 0) {
+        rc = status_from_json(root, &st, &e);
+        cJSON_Delete(root);
+    }
+    if (rc < 0) {
+        log_info("STEPOP_ATTEMPT_FROM_STATUS: %s; attempt %d", e.msg, attempt);
+        status_free(&st);
+        return attempt;
+    }
+    if (strcmp(st.run_id, m->run_id) == 0 && st.phase != PHASE_PENDING && st.attempt >= attempt && st.attempt < 100000) {
+        log_info("attempt %d: the run's status shows attempt %d (%s), so the platform started the step again",
+                 st.attempt + 1, st.attempt, status_phase_name(st.phase));
+        attempt = st.attempt + 1;
+    }
+    status_free(&st);
+    return attempt;
+}
+
 /* The step's environment: ours less env_drop, then the manifest's env, then stepop's own variables. */
 static char **build_env(const struct run_ctx *c)
 {
@@ -480,6 +525,8 @@ int cmd_run(int argc, char **argv)
     free(mu);
     if (lr < 0)
         return EXIT_RUN_MANIFEST;
+    if (env_flag("STEPOP_ATTEMPT_FROM_STATUS"))
+        c.attempt = attempt_from_status(&c.m, c.attempt);
     if (c.m.argv && cmd)
         log_info("the manifest has a command; ignoring the one after --");
     char **step_argv = c.m.argv ? c.m.argv : cmd;

@@ -4,6 +4,7 @@
 
 extern const struct flavor_ops flavor_local_ops;
 extern const struct flavor_ops flavor_docker_ops;
+extern const struct flavor_ops flavor_kubernetes_ops;
 
 /* The registry: adding a flavor touches only this table and its own file. */
 static const struct flavor_info flavors[] = {
@@ -11,7 +12,7 @@ static const struct flavor_info flavors[] = {
       "the embedded default; work directory under the run; needs no configuration", &flavor_local_ops },
     { "docker", "Docker Engine API (Docker, Podman) over DOCKER_HOST",
       "container per step; GPUs via DeviceRequests (Docker) or CDI (Podman)", &flavor_docker_ops },
-    { "kubernetes", "Kubernetes batch/v1 Jobs", "in-cluster or KUBECONFIG credentials", NULL },
+    { "kubernetes", "Kubernetes batch/v1 Jobs", "in-cluster or KUBECONFIG credentials", &flavor_kubernetes_ops },
     { "sagemaker", "Amazon SageMaker training jobs", "AWS credential chain", NULL },
     { "vertex", "Google Vertex AI custom jobs", "Google application default credentials", NULL },
     { "azureml", "Azure Machine Learning command jobs", "Azure identity", NULL },

@@ -6,6 +6,7 @@ int cmd_artifact(int argc, char **argv);
 int cmd_gpu(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_install(int argc, char **argv);
 int cmd_submit(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_logs(int argc, char **argv);

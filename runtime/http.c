@@ -552,6 +552,11 @@ static int setup_attempt(struct http_client *c, const struct http_request *req, 
     curl_easy_setopt(h, CURLOPT_URL, req->url);
     if (req->unix_socket)
         curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, req->unix_socket);
+    if (req->proxy) {
+        curl_easy_setopt(h, CURLOPT_PROXY, req->proxy);
+        /* For every host, whatever no_proxy says (as kubectl does with proxy-url). */
+        curl_easy_setopt(h, CURLOPT_NOPROXY, "");
+    }
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,

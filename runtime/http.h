@@ -83,6 +83,10 @@ struct http_request {
     const char *url;
     const char *unix_socket;      /* connect to this unix socket instead of the URL's host (Docker API) */
     const struct http_tls *tls;   /* NULL: the process-wide TLS settings */
+    const char *proxy;            /* this proxy for every host, no_proxy notwithstanding (http://,
+                                     https://, socks5:// ... as libcurl takes them: a kubeconfig's
+                                     proxy-url); NULL: libcurl's, from the environment
+                                     (https_proxy, no_proxy) */
     const char *const *headers;   /* NULL-terminated "Name: value" lines, or NULL */
     const void *body;             /* a body in memory ... */
     size_t body_len;

@@ -22,6 +22,7 @@ static const struct command commands[] = {
     { "flavor", "list the flavors (where steps can run)", cmd_flavor },
     { "operator", "list or describe the configured operators", cmd_operator },
     { "run", "the step entrypoint: manifest to final status, as PID 1", cmd_run },
+    { "install", "copy this binary to a path (an init container's way into an image)", cmd_install },
     { "artifact", "move artifacts: put, get, stat, ls, rm, presign", cmd_artifact },
     { "gpu", "check GPUs and the CUDA driver: check, smoke", cmd_gpu },
     { "version", "print version, commit and library versions", cmd_version },
