@@ -195,10 +195,11 @@ int follow_run(const struct follow_options *o, struct follow_result *r, struct e
         if (have && status_phase_is_final(st.phase)) {
             /* A failed attempt need not be the run's last: a platform that restarts the step
              * itself (Kubernetes backoffLimit, SageMaker spot) still runs the job, and the next
-             * attempt's status follows. Only the flavor knows; ask it (at the poll pace). */
+             * attempt's status follows. Only the flavor knows: ask it at once, then at the poll
+             * pace while it says so. */
             int64_t t = time_mono_ms();
             if (st.phase != PHASE_SUCCEEDED && o->flavor && o->flavor->may_restart &&
-                o->flavor->may_restart(o->settings) && !r->cancelled && t >= next_poll) {
+                o->flavor->may_restart(o->settings) && !r->cancelled && (t >= next_poll || !restarting)) {
                 next_poll = t + 1000;
                 struct err pe = { 0 };
                 restarting = o->flavor->poll(o->handle, o->settings, &rs, &pe) == 0 &&

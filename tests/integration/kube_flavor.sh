@@ -221,4 +221,19 @@ expect_rc 1 "neither a CA nor insecure-skip-tls-verify: the server is not truste
 err_has "certificate" "... over the certificate"
 check "no token in any message" sh -c "! grep -rqF '$KBED_ADMIN_TOKEN' '$T'/err '$T'/out '$T'/poll.*"
 
+# --- retries through stepop submit: poll says the Job goes on, so a failed attempt is not the end ---
+mkdir -p "$T/cwd" && cd "$T/cwd" || exit 1
+cat >stepop.json <<JSON
+{"store": "file://$STORE", "default_operator": "kube",
+ "operators": {"kube": {"flavor": "kubernetes", "settings": $(sed 's/}$/, "retries": 1}/' "$T/settings.json")}}}
+JSON
+expect_rc 0 "retries 1: a step that fails its first attempt succeeds on the second" "$STEPOP" submit \
+    --image "$STEP_IMAGE" -- sh -c 'echo "attempt $STEPOP_ATTEMPT"; [ "$STEPOP_ATTEMPT" -ge 2 ] || exit 3'
+out_has "attempt 2" "... the second attempt ran"
+err_has "the platform runs the step again" "... and the submitter said so"
+expect_rc 3 "retries 1: a step that always fails ends with its code after two attempts" "$STEPOP" submit \
+    --image "$STEP_IMAGE" -- sh -c 'echo "try $STEPOP_ATTEMPT"; exit 3'
+out_has "try 2" "... both attempts ran"
+cd "$T" || exit 1
+
 done_testing

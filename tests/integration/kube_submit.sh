@@ -49,7 +49,7 @@ out_has "packed" "a file input and an unpacked tar.zst input were fetched"
 out_has "last line" "the line printed just before exit arrived"
 r=$(last_run)
 is_eq "status succeeded" "$(status_of "$r" "d['phase'], d['exit_code']")" "succeeded 0"
-is_eq "an output fetched back is identical" "$(zstd -dc "$runs/$r/outputs/result.tar.zst" | tar -xO ./copy.txt)" "the input"
+is_eq "an output fetched back is identical" "$(zstd -dc "$runs/$r/outputs/result.tar.zst" | tar -xO copy.txt)" "the input"
 is_eq "a file output" "$(cat "$runs/$r/outputs/one")" single
 check "outputs.json was written" test -f "$runs/$r/outputs.json"
 is_eq "submission.json names the Job" "$(jq_py "$runs/$r/submission.json" "d['flavor'], d['handle']['job'], d['handle']['namespace']")" \
@@ -72,7 +72,7 @@ t0=$SECONDS
 expect_rc 71 "a missing image: exit 71" "$STEPOP" submit --image localhost/stepop-test/no-such:1 -- true
 err_has "ErrImagePull" "with the kubelet's reason"
 is_eq "fast (under 30 s)" "$((SECONDS - t0 < 30))" 1
-step_file "$T/nosecret.json" '"settings": {"pod_settings": {"env_from": [{"secretRef": {"name": "no-such-secret"}}]}}'
+step_file "$T/nosecret.json" '"settings": {'"$(echo "$pod_settings" | sed 's/"env": {/"env_from": [{"secretRef": {"name": "no-such-secret"}}], "env": {/')"'}'
 expect_rc 71 "a missing Secret in env_from: exit 71" "$STEPOP" submit "$T/nosecret.json" -- true
 err_has "CreateContainerConfigError" "with the kubelet's reason"
 expect_rc 73 "more GPUs than any node has: pending, then not started (73)" \
@@ -212,7 +212,9 @@ for way in cert-data token token-file exec-plugin in-cluster; do
     if grep -q "signed-in-$way" "$T/signin-$way.out"; then ok "signs in with $way"; else
         not_ok "signs in with $way"; diag <"$T/signin-$way.err"; fi
 done
-check "the exec plugin ran, with no cluster info asked" grep -q "^run $" "$T/exec-plugin.runs"
+check "the exec plugin ran, told it may not prompt and given no cluster (provideClusterInfo unset)" python3 -c "
+import json; d = json.loads(open('$T/exec-plugin.runs').readline()[4:])
+assert d['spec']['interactive'] is False and 'cluster' not in d['spec'], d"
 
 # --- an RBAC-limited user: refused with RBAC's words, then allowed by the rules docs/flavors.md lists ---
 mkdir -p "$T/cwd-limited" && cd "$T/cwd-limited" && config '"context": "kbed-limited"'
