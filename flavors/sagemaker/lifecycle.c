@@ -226,8 +226,7 @@ static const char *const sm_capacity_words[] = { "CapacityError", "InsufficientC
 static const char *const sm_memory_words[] = { "out of memory", "OutOfMemory", "memory exhausted",
                                                "ran out of memory", NULL };
 
-/* Maps a DescribeTrainingJob answer onto a remote_state (region: for the log fallback). */
-static void sm_state(const cJSON *d, const char *job, const char *region, struct remote_state *st)
+void sm_remote_state(const cJSON *d, const char *job, const char *region, struct remote_state *st)
 {
     const char *status = json_str(d, "TrainingJobStatus"), *sec = json_str(d, "SecondaryStatus");
     const char *why = json_str(d, "FailureReason"), *said = sm_status_message(d);
@@ -285,9 +284,9 @@ static void sm_state(const cJSON *d, const char *job, const char *region, struct
     if (st->oom_killed && st->exit_code < 0)
         st->exit_code = 137;
     if (st->exit_code < 0) {
-        char tail[320];
+        char tail[256];
         sm_log_tail(region, job, tail, sizeof tail);
-        snprintf(st->message, sizeof st->message, "training job %s failed: %.160s%s%s", job, why ? why : "(no reason given)",
+        snprintf(st->message, sizeof st->message, "training job %.63s failed: %.140s%s%s", job, why ? why : "(no reason given)",
                  tail[0] ? "; its last log lines: " : "", tail);
     } else {
         snprintf(st->message, sizeof st->message, "training job %s failed: %s", job, why ? why : "(no reason given)");
@@ -309,7 +308,7 @@ static int sm_poll(const cJSON *handle, const cJSON *settings, struct remote_sta
         st->phase = REMOTE_GONE;
         snprintf(st->message, sizeof st->message, "training job %s is not known to SageMaker in %s", job, k.ep.region);
     } else if (rc == 0) {
-        sm_state(d, job, k.ep.region, st);
+        sm_remote_state(d, job, k.ep.region, st);
     }
     cJSON_Delete(d);
     free(job);

@@ -59,4 +59,13 @@ cJSON *sm_create_body(const struct job *j, const struct sm_cfg *c, int redact, s
 /* The exit code in a FailureReason ("... exit code: 3"), or -1. */
 int sm_failure_exit_code(const char *reason);
 
+/* ---- lifecycle.c ---- */
+
+/* Maps a DescribeTrainingJob answer onto a remote_state: pending until Training, Interrupted and
+ * Restarting running on (a new attempt), MaxRuntimeExceeded a timeout, MaxWaitTimeExceeded and
+ * capacity errors never started, Stopped after an interruption preempted, FailureReason's exit
+ * code and memory words; a failure without an exit code quotes the job's last CloudWatch log
+ * lines (region: where to read them). */
+void sm_remote_state(const cJSON *describe, const char *job, const char *region, struct remote_state *st);
+
 #endif
