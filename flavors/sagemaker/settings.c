@@ -186,8 +186,9 @@ int sm_parse_settings(const cJSON *s, struct sm_cfg *c, struct err *e)
     return 0;
 }
 
-/* GPUs per instance type (NVIDIA GPUs, what --gpus counts), from the SageMaker pricing page's
- * instance details and the EC2 accelerated-computing instance types. Families without GPUs are
+/* GPUs per instance type (NVIDIA GPUs, what --gpus counts), from the GPU instance table of the
+ * AWS Batch user guide ("Run GPU jobs": g4dn, g5, g6, p2, p3) and the EC2 accelerated-computing
+ * instance specifications (p3dn, p4d, p4de, p5, p5e, p5en, g6e, g4dn.metal). Families without GPUs are
  * listed by prefix; Trainium (trn) and Inferentia (inf) accelerators are not CUDA GPUs. */
 static const struct {
     const char *type;
