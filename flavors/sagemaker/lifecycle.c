@@ -393,16 +393,28 @@ static int sm_cancel(const cJSON *handle, const cJSON *settings, int64_t grace_m
 }
 
 /* A training job leaves nothing to delete (SageMaker keeps its record, its logs stay in
- * CloudWatch, a warm pool ends by itself after keep_alive_period); the handle is still checked. */
+ * CloudWatch, a warm pool ends by itself after keep_alive_period). The handle is still verified
+ * as cancel verifies it, so that a forged one is refused by both (DESIGN.md §8). */
 static int sm_cleanup(const cJSON *handle, const cJSON *settings, struct err *e)
 {
     struct aws_json_client k;
     char *job;
     if (sm_handle(handle, settings, &k, &job, e) < 0)
         return -1;
+    cJSON *d = NULL;
+    int gone, rc = sm_describe(&k, job, &d, &gone, e);
+    if (rc < 0 && gone) {
+        err_clear(e);
+        rc = 0;
+    } else if (rc == 0) {
+        const char *arn = json_str(d, "TrainingJobArn");
+        rc = arn ? sm_verify_tags(&k, handle, job, arn, e)
+                 : err_set(e, ERR_INVALID, "describing training job %s: no TrainingJobArn in the answer", job);
+    }
+    cJSON_Delete(d);
     free(job);
     aws_json_close(&k);
-    return 0;
+    return rc;
 }
 
 const struct flavor_ops flavor_sagemaker_ops = {

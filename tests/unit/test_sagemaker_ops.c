@@ -1,6 +1,6 @@
 /* The sagemaker flavor's operations against a loopback server that answers each X-Amz-Target from
  * a script: submit's handle, poll's phases, a forged handle refused before any call, cancel only
- * after the job's tags name the run, no stop for an ended job, the CloudWatch log lines in a
+ * after the job's tags name the run, no stop for an ended job, cleanup's check of the tags, the CloudWatch log lines in a
  * failure without an exit code, a job SageMaker does not know. */
 #include "../../flavors/sagemaker/sagemaker.h"
 #include "../../cloud/aws/creds.h"
@@ -231,9 +231,15 @@ int main(void)
     is_int(ops->cancel(h, settings, 30000, &e), 0, "a job that ended: cancel succeeds");
     ok(!seen("StopTrainingJob"), "without a stop");
 
-    SCRIPT("DescribeTrainingJob", "{}");
+    SCRIPT("DescribeTrainingJob", "{\"TrainingJobArn\": \"" ARN "\", \"TrainingJobStatus\": \"Completed\"}", "ListTags",
+           "{\"Tags\": [{\"Key\": \"stepop:run-id\", \"Value\": \"" RUN_ID "\"}, {\"Key\": \"stepop:run-uri\", "
+           "\"Value\": \"" RUN_URI "\"}]}");
     is_int(ops->cleanup(h, settings, &e), 0, "cleanup has nothing to delete");
-    is_int(script.n_seen, 0, "and calls nothing");
+    ok(seen("ListTags") && script.n_seen == 2, "after checking the job's tags; nothing else is called");
+    SCRIPT("DescribeTrainingJob", "{\"TrainingJobArn\": \"" ARN "\", \"TrainingJobStatus\": \"Completed\"}", "ListTags",
+           "{\"Tags\": []}");
+    is_int(ops->cleanup(h, settings, &e), -1, "cleanup refuses a job without the run's tags");
+    is_int(e.kind, ERR_REFUSED, "ERR_REFUSED");
 
     atomic_store(&stop_server, 1);
     pthread_join(t, NULL);
