@@ -1,6 +1,7 @@
 /* cloud/aws/json_rpc.c against a scripted loopback server: the JSON 1.1 request (target,
  * content type, signature), the service's error type and message, throttling retried, other
- * client errors not, an expired token refreshed, the endpoint's region. */
+ * client errors not, a skewed clock corrected once, an expired token refreshed, the endpoint's
+ * region. */
 #include "../../cloud/aws/creds.h"
 #include "../../cloud/aws/json_rpc.h"
 #include "../../runtime/jsonutil.h"
@@ -165,6 +166,23 @@ int main(void)
     is_int(run(&s, "StopTrainingJob", in, &out, &code, &e), 0, "an expired token, then answered");
     is_int(s.seen, 2, "retried once with fresh credentials");
     cJSON_Delete(out);
+
+    /* A signature refused for the clock: retried once with the server's Date, not twice. */
+    const char *skew_body = "{\"__type\":\"InvalidSignatureException\",\"message\":\"Signature expired: "
+                            "20240101T000000Z is now earlier than 20240101T001000Z (20240101T001500Z - 5 min.)\"}";
+    char *skew = xasprintf("HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nConnection: close\r\n"
+                           "Date: %s\r\nContent-Length: %zu\r\n\r\n%s",
+                           "Mon, 01 Jan 2024 00:15:00 GMT", strlen(skew_body), skew_body);
+    s = (struct server){ .answers = { skew, ok2 }, .n = 2 };
+    is_int(run(&s, "DescribeTrainingJob", in, &out, &code, &e), 0, "a skewed clock, then answered");
+    is_int(s.seen, 2, "retried with the server's time");
+    cJSON_Delete(out);
+    s = (struct server){ .answers = { skew, skew, ok2 }, .n = 3 };
+    is_int(run(&s, "DescribeTrainingJob", in, &out, &code, &e), -1, "refused for the clock twice: fails");
+    is_int(s.seen, 2, "only one retry for the clock");
+    ok(strstr(e.msg, "InvalidSignatureException: Signature expired") != NULL, "in SageMaker's words");
+    free(code);
+    free(skew);
 
     /* No input: an empty object. */
     s = (struct server){ .answers = { ok2 }, .n = 1 };
