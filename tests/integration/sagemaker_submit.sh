@@ -3,7 +3,7 @@
 # (SageMaker and CloudWatch Logs on botocore's models, every signature and body checked, the
 # training container run in Podman): the real `stepop run` in the job writes to the S3 store
 # (s3rver behind the signature-checking proxy) with the role's container credentials. Success,
-# a step's exit code, an image without stepop, --dry-run creating nothing, --detach then cancel
+# a step's exit code, an input and an output, a timeout, an image without stepop, --dry-run creating nothing, --detach then cancel
 # with the AWS CLI seeing the job stepop created, a spot interruption (a new attempt), a capacity
 # error. The fake's job rules apply to every later job, so the spot and capacity cases come last.
 . "$(dirname "$0")/../lib.sh"
@@ -56,6 +56,19 @@ is_eq "one CreateTrainingJob, accepted by the fake's checks" "$(sagemaker_log | 
 # --- a step's exit code ---
 expect_rc 7 "a failing step's exit code is submit's" "$STEPOP" submit --image "$STEP_IMAGE" -- sh -c 'echo failing; exit 7'
 out_has "failing" "its output arrives"
+
+# --- an input from the store, an output to it (conformance 3) ---
+printf 'the input\n' >"$T/in.txt"
+"$STEPOP" artifact put "$T/in.txt" s3://test/data/in.txt >/dev/null 2>&1
+expect_rc 0 "an input and an output through S3" "$STEPOP" submit --image "$STEP_IMAGE" \
+    --input data=s3://test/data/in.txt --output result=out@tar.gz -- sh -c 'mkdir out; cat data > out/copy.txt'
+r=$(run_of)
+"$STEPOP" artifact get "s3://test/sm/runs/$r/outputs/result.tar.gz" "$T/result.tar.gz" >/dev/null 2>&1
+is_eq "the output is in the store, made from the input" "$(tar -xzOf "$T/result.tar.gz" copy.txt 2>/dev/null)" "the input"
+
+# --- the step's timeout (conformance 5): stepop run ends it, SIGTERM first ---
+expect_rc 143 "--timeout ends the step (SIGTERM: 143)" "$STEPOP" submit --image "$STEP_IMAGE" --timeout 2s --grace 1s -- sleep 30
+err_has "timeout" "the reason is timeout"
 
 # --- an image without stepop: the entrypoint never runs, SageMaker's word stands ---
 expect_rc 72 "an image without stepop fails without a status (exit 72)" "$STEPOP" submit --image "$BARE_IMAGE" -- true
