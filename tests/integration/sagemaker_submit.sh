@@ -3,7 +3,7 @@
 # (SageMaker and CloudWatch Logs on botocore's models, every signature and body checked, the
 # training container run in Podman): the real `stepop run` in the job writes to the S3 store
 # (s3rver behind the signature-checking proxy) with the role's container credentials. Success,
-# a step's exit code, an input and an output, a timeout, an image without stepop, --dry-run creating nothing, --detach then cancel
+# a step's exit code, an input and an output, a timeout, Ctrl-C, an image without stepop, --dry-run creating nothing, --detach then cancel
 # with the AWS CLI seeing the job stepop created, a spot interruption (a new attempt), a capacity
 # error. The fake's job rules apply to every later job, so the spot and capacity cases come last.
 . "$(dirname "$0")/../lib.sh"
@@ -69,6 +69,22 @@ is_eq "the output is in the store, made from the input" "$(tar -xzOf "$T/result.
 # --- the step's timeout (conformance 5): stepop run ends it, SIGTERM first ---
 expect_rc 143 "--timeout ends the step (SIGTERM: 143)" "$STEPOP" submit --image "$STEP_IMAGE" --timeout 2s --grace 1s -- sleep 30
 err_has "timeout" "the reason is timeout"
+
+# --- Ctrl-C at the submitter (conformance 4): the step gets SIGTERM, its trap runs ---
+cat >"$T/trap.sh" <<'SH'
+trap 'echo "step got TERM"; sleep 1; echo "step cleaned up"; exit 9' TERM
+echo "step started"
+while :; do sleep 0.1; done
+SH
+"$STEPOP" artifact put "$T/trap.sh" s3://test/data/trap.sh >/dev/null 2>&1
+"$STEPOP" submit --image "$STEP_IMAGE" --grace 10s --input s=s3://test/data/trap.sh -- sh s >"$T/int.out" 2>"$T/int.err" &
+sub=$!
+for i in $(seq 300); do grep -q "step started" "$T/int.out" 2>/dev/null && break; sleep 0.1; done
+kill -INT "$sub"
+wait "$sub"
+is_eq "SIGINT to submit stops the job; the step's exit code comes back" "$?" 9
+check "the logs are complete" grep -q "step cleaned up" "$T/int.out"
+check "the run is terminated" grep -q "terminated" "$T/int.err"
 
 # --- an image without stepop: the entrypoint never runs, SageMaker's word stands ---
 expect_rc 72 "an image without stepop fails without a status (exit 72)" "$STEPOP" submit --image "$BARE_IMAGE" -- true
