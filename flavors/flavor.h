@@ -65,6 +65,10 @@ struct flavor_ops {
     int (*cancel)(const cJSON *handle, const cJSON *settings, int64_t grace_ms, struct err *e);
     /* Releases what the job left behind (a stopped container), unless settings keep it. */
     int (*cleanup)(const cJSON *handle, const cJSON *settings, struct err *e);
+    /* Whether the platform may run the step again after a failed attempt (Kubernetes retries,
+     * SageMaker spot restarts): the follow loop then asks poll before it takes a failed status
+     * as the run's last. NULL: never. */
+    int (*may_restart)(const cJSON *settings);
 };
 
 struct flavor_info {

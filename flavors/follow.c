@@ -159,6 +159,8 @@ int follow_run(const struct follow_options *o, struct follow_result *r, struct e
      * back off to the steady pace (a status read is one small GET). */
     int64_t pause_ms = FOLLOW_FIRST_PAUSE_MS;
     int seen_interrupts = 0, rc = 0, exited_polls = 0;
+    /* The last final status read is of an attempt the platform is running again. */
+    int restarting = 0, restart_announced = 0;
     struct remote_state rs = { 0 };
     for (;;) {
         struct err se = { 0 };
@@ -191,10 +193,32 @@ int follow_run(const struct follow_options *o, struct follow_result *r, struct e
             last = st.phase;
         }
         if (have && status_phase_is_final(st.phase)) {
-            status_free(&r->status);
-            r->status = st;
-            r->have_status = 1;
-            break;
+            /* A failed attempt need not be the run's last: a platform that restarts the step
+             * itself (Kubernetes backoffLimit, SageMaker spot) still runs the job, and the next
+             * attempt's status follows. Only the flavor knows; ask it (at the poll pace). */
+            int64_t t = time_mono_ms();
+            if (st.phase != PHASE_SUCCEEDED && o->flavor && o->flavor->may_restart &&
+                o->flavor->may_restart(o->settings) && !r->cancelled && t >= next_poll) {
+                next_poll = t + 1000;
+                struct err pe = { 0 };
+                restarting = o->flavor->poll(o->handle, o->settings, &rs, &pe) == 0 &&
+                             (rs.phase == REMOTE_PENDING || rs.phase == REMOTE_RUNNING);
+                if (restarting && restart_announced < st.attempt) {
+                    log_info("[%s] attempt %d ended; the platform runs the step again (%s)", st.run_id, st.attempt,
+                             rs.message[0] ? rs.message : "its job is still active");
+                    restart_announced = st.attempt;
+                }
+            }
+            if (!restarting || r->cancelled || st.phase == PHASE_SUCCEEDED) {
+                status_free(&r->status);
+                r->status = st;
+                r->have_status = 1;
+                break;
+            }
+            status_free(&st);
+            have = 0;
+        } else if (have) {
+            restarting = 0;
         }
         int64_t now = time_mono_ms();
         if (o->flavor && now >= next_poll) {
@@ -270,7 +294,7 @@ int follow_run(const struct follow_options *o, struct follow_result *r, struct e
             }
         }
         if (o->flavor && !r->cancelled) {
-            int not_started = !have || last == PHASE_PENDING || last == PHASE_COUNT;
+            int not_started = !restarting && (!have || last == PHASE_PENDING || last == PHASE_COUNT);
             if (o->pending_timeout_ms && not_started && now - start > o->pending_timeout_ms) {
                 r->pending_timed_out = 1;
                 char d[32];

@@ -38,6 +38,17 @@ static CURLUcode parse(const char *s, struct url *out)
     const char *auth = strstr(s, "://") + 3;
     if (*auth == '/' || *auth == '\0')
         return CURLUE_NO_HOST;
+    /* A host name never needs percent-encoding, and curl decodes it only after it has normalised
+     * numeric IPv4 forms: "%32130706433" would come out as "2130706433", which resolvers read as
+     * 127.0.0.1, while the loopback check saw a name. Only an IPv6 zone ("[fe80::1%25eth0]") has
+     * a '%'. */
+    size_t auth_len = strcspn(auth, "/?#");
+    const char *host_start = auth;
+    for (size_t i = 0; i < auth_len; i++)
+        if (auth[i] == '@')
+            host_start = auth + i + 1;
+    if (*host_start != '[' && memchr(host_start, '%', auth_len - (size_t)(host_start - auth)))
+        return CURLUE_BAD_HOSTNAME;
     CURLU *h = curl_url();
     if (!h)
         abort();

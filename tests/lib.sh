@@ -272,6 +272,29 @@ start_awsfake() {
 }
 awsfake_count() { curl -s "$AWSFAKE_URL/_/log" | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }
 
+# start_sagemaker_fake [ARGS...]: tests/servers/sagemaker_fake.py at $SAGEMAKER_FAKE_URL (SageMaker
+# and CloudWatch Logs, checked against botocore's models, jobs run with Podman), accepting the keys
+# in $S3_KEYS; needs start_s3 (the keys) and start_podman (storage, containers.conf, the label).
+# Exports AWS_ENDPOINT_URL_SAGEMAKER and AWS_ENDPOINT_URL_CLOUDWATCH_LOGS. ARGS go to the fake
+# (--container-credentials-url, --container-env, --stop-grace ...).
+start_sagemaker_fake() {
+    local py i pf=$T/sagemaker.$RANDOM.port
+    py=$(botocore_python) || { echo "# python3-botocore is missing (make deps)" >&2; return 1; }
+    "$py" "$ROOT/tests/servers/sagemaker_fake.py" --port-file "$pf" --keys "$S3_KEYS" --podman-dir "$PODMAN_DIR" \
+        --jobs-dir "$T/sagemaker-jobs" --container-label "stepop-test.owner=$PODMAN_OWNER" "$@" \
+        >>"$T/sagemaker.log" 2>&1 &
+    SAGEMAKER_FAKE_PID=$!
+    # SIGTERM: the fake removes its containers before it exits.
+    on_exit "kill $SAGEMAKER_FAKE_PID; wait $SAGEMAKER_FAKE_PID"
+    for i in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
+    SAGEMAKER_FAKE_URL=http://127.0.0.1:$(cat "$pf")
+    wait_http "$SAGEMAKER_FAKE_URL/_/log" || return 1
+    export AWS_ENDPOINT_URL_SAGEMAKER=$SAGEMAKER_FAKE_URL AWS_ENDPOINT_URL_CLOUDWATCH_LOGS=$SAGEMAKER_FAKE_URL
+}
+sagemaker_script() { curl -s -X POST --data-binary "$1" "$SAGEMAKER_FAKE_URL/_/script" >/dev/null; }
+sagemaker_log() { curl -s "$SAGEMAKER_FAKE_URL/_/log"; }
+sagemaker_jobs() { curl -s "$SAGEMAKER_FAKE_URL/_/jobs"; }
+
 # ---- Podman: a real container engine behind the Docker API (docs/testing.md#containers) ----
 # Storage lives in build/podman/ and is shared by the tests of a run and by later runs, so the
 # test images are built once per content; each test starts its own `podman system service` on a

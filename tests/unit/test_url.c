@@ -103,6 +103,10 @@ int main(void)
     check_malformed("http://[::1/", "malformed URL");
     check_malformed("http://[::g]/", "malformed URL");
     check_malformed("http://a%25b/", "malformed URL");
+    /* Percent-encoded host names: curl would decode them after normalising IPv4 numbers (fuzz_url). */
+    check_malformed("http://%32130706433/", "malformed URL");
+    check_malformed("D://%36050", "malformed URL");
+    check_malformed("http://user@%6cocalhost:80/", "malformed URL");
     check_malformed("https://u@[::f%@[::0.1]:84/", "malformed URL");
     check_malformed("http://user:secret@[::1/", "malformed URL");
     ok(!strstr(e.msg, "secret"), "a password is not repeated in the message");
