@@ -417,6 +417,19 @@ static int sm_cleanup(const cJSON *handle, const cJSON *settings, struct err *e)
     return rc;
 }
 
+/* SageMaker starts the job again itself after a spot interruption (spot) and after a failure
+ * under RetryStrategy (max_retry_attempts): the follow loop asks poll before it takes a failed
+ * attempt's status as the run's last. */
+static int sm_may_restart(const cJSON *settings)
+{
+    int spot = 0;
+    struct err e = { 0 };
+    const cJSON *retries = cJSON_GetObjectItemCaseSensitive(settings, "max_retry_attempts");
+    if (flavor_setting_bool(settings, "spot", 0, &spot, &e) < 0)
+        spot = 0;
+    return spot || (cJSON_IsNumber(retries) && retries->valuedouble >= 1);
+}
+
 const struct flavor_ops flavor_sagemaker_ops = {
     .name = "sagemaker",
     .validate = sm_validate,
@@ -425,4 +438,5 @@ const struct flavor_ops flavor_sagemaker_ops = {
     .poll = sm_poll,
     .cancel = sm_cancel,
     .cleanup = sm_cleanup,
+    .may_restart = sm_may_restart,
 };

@@ -241,6 +241,14 @@ int main(void)
     is_int(ops->cleanup(h, settings, &e), -1, "cleanup refuses a job without the run's tags");
     is_int(e.kind, ERR_REFUSED, "ERR_REFUSED");
 
+    /* SageMaker restarts a spot job, and a job under RetryStrategy. */
+    cJSON *spot = cJSON_Parse("{\"spot\": true}"), *retry = cJSON_Parse("{\"max_retry_attempts\": 2}");
+    ok(!ops->may_restart(settings), "may_restart: not without spot or retries");
+    ok(ops->may_restart(spot), "may_restart: spot");
+    ok(ops->may_restart(retry), "may_restart: max_retry_attempts");
+    cJSON_Delete(spot);
+    cJSON_Delete(retry);
+
     atomic_store(&stop_server, 1);
     pthread_join(t, NULL);
     close(listener);
