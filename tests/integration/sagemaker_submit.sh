@@ -119,6 +119,7 @@ sagemaker_script '{"job": "*", "spot_interrupt_after": 3, "interruptions": 1}'
     sh -c 'echo "attempt $STEPOP_ATTEMPT in $STEPOP_CHECKPOINT_DIR"
            if [ -e "$STEPOP_CHECKPOINT_DIR/step.ckpt" ]; then echo "resumed from $(cat "$STEPOP_CHECKPOINT_DIR/step.ckpt")"
            else echo epoch-3 >"$STEPOP_CHECKPOINT_DIR/step.ckpt"; sleep 30; fi' >"$T/out" 2>"$T/err"
+spot_rc=$?
 out_has "in /opt/ml/checkpoints" "a spot job's step gets the checkpoint directory"
 r=$(run_of)
 # Without the checkpoint the restart would sleep 30 s; it completes within wait_job's 20 s.
@@ -126,11 +127,12 @@ is_eq "SageMaker restarted the interrupted job, which resumed from its checkpoin
     "$(wait_job "stepop-$r" Completed)" Completed
 is_eq "in two containers" \
     "$(job_field "stepop-$r" containers | python3 -c "import ast,sys; print(len(ast.literal_eval(sys.stdin.read())))")" 2
-# flavors/follow.c asks may_restart's poll only when a final status comes at the poll pace (a
-# second after the last poll); otherwise it takes attempt 1's "terminated" as the run's end.
-ok "the submitter follows the restart to the end # SKIP follow.c decides on a final status without asking poll within a second of the last poll"
-# The restart is counted as attempt 2 by an entrypoint with STEPOP_ATTEMPT_FROM_STATUS (docs/protocol.md).
-ok "the restart is attempt 2 # SKIP needs the follow above and STEPOP_ATTEMPT_FROM_STATUS in stepop run"
+is_eq "the submitter follows the restart to the end (exit 0)" "$spot_rc" 0
+err_has "the platform runs the step again" "... saying that the platform runs the step again"
+out_has "attempt 2 in /opt/ml/checkpoints" "the restart is attempt 2 (STEPOP_ATTEMPT_FROM_STATUS, docs/protocol.md)"
+out_has "resumed from epoch-3" "... and its output streams after attempt 1's"
+"$STEPOP" status "$r" --json >"$T/st.json" 2>"$T/st.err"
+is_eq "status.json: succeeded, attempt 2" "$(jq_py "$T/st.json" "d['phase'], d['attempt']")" "succeeded 2"
 
 # --- a capacity error: never started ---
 sagemaker_script '{"job": "*", "capacity_error": true}'
