@@ -2,7 +2,7 @@
 # make bench: stepop against the tools users would pick instead, on the same work, in one run.
 # Generates its own data, starts its own servers on loopback, runs every case round-robin after
 # the data is warm, and prints medians and ratios (bench/report.py). Never part of `make test`.
-# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8 10; case 9, the
+# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8 10 11; case 9, the
 # 20 GiB streamed S3 upload, only when named: it needs about 65 GB of free disk — the source tree,
 # s3rver's parts and the object it assembles from them — and 15 minutes or more).
 set -u
@@ -11,7 +11,7 @@ set -u
 export STEPOP_NO_PROGRESS=1
 SIZE=${BENCH_SIZE_MIB:-2048}
 REPEATS=${BENCH_REPEATS:-3}
-CASES=${BENCH_CASES:-1 2 3 4 5 6 7 8 10}
+CASES=${BENCH_CASES:-1 2 3 4 5 6 7 8 10 11}
 BENCH_TMP=$T
 BENCH_LOG=$ROOT/build/bench/bench.log
 : >"$RESULTS"
@@ -295,6 +295,41 @@ JSON
         )
     else
         echo "  skipped: the Kubernetes test bed did not start (see $BENCH_LOG)" >&2
+    fi
+fi
+
+if want 11; then
+    echo "case 11: stepop submit --detach to a training job accepted, against aws sagemaker create-training-job, on the SageMaker fake" >&2
+    awsbin=$(command -v /usr/bin/aws || command -v aws)
+    if ! botocore_python >/dev/null || [ -z "$awsbin" ]; then
+        echo "  skipped: python3-botocore or the AWS CLI is missing" >&2
+    elif start_s3 2>>"$BENCH_LOG"; then
+        (
+            # --start-delay 3600: every job stays Starting for the whole run, so only the API work
+            # is timed and no container ever starts (nor needs Podman).
+            PODMAN_OWNER=${PODMAN_OWNER:-bench11}
+            start_sagemaker_fake --start-delay 3600 2>>"$BENCH_LOG" || { echo "  skipped: the SageMaker fake did not start" >&2; exit 0; }
+            export XDG_CONFIG_HOME=$T/xdgc11
+            mkdir -p "$XDG_CONFIG_HOME/stepop"
+            cat >"$XDG_CONFIG_HOME/stepop/config.json" <<JSON
+{"store": "s3://test/bench11", "default_operator": "sm",
+ "operators": {"sm": {"flavor": "sagemaker", "settings": {"role_arn": "arn:aws:iam::123456789012:role/stepop-bench",
+   "instance_type": "ml.m5.large", "region": "us-east-1", "entrypoint": ["/usr/local/bin/stepop", "run"]}}}}
+JSON
+            # The AWS CLI sends the very request stepop would (its --dry-run), under a new name each time.
+            "$STEPOP" submit --dry-run --image busybox:1 -- true 2>>"$BENCH_LOG" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin)["requests"]["requests"]:
+    if "TrainingJobName" in r["body"]:
+        print(json.dumps(r["body"]))' >"$T/job11.json"
+            echo 0 >"$T/n11"
+            next='n=$(($(cat '"$T/n11"') + 1)); echo $n >'"$T/n11"'; sed "s/\"TrainingJobName\": *\"[^\"]*\"/\"TrainingJobName\": \"awscli-$n\"/" '"$T/job11.json"' >'"$T/job11-n.json"
+            compare "submit-sagemaker" 0 "$REPEATS" "$next" \
+                -- "aws sagemaker create-training-job" "AWS_PAGER= '$awsbin' --endpoint-url '$SAGEMAKER_FAKE_URL' sagemaker create-training-job --cli-input-json 'file://$T/job11-n.json'" \
+                -- "stepop submit --detach (sagemaker)" "'$STEPOP' submit --detach --image busybox:1 -- true"
+        )
+    else
+        echo "  skipped: the S3 test server did not start (see $BENCH_LOG)" >&2
     fi
 fi
 

@@ -35,7 +35,8 @@ distributed training (one instance always).
 Statuses follow DescribeTrainingJob's documentation: SecondaryStatus Starting -> Downloading ->
 Training -> Uploading -> Completed (TrainingJobStatus Completed); a non-zero exit is Failed with
 "AlgorithmError: <the container's /opt/ml/output/failure>, exit code: N"; an OOM kill is Failed
-with SageMaker's OutOfMemoryError reason; StopTrainingJob is Stopping then Stopped (SIGTERM,
+with SageMaker's OutOfMemoryError reason; a container whose entrypoint cannot be run is Failed
+without an exit code, the runtime's error as its log stream's lines; StopTrainingJob is Stopping then Stopped (SIGTERM,
 SIGKILL after --stop-grace, 120 s as SageMaker); MaxRuntimeInSeconds passed is Stopped with
 SecondaryStatus MaxRuntimeExceeded; a managed spot job whose total time passes
 MaxWaitTimeInSeconds is Stopped with MaxWaitTimeExceeded.
@@ -83,6 +84,9 @@ MEMORY = {'ml.m5.large': 8, 'ml.m5.xlarge': 16, 'ml.m5.2xlarge': 32, 'ml.c5.xlar
 DEFAULT_MEMORY = 16
 CAPACITY = ('CapacityError: Unable to provision requested ML compute capacity. Please retry using a different '
             'ML instance type.')
+# The fake's own words (not checked against SageMaker) when the container's entrypoint cannot
+# be run: no exit code, the runtime's error in the job's log stream.
+CANNOT_START = 'AlgorithmError: the training container could not be started; see the job\'s log stream'
 OOM = ('OutOfMemoryError: Please use an instance type with more memory, or reduce the size of job data '
        'processed on an instance.')
 
@@ -101,6 +105,10 @@ MODELS = {'SageMaker': session.get_service_model('sagemaker'), 'Logs_20140328': 
 SIGNING = {'SageMaker': 'sagemaker', 'Logs_20140328': 'logs'}
 OPS = {'SageMaker': {'CreateTrainingJob', 'DescribeTrainingJob', 'StopTrainingJob', 'ListTags'},
        'Logs_20140328': {'DescribeLogStreams', 'GetLogEvents'}}
+
+
+class CannotStart(Exception):
+    """The training container could not be started (its entrypoint could not be run)."""
 
 
 class ApiError(Exception):
@@ -279,8 +287,10 @@ def verify(handler, service, body):
 # ---- Podman ------------------------------------------------------------------------------------
 def podman(*a, check=False, timeout=None):
     d = args.podman_dir
+    # In the jobs directory: conmon writes a file named "oom" into its working directory when a
+    # container is OOM-killed, which would land in the checkout the tests run from.
     r = subprocess.run(['podman', '--root', d + '/root', '--runroot', d + '/run', '--tmpdir', d + '/tmp'] + list(a),
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout, cwd=args.jobs_dir)
     if check and r.returncode != 0:
         raise OSError('podman %s: %s' % (a[0], r.stderr.strip()[-500:]))
     return r
@@ -411,7 +421,10 @@ class Job:
                     break
             # Without the lock: podman run takes seconds, and calls go on meanwhile. A stop that
             # comes now is seen by wait() at once.
-            self.start_container()
+            try:
+                self.start_container()
+            except CannotStart:
+                return self.finish('Failed', 'Failed', 'Training job failed', CANNOT_START)
             with lock:
                 if not self.stop_requested:
                     self.move('Training', 'Training image download completed. Training in progress.')
@@ -484,9 +497,17 @@ class Job:
             a += [spec['TrainingImage'], 'train']
         r = podman(*a)
         cid = r.stdout.strip().splitlines()[-1] if r.returncode == 0 and r.stdout.strip() else None
-        if not cid:
-            raise OSError('podman run: %s' % r.stderr.strip()[-500:])
         stream = {'name': '%s/algo-1-%d' % (self.name, int(time.time())), 'created': time.time(), 'events': []}
+        if not cid:
+            # The container was created and its entrypoint could not be run (an image without
+            # it): the runtime's error is the stream's only line, as the container's output.
+            podman('rm', '-f', '-t', '0', a[3])
+            now = int(time.time() * 1000)
+            stream['events'] = [{'timestamp': now, 'message': line, 'ingestionTime': now}
+                                for line in r.stderr.strip().splitlines()[-5:]]
+            with lock:
+                self.streams.append(stream)
+            raise CannotStart(r.stderr.strip()[-300:])
         with lock:
             containers.add(cid)
             self.cid = cid
@@ -801,6 +822,7 @@ def main():
     p.add_argument('--start-delay', type=float, default=0.3, help='seconds in Starting and in Downloading')
     args = p.parse_args()
     args.podman_dir = os.path.abspath(args.podman_dir)
+    args.jobs_dir = os.path.abspath(args.jobs_dir)
     os.makedirs(args.jobs_dir, exist_ok=True)
     load_keys()
     signal.signal(signal.SIGTERM, cleanup)
