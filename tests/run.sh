@@ -76,9 +76,24 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
             run_one "asan/$(basename "$t")" "$t"
     done
 fi
+# With STEPOP_TESTBED_BUILD=1 (CI) the Kubernetes test bed may still be building in the
+# background (.ci/run): wait for it once, before the first kube_* test, outside the per-test
+# timeout (build.sh waits on the build's lock, or builds the bed itself).
+kbed_waited=0
+kbed_wait() {
+    [ "${STEPOP_TESTBED_BUILD:-0}" = 1 ] && [ "$kbed_waited" = 0 ] || return 0
+    kbed_waited=1
+    local start=$SECONDS
+    if tests/testbeds/kubernetes/build.sh >"$logs/kbed-build.log" 2>&1; then
+        echo "(the Kubernetes test bed was ready after $((SECONDS - start)) s of waiting)"
+    else
+        echo "(the Kubernetes test bed did not build: $logs/kbed-build.log; its tests will say so)"
+    fi
+}
 if [ "$what" = all ] || [ "$what" = integration ]; then
     for t in tests/integration/*.sh; do
         case "$t" in *"$filter"*) ;; *) continue ;; esac
+        case "$t" in */kube_*) kbed_wait ;; esac
         run_one "integration/$(basename "$t" .sh)" bash "$t"
     done
     # Real-GPU checks; they skip where there is no GPU.
