@@ -29,19 +29,23 @@ BASELINE=${BENCH_BASELINE:-}
 baseline() { if [ -n "$BASELINE" ]; then extra=(-- "$1 (baseline)" "$2"); else extra=(); fi; }
 started=$(now_ns)
 
-# The data: a checkpoint-like tree (float32 weights and text), cached between runs.
-if [ ! -f "$DATA/tree-$SIZE/.done" ]; then
-    echo "generating $SIZE MiB of checkpoint-like data" >&2
-    rm -rf "$DATA/tree-$SIZE"
-    mkdir -p "$DATA"
-    "$ROOT/build/bench/gen_data" "$DATA/tree-$SIZE" "$SIZE" && touch "$DATA/tree-$SIZE/.done"
-fi
+# The data: a checkpoint-like tree (float32 weights and text), cached between runs; only the
+# cases that move it (2 to 6) need it.
 TREE=$DATA/tree-$SIZE
-BYTES=$(du -sb --exclude=.done "$TREE" | cut -f1)
+BYTES=0
+if want 2 || want 3 || want 4 || want 5 || want 6; then
+    if [ ! -f "$TREE/.done" ]; then
+        echo "generating $SIZE MiB of checkpoint-like data" >&2
+        rm -rf "$TREE"
+        mkdir -p "$DATA"
+        "$ROOT/build/bench/gen_data" "$TREE" "$SIZE" && touch "$TREE/.done"
+    fi
+    BYTES=$(du -sb --exclude=.done "$TREE" | cut -f1)
+fi
 start_nginx || { echo "bench: nginx did not start" >&2; exit 1; }
 W=$NGINX_ROOT
 U=$NGINX_URL
-cat "$TREE"/checkpoint/*.bin "$TREE"/text/*.txt >"$W/blob.bin"
+[ "$BYTES" = 0 ] || cat "$TREE"/checkpoint/*.bin "$TREE"/text/*.txt >"$W/blob.bin"
 # Before each timed download: remove the last one's output and flush it (sync, untimed), so no
 # tool pays for the writeback of the tool before it.
 drop_dir() { echo "rm -rf '$T/x' && mkdir -p '$T/x'"; }
