@@ -130,55 +130,18 @@ static void test_redact(void)
 
 /* ---- calls against a loopback server ---- */
 
-struct server {
-    int listener;
-    const char *answers[4]; /* whole responses, one per connection */
-    int n;
-    char heads[4][2048];    /* what each request carried */
-    char bodies[4][512];
-    int seen;
-};
-
-static void *serve(void *arg)
-{
-    struct server *s = arg;
-    struct timeval limit = { .tv_sec = 10 };
-    for (int i = 0; i < s->n; i++) {
-        int a = accept(s->listener, NULL, NULL);
-        if (a < 0)
-            return NULL;
-        setsockopt(a, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-        if (read_request(a, s->heads[s->seen], sizeof s->heads[0], s->bodies[s->seen], sizeof s->bodies[0])) {
-            s->seen++;
-            if (write(a, s->answers[i], strlen(s->answers[i])) < 0)
-                i = s->n;
-        }
-        close(a);
-    }
-    return NULL;
-}
-
 static int tcp_listener(char *url, size_t len)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t alen = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &alen) < 0)
-        return -1;
-    snprintf(url, len, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    int port, fd = loopback_listener(4, 10000, &port);
+    if (fd >= 0)
+        snprintf(url, len, "http://127.0.0.1:%d", port);
     return fd;
 }
 
 /* Runs one call against a server that gives the answers in turn. */
 static int run(struct server *s, int fd, struct api_call *call, struct api_response *resp, struct err *e)
 {
-    struct timeval limit = { .tv_sec = 10 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-    s->listener = fd;
-    s->seen = 0;
-    pthread_t t;
-    pthread_create(&t, NULL, serve, s);
+    pthread_t t = server_start(s, fd);
     struct http_client *c = http_client_new();
     err_clear(e);
     int rc = api_perform(c, call, resp, e);

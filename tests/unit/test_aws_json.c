@@ -19,34 +19,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-struct server {
-    int listener;
-    const char *answers[4];
-    int n;
-    char heads[4][4096];
-    char bodies[4][1024];
-    int seen;
-};
-
-static void *serve(void *arg)
-{
-    struct server *s = arg;
-    struct timeval limit = { .tv_sec = 10 };
-    for (int i = 0; i < s->n; i++) {
-        int a = accept(s->listener, NULL, NULL);
-        if (a < 0)
-            return NULL;
-        setsockopt(a, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-        if (read_request(a, s->heads[s->seen], sizeof s->heads[0], s->bodies[s->seen], sizeof s->bodies[0])) {
-            s->seen++;
-            if (write(a, s->answers[i], strlen(s->answers[i])) < 0)
-                i = s->n;
-        }
-        close(a);
-    }
-    return NULL;
-}
-
 static char *answer(const char *status, const char *body)
 {
     return xasprintf("HTTP/1.1 %s\r\nContent-Type: application/x-amz-json-1.1\r\nConnection: close\r\n"
@@ -57,22 +29,14 @@ static char *answer(const char *status, const char *body)
 /* Listens on loopback, points AWS_ENDPOINT_URL_SAGEMAKER at it, runs op. */
 static int run(struct server *s, const char *op, const cJSON *in, cJSON **out, char **code, struct err *e)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t alen = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &alen) < 0)
+    /* accept gives up after 2 s: an answer not asked for again stays unused. */
+    int port, fd = loopback_listener(4, 2000, &port);
+    if (fd < 0)
         return -2;
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     setenv("AWS_ENDPOINT_URL_SAGEMAKER", url, 1);
-    /* accept gives up after 2 s: an answer not asked for again stays unused. */
-    struct timeval limit = { .tv_sec = 2 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-    s->listener = fd;
-    s->seen = 0;
-    pthread_t t;
-    pthread_create(&t, NULL, serve, s);
+    pthread_t t = server_start(s, fd);
     struct aws_json_client c;
     err_clear(e);
     int rc = aws_json_open(&c, &aws_json_sagemaker, "eu-west-1", e);

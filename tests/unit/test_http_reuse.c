@@ -17,7 +17,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-struct server {
+struct reuse_server {
     int listener;
     char bodies[3][64]; /* the body of each request seen, in order */
     int seen;
@@ -32,7 +32,7 @@ static void answer(int fd)
 
 static void *serve(void *arg)
 {
-    struct server *s = arg;
+    struct reuse_server *s = arg;
     struct timeval limit = { .tv_sec = 10 };
     int a = accept(s->listener, NULL, NULL);
     if (a < 0)
@@ -73,22 +73,18 @@ int main(void)
         printf("Bail out! http_global_init: %s\n", e.msg);
         return 1;
     }
-    struct server s = { .listener = socket(AF_INET, SOCK_STREAM, 0) };
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t alen = sizeof a;
-    if (bind(s.listener, (struct sockaddr *)&a, sizeof a) < 0 || listen(s.listener, 4) < 0 ||
-        getsockname(s.listener, (struct sockaddr *)&a, &alen) < 0) {
+    /* accept and read give up after 10 s: a client that never comes back fails the test, not hangs it */
+    int port;
+    struct reuse_server s = { .listener = loopback_listener(4, 10000, &port) };
+    if (s.listener < 0) {
         printf("Bail out! loopback listener: %s\n", strerror(errno));
         return 1;
     }
-    /* accept and read give up after 10 s: a client that never comes back fails the test, not hangs it */
-    struct timeval limit = { .tv_sec = 10 };
-    setsockopt(s.listener, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     pthread_t t;
     pthread_create(&t, NULL, serve, &s);
 
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/obj", ntohs(a.sin_port));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/obj", port);
     struct http_client *c = http_client_new();
     is_int(put(c, url, "first body"), 0, "the first PUT succeeds");
     is_int(put(c, url, "second body, resent"), 0,

@@ -35,59 +35,14 @@ static void write_file(const char *name, const char *text)
     fclose(f);
 }
 
-/* ---- the scripted server ---- */
-
-struct server {
-    int listener;
-    const char *answers[4]; /* whole responses, one per connection */
-    int n;
-    char heads[4][2048];
-    char bodies[4][1024];
-    int seen;
-};
-
-static void *serve(void *arg)
-{
-    struct server *s = arg;
-    struct timeval limit = { .tv_sec = 10 };
-    for (int i = 0; i < s->n; i++) {
-        int a = accept(s->listener, NULL, NULL);
-        if (a < 0)
-            return NULL;
-        setsockopt(a, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-        if (read_request(a, s->heads[s->seen], sizeof s->heads[0], s->bodies[s->seen], sizeof s->bodies[0])) {
-            s->seen++;
-            if (write(a, s->answers[i], strlen(s->answers[i])) < 0)
-                i = s->n;
-        }
-        close(a);
-    }
-    return NULL;
-}
-
 static int listener(int *port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t alen = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &alen) < 0) {
+    int fd = loopback_listener(4, 10000, port);
+    if (fd < 0) {
         printf("Bail out! no loopback listener\n");
         exit(1);
     }
-    struct timeval limit = { .tv_sec = 10 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-    *port = ntohs(a.sin_port);
     return fd;
-}
-
-static pthread_t start(struct server *s, int fd)
-{
-    pthread_t t;
-    s->listener = fd;
-    s->seen = 0;
-    pthread_create(&t, NULL, serve, s);
-    return t;
 }
 
 static char *answer(const char *status, const char *type, const char *body)
@@ -149,7 +104,7 @@ static void test_requests(void)
     char *jobs = answer("200 OK", "application/json", "{\"kind\":\"JobList\",\"items\":[]}");
     char *created = answer("201 Created", "application/json", "{\"kind\":\"Job\",\"metadata\":{\"uid\":\"u-1\"}}");
     s = (struct server){ .answers = { jobs, created }, .n = 2 };
-    pthread_t t = start(&s, fd);
+    pthread_t t = server_start(&s, fd);
     cJSON *out = NULL;
     is_int(kube_request(c, "GET", "/apis/batch/v1/namespaces/ml/jobs?labelSelector=a%3Db", NULL, &out, &e), 0,
            "GET succeeds (%s)", e.msg);
@@ -172,7 +127,7 @@ static void test_requests(void)
     char *unauth = status_answer("401 Unauthorized", "Unauthorized", "Unauthorized", 401);
     char *one = answer("200 OK", "application/json", "{\"kind\":\"Job\"}");
     s = (struct server){ .answers = { unauth, one }, .n = 2 };
-    t = start(&s, fd);
+    t = server_start(&s, fd);
     is_int(kube_request(c, "GET", "/apis/batch/v1/namespaces/ml/jobs/j", NULL, &out, &e), 0,
            "a 401 then a 200 succeeds (%s)", e.msg);
     cJSON_Delete(out);
@@ -185,7 +140,7 @@ static void test_requests(void)
     /* Two 401s: sent once more only; the token echoed in the answer is not in the message. */
     char *echo = status_answer("401 Unauthorized", "Unauthorized", "token tok-second-91c2 is not valid", 401);
     s = (struct server){ .answers = { echo, echo, echo }, .n = 2 };
-    t = start(&s, fd);
+    t = server_start(&s, fd);
     is_int(kube_request(c, "GET", "/api/v1/namespaces/ml/pods", NULL, NULL, &e), -1, "two 401s fail");
     pthread_join(t, NULL);
     is_int(s.seen, 2, "the request is sent once more, not again");
@@ -201,7 +156,7 @@ static void test_requests(void)
                                     "in API group \\\"batch\\\" in the namespace \\\"ml\\\"",
                                     403);
     s = (struct server){ .answers = { forbidden }, .n = 1 };
-    t = start(&s, fd);
+    t = server_start(&s, fd);
     is_int(kube_request(c, "POST", "/apis/batch/v1/namespaces/ml/jobs", body, NULL, &e), -1, "403 fails");
     pthread_join(t, NULL);
     is_str(e.msg,
@@ -216,7 +171,7 @@ static void test_requests(void)
     char *exists = status_answer("409 Conflict", "AlreadyExists", "jobs.batch \\\"stepop-r1\\\" already exists", 409);
     char *gone = status_answer("404 Not Found", "NotFound", "jobs.batch \\\"stepop-r1\\\" not found", 404);
     s = (struct server){ .answers = { exists, gone }, .n = 2 };
-    t = start(&s, fd);
+    t = server_start(&s, fd);
     is_int(kube_request(c, "POST", "/apis/batch/v1/namespaces/ml/jobs", body, NULL, &e), -1, "409 fails");
     is_int(e.kind, ERR_REFUSED, "409 is ERR_REFUSED");
     ok(has(e.msg, "AlreadyExists: jobs.batch \"stepop-r1\" already exists"), "quoted: %s", e.msg);
@@ -230,7 +185,7 @@ static void test_requests(void)
     /* Text: a pod's log, kept up to max. */
     char *log = answer("200 OK", "text/plain", "line one\nline two\nline three\n");
     s = (struct server){ .answers = { log, log }, .n = 2 };
-    t = start(&s, fd);
+    t = server_start(&s, fd);
     char *text = NULL;
     size_t len = 0;
     is_int(kube_request_text(c, "/api/v1/namespaces/ml/pods/p/log?container=step&tailLines=20", 12, &text, &len, &e), 0,
@@ -253,7 +208,7 @@ static void test_requests(void)
     is_str(kube_client_namespace(c), "other", "the namespace setting wins");
     char *unauth2 = status_answer("401 Unauthorized", "Unauthorized", "static-7e1d expired", 401);
     s = (struct server){ .answers = { unauth2 }, .n = 1 };
-    t = start(&s, fd);
+    t = server_start(&s, fd);
     is_int(kube_request(c, "GET", "/version", NULL, NULL, &e), -1, "401 fails");
     pthread_join(t, NULL);
     is_int(s.seen, 1, "sent once");
@@ -290,7 +245,7 @@ static void test_proxy(void)
         return;
     char *ver = answer("200 OK", "application/json", "{\"major\":\"1\",\"minor\":\"20\"}");
     struct server s = { .answers = { ver }, .n = 1 };
-    pthread_t t = start(&s, fd);
+    pthread_t t = server_start(&s, fd);
     cJSON *out = NULL;
     /* proxy-url holds for every host, as with kubectl: no_proxy does not apply to it. */
     setenv("no_proxy", "*", 1);

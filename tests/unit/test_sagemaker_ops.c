@@ -112,16 +112,13 @@ int main(void)
     unsetenv("AWS_ENDPOINT_URL");
     if (http_global_init(&e) < 0)
         return 1;
-    listener = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t alen = sizeof a;
-    if (listener < 0 || bind(listener, (struct sockaddr *)&a, sizeof a) < 0 || listen(listener, 8) < 0 ||
-        getsockname(listener, (struct sockaddr *)&a, &alen) < 0)
+    /* accept wakes every 100 ms to see whether the test is over. */
+    int port;
+    listener = loopback_listener(8, 100, &port);
+    if (listener < 0)
         return 1;
-    struct timeval tick = { .tv_usec = 100000 };
-    setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     setenv("AWS_ENDPOINT_URL_SAGEMAKER", url, 1);
     setenv("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", url, 1);
     pthread_t t;
