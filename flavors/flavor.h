@@ -87,6 +87,10 @@ const struct flavor_ops *flavor_find(const char *name, struct err *e);
  * the wrong type is an error naming it (settings.<key>). */
 int flavor_setting_str(const cJSON *settings, const char *key, const char *fallback, const char **out, struct err *e);
 int flavor_setting_bool(const cJSON *settings, const char *key, int fallback, int *out, struct err *e);
+/* A list of non-empty strings; *out NULL when absent or null. */
+int flavor_setting_str_list(const cJSON *settings, const char *key, const cJSON **out, struct err *e);
+/* The manifest names an image, a reference without white space ("the NAME flavor needs an image"). */
+int flavor_check_image(const struct manifest *m, const char *flavor, struct err *e);
 /* Refuses settings keys not in known (NULL-terminated), naming the first unknown one. */
 int flavor_check_settings(const cJSON *settings, const char *flavor, const char *const *known, struct err *e);
 

@@ -1,5 +1,6 @@
 #include "flavor.h"
 
+#include <ctype.h>
 #include <string.h>
 
 extern const struct flavor_ops flavor_local_ops;
@@ -67,6 +68,31 @@ int flavor_setting_bool(const cJSON *settings, const char *key, int fallback, in
     if (!cJSON_IsBool(v))
         return err_set(e, ERR_INVALID, "settings.%s: expected true or false", key);
     *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+int flavor_setting_str_list(const cJSON *settings, const char *key, const cJSON **out, struct err *e)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(settings, key);
+    *out = NULL;
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsArray(v))
+        return err_set(e, ERR_INVALID, "settings.%s: expected a list of strings", key);
+    for (const cJSON *it = v->child; it; it = it->next)
+        if (!cJSON_IsString(it) || !it->valuestring[0])
+            return err_set(e, ERR_INVALID, "settings.%s: expected a list of non-empty strings", key);
+    *out = v;
+    return 0;
+}
+
+int flavor_check_image(const struct manifest *m, const char *flavor, struct err *e)
+{
+    if (!m->image || !m->image[0])
+        return err_set(e, ERR_INVALID, "the %s flavor needs an image (manifest \"image\", or --image)", flavor);
+    for (const char *p = m->image; *p; p++)
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
+            return err_set(e, ERR_INVALID, "image \"%s\": a reference has no white space", m->image);
     return 0;
 }
 

@@ -26,21 +26,6 @@ void docker_cfg_free(struct docker_cfg *c)
     c->stepop_binary = NULL;
 }
 
-static int docker_setting_list(const cJSON *s, const char *key, const cJSON **out, struct err *e)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(s, key);
-    *out = NULL;
-    if (!v || cJSON_IsNull(v))
-        return 0;
-    if (!cJSON_IsArray(v))
-        return err_set(e, ERR_INVALID, "settings.%s: expected a list of strings", key);
-    for (const cJSON *it = v->child; it; it = it->next)
-        if (!cJSON_IsString(it) || !it->valuestring[0])
-            return err_set(e, ERR_INVALID, "settings.%s: expected a list of non-empty strings", key);
-    *out = v;
-    return 0;
-}
-
 static int docker_env_pattern_ok(const char *p)
 {
     size_t n = strlen(p);
@@ -84,8 +69,9 @@ int docker_parse_settings(const cJSON *s, const char *self, int check_inject, st
         flavor_setting_str(s, "gpu_driver", "auto", &gpu, e) < 0 ||
         flavor_setting_str(s, "cdi_kind", "nvidia.com/gpu", &c->cdi_kind, e) < 0)
         return -1;
-    if (docker_setting_list(s, "pass_env", &c->pass_env, e) < 0 || docker_setting_list(s, "mounts", &c->mounts, e) < 0 ||
-        docker_setting_list(s, "gpu_ids", &c->gpu_ids, e) < 0)
+    if (flavor_setting_str_list(s, "pass_env", &c->pass_env, e) < 0 ||
+        flavor_setting_str_list(s, "mounts", &c->mounts, e) < 0 ||
+        flavor_setting_str_list(s, "gpu_ids", &c->gpu_ids, e) < 0)
         return -1;
 
     if (strcmp(engine, "auto") == 0)
@@ -195,11 +181,8 @@ int docker_env_passes(const struct docker_cfg *c, const char *name, size_t name_
 int docker_check_job(const struct job *j, const struct docker_cfg *c, struct err *e)
 {
     const struct manifest *m = j->m;
-    if (!m->image || !m->image[0])
-        return err_set(e, ERR_INVALID, "the docker flavor needs an image (manifest \"image\", or --image)");
-    for (const char *p = m->image; *p; p++)
-        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
-            return err_set(e, ERR_INVALID, "image \"%s\": a reference has no white space", m->image);
+    if (flavor_check_image(m, "docker", e) < 0)
+        return -1;
     if (m->cpu < 0 || m->cpu > 1e6)
         return err_set(e, ERR_INVALID, "resources.cpu: %g is out of range", m->cpu);
     if (m->memory > 0 && m->memory < 6 * 1024 * 1024)

@@ -588,11 +588,8 @@ static int kube_check_file_uri(const struct kube_cfg *c, const char *what, const
 int kube_check_job(const struct job *j, const struct kube_cfg *c, struct err *e)
 {
     const struct manifest *m = j->m;
-    if (!m->image || !m->image[0])
-        return err_set(e, ERR_INVALID, "the kubernetes flavor needs an image (manifest \"image\", or --image)");
-    for (const char *p = m->image; *p; p++)
-        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
-            return err_set(e, ERR_INVALID, "image \"%s\": a reference has no white space", m->image);
+    if (flavor_check_image(m, "kubernetes", e) < 0)
+        return -1;
     if (m->cpu < 0 || m->cpu > 1e6)
         return err_set(e, ERR_INVALID, "resources.cpu: %g is out of range", m->cpu);
     if (m->cpu > 0 && llround(m->cpu * 1000) < 1)

@@ -21,21 +21,6 @@ static const char *const sm_known_settings[] = {
     "enable_network_isolation", NULL,
 };
 
-static int sm_list(const cJSON *s, const char *key, const cJSON **out, struct err *e)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(s, key);
-    *out = NULL;
-    if (!v || cJSON_IsNull(v))
-        return 0;
-    if (!cJSON_IsArray(v))
-        return err_set(e, ERR_INVALID, "settings.%s: expected a list of strings", key);
-    for (const cJSON *it = v->child; it; it = it->next)
-        if (!cJSON_IsString(it) || !it->valuestring[0])
-            return err_set(e, ERR_INVALID, "settings.%s: expected a list of non-empty strings", key);
-    *out = v;
-    return 0;
-}
-
 /* A whole number within [min, max]; fallback when absent. */
 static int sm_int(const cJSON *s, const char *key, int64_t fallback, int64_t min, int64_t max, int64_t *out,
                   struct err *e)
@@ -123,8 +108,10 @@ int sm_parse_settings(const cJSON *s, struct sm_cfg *c, struct err *e)
         sm_int(s, "max_retry_attempts", 0, 0, 30, &retries, e) < 0)
         return -1;
     c->max_retry_attempts = (int)retries;
-    if (sm_list(s, "subnets", &c->subnets, e) < 0 || sm_list(s, "security_group_ids", &c->security_group_ids, e) < 0 ||
-        sm_list(s, "entrypoint", &c->entrypoint, e) < 0 || sm_list(s, "pass_env", &c->pass_env, e) < 0)
+    if (flavor_setting_str_list(s, "subnets", &c->subnets, e) < 0 ||
+        flavor_setting_str_list(s, "security_group_ids", &c->security_group_ids, e) < 0 ||
+        flavor_setting_str_list(s, "entrypoint", &c->entrypoint, e) < 0 ||
+        flavor_setting_str_list(s, "pass_env", &c->pass_env, e) < 0)
         return -1;
     if (count != 1)
         return err_set(e, ERR_INVALID, "settings.instance_count: only 1 (a step runs on one instance)");

@@ -25,33 +25,6 @@ static const struct flavor_ops *ops = &flavor_kubernetes_ops;
 static char dir[256];
 static int fd;
 
-struct server {
-    const char *answers[4];
-    int n;
-    char heads[4][2048];
-    char bodies[4][1024];
-    int seen;
-};
-
-static void *serve(void *arg)
-{
-    struct server *s = arg;
-    struct timeval limit = { .tv_sec = 10 };
-    for (int i = 0; i < s->n; i++) {
-        int a = accept(fd, NULL, NULL);
-        if (a < 0)
-            return NULL;
-        setsockopt(a, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-        if (read_request(a, s->heads[s->seen], sizeof s->heads[0], s->bodies[s->seen], sizeof s->bodies[0])) {
-            s->seen++;
-            if (write(a, s->answers[i], strlen(s->answers[i])) < 0)
-                i = s->n;
-        }
-        close(a);
-    }
-    return NULL;
-}
-
 static char *answer(const char *status, const char *body)
 {
     return xasprintf("HTTP/1.1 %s\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
@@ -100,9 +73,7 @@ static cJSON *handle(const char *ns)
 /* poll with the answers given; st filled. */
 static int poll_with(struct server *s, struct remote_state *st, struct err *e)
 {
-    pthread_t t;
-    s->seen = 0;
-    pthread_create(&t, NULL, serve, s);
+    pthread_t t = server_start(s, fd);
     cJSON *h = handle("ml"), *settings = cJSON_CreateObject();
     err_clear(e);
     int rc = ops->poll(h, settings, st, e);
@@ -314,13 +285,12 @@ static void test_cancel_cleanup(void)
 {
     struct server s;
     struct err e = { 0 };
-    pthread_t t;
     char *j = job("r1", "");
     char *done = answer("200 OK", "{\"kind\":\"Status\",\"status\":\"Success\"}");
     cJSON *h = handle("ml"), *settings = cJSON_CreateObject();
 
     s = (struct server){ .answers = { j, done }, .n = 2 };
-    pthread_create(&t, NULL, serve, &s);
+    pthread_t t = server_start(&s, fd);
     is_int(ops->cancel(h, settings, 20000, &e), 0, "cancel (%s)", e.msg);
     pthread_join(t, NULL);
     ok(has(s.heads[1], "DELETE /apis/batch/v1/namespaces/ml/jobs/stepop-r1 "), "DELETE the Job");
@@ -333,21 +303,21 @@ static void test_cancel_cleanup(void)
     cJSON_Delete(b);
 
     s = (struct server){ .answers = { j, done }, .n = 2 };
-    pthread_create(&t, NULL, serve, &s);
+    t = server_start(&s, fd);
     is_int(ops->cleanup(h, settings, &e), 0, "cleanup (%s)", e.msg);
     pthread_join(t, NULL);
     ok(has(s.bodies[1], "\"propagationPolicy\":\"Background\""), "cleanup deletes in the background");
 
     char *nf = answer("404 Not Found", "{\"kind\":\"Status\",\"status\":\"Failure\",\"reason\":\"NotFound\",\"code\":404}");
     s = (struct server){ .answers = { nf }, .n = 1 };
-    pthread_create(&t, NULL, serve, &s);
+    t = server_start(&s, fd);
     is_int(ops->cancel(h, settings, 0, &e), 0, "cancel of a Job gone succeeds");
     pthread_join(t, NULL);
     is_int(s.seen, 1, "with no DELETE");
 
     char *other = job("r2", "");
     s = (struct server){ .answers = { other }, .n = 1 };
-    pthread_create(&t, NULL, serve, &s);
+    t = server_start(&s, fd);
     is_int(ops->cleanup(h, settings, &e), -1, "cleanup refuses another run's Job");
     pthread_join(t, NULL);
     is_int(s.seen, 1, "and deletes nothing");
@@ -396,16 +366,12 @@ int main(void)
         printf("Bail out! http_global_init: %s\n", e.msg);
         return 1;
     }
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t alen = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 4) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &alen) < 0) {
+    int port;
+    fd = loopback_listener(4, 10000, &port);
+    if (fd < 0) {
         printf("Bail out! no loopback listener\n");
         return 1;
     }
-    struct timeval limit = { .tv_sec = 10 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     char path[512];
     snprintf(path, sizeof path, "%s/config", dir);
     FILE *f = fopen(path, "w");
@@ -416,7 +382,7 @@ int main(void)
     fprintf(f, "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster:\n"
                "    server: http://127.0.0.1:%d\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n"
                "    namespace: ml\nusers:\n- name: u\n  user:\n    token: t-0d1e\n",
-            ntohs(a.sin_port));
+            port);
     fclose(f);
     setenv("KUBECONFIG", path, 1);
     test_poll();
