@@ -11,6 +11,7 @@
 extern const struct store_ops store_file_ops;
 extern const struct store_ops store_http_ops;
 extern const struct store_ops store_s3_ops;
+extern const struct store_ops store_gcs_ops;
 
 /* The registry: adding a store touches only this table and its own file. */
 static const struct {
@@ -21,6 +22,7 @@ static const struct {
     { "http", &store_http_ops },
     { "https", &store_http_ops },
     { "s3", &store_s3_ops },
+    { "gs", &store_gcs_ops },
 };
 
 const struct store_ops *store_backend(const char *uri)
