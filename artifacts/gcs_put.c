@@ -229,6 +229,7 @@ static enum sess_state run_session(struct session *s, const struct gcs_path *p, 
     int64_t start = 0;
     uint32_t crc = 0;
     enum sess_state st = SESS_FAILED;
+    s->total = size;
     const struct http_config *hc = http_config();
     for (;;) {
         ssize_t got = par_reader_fill(rd, chunk, (size_t)csize, e);
@@ -246,7 +247,11 @@ static enum sess_state run_session(struct session *s, const struct gcs_path *p, 
         for (;;) {
             int64_t persisted = -1;
             st = send_chunk(s, chunk, start, end, from, final, &persisted, final_resp, e);
-            if (st == SESS_FAILED && e->transient && ++failures < hc->max_attempts) {
+            /* After any failure but a refusal of the credentials, the session says where it
+             * stands: a chunk cut off may have been stored in part, and libcurl sends a request
+             * again by itself when a reused connection closes before any answer, which the
+             * session refuses once it holds those bytes. */
+            if (st == SESS_FAILED && e->kind != ERR_CANCELLED && e->kind != ERR_AUTH && ++failures < hc->max_attempts) {
                 log_debug("resumable upload of %s: bytes %lld-%lld failed (%s); asking the session what it holds",
                           s->uri, (long long)from, (long long)end - 1, e->msg);
                 if (time_sleep_ms(http_backoff_ms(failures, -1, hc, (unsigned)time_mono_ms()), NULL) < 0 ||
