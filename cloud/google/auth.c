@@ -350,6 +350,9 @@ static char *project_from_source(struct err *e)
     const char *p = json_str(doc, "project_id");
     if (!p || !*p)
         p = json_str(doc, "quota_project_id");
+    /* impersonated_service_account: its source's key or file. */
+    if ((!p || !*p) && source->inner)
+        p = json_str(source->inner->doc, "project_id");
     if ((!p || !*p) && source->inner)
         p = json_str(source->inner->doc, "quota_project_id");
     if (p && *p)

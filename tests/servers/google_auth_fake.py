@@ -17,7 +17,9 @@ python3-google-auth to verify the JWT assertions).
   of the form projects/-/serviceAccounts/X.
 - The metadata server, GET /computeMetadata/v1/...: refuses requests without
   "Metadata-Flavor: Google" (403) or with X-Forwarded-For; answers with that header.
-  .../instance/service-accounts/default/token, .../default/email, .../project/project-id.
+  .../instance/service-accounts/default/token, .../default/email, .../default/?recursive=true (the
+  account named "default" or by its email),
+  .../project/project-id.
 - A subject token source for external_account files: GET /_/subject-token?format=text|json,
   which needs the header "X-Subject-Auth: letmein".
 - GET /_/whoami: a protected resource; 200 with the token's kind and serial when the bearer token
@@ -283,10 +285,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == '/':
             return self.reply(200, 'computeMetadata/\n', 'application/text', flavor)
         base = '/computeMetadata/v1/instance/service-accounts/default/'
+        # The account is named "default" or by its email, as on a VM.
+        path = path.replace('/service-accounts/%s/' % args.email, '/service-accounts/default/')
         if path == base + 'token':
             token, exp, n = issue('metadata', args.email)
             self.entry.update(kind='metadata', serial=n)
             return self.reply(200, {'access_token': token, 'expires_in': exp, 'token_type': 'Bearer'},
+                              'application/json', flavor)
+        if path == base and self.q.get('recursive') == ['true']:
+            return self.reply(200, {'aliases': ['default'], 'email': args.email, 'scopes': [CLOUD_PLATFORM]},
                               'application/json', flavor)
         if path == base + 'email':
             return self.reply(200, args.email, 'application/text', flavor)

@@ -7,7 +7,7 @@
  *   google_token get URL [N]    N GETs of URL signed by google_auth_sign; prints each body
  *   google_token sign TEXT      the RS256 signature of TEXT (base64url) and the key's email
  *
- * Exit 1 with "google_token: <message>" on stderr when the layer fails. */
+ * Exit 1 with "google_token: <message>" and "kind: <err kind>" on stderr when the layer fails. */
 #include "../../cloud/google/auth.h"
 #include "../../cloud/google/creds.h"
 #include "../../runtime/http.h"
@@ -19,7 +19,7 @@
 
 static int fail(const struct err *e)
 {
-    fprintf(stderr, "google_token: %s\n", e->msg);
+    fprintf(stderr, "google_token: %s\nkind: %s\n", e->msg, err_kind_name(e->kind));
     return 1;
 }
 
