@@ -4,6 +4,7 @@
 #ifndef STEPOP_GCS_INTERNAL_H
 #define STEPOP_GCS_INTERNAL_H
 
+#include "parallel.h"
 #include "store.h"
 
 #include "../runtime/http.h"
@@ -16,6 +17,14 @@
 #define GCS_CHUNK_UNIT (256 * GCS_KIB)      /* resumable chunks are multiples of this, but the last */
 #define GCS_DEFAULT_ENDPOINT "https://storage.googleapis.com"
 
+enum gcs_parallel { GCS_PARALLEL_OFF, GCS_PARALLEL_COMPOSE, GCS_PARALLEL_XML };
+/* Measured against the resumable session in docs/artifacts.md#gcs-store. */
+#define GCS_PARALLEL_DEFAULT GCS_PARALLEL_OFF
+#define GCS_COMPOSE_MAX_SOURCES 32
+#define GCS_COMPOSE_MAX_COMPONENTS 1024 /* a composite object's limit */
+#define GCS_XML_MIN_PART (5 * GCS_MIB)
+#define GCS_XML_MAX_PARTS 10000
+
 struct gcs_config {
     char *base;          /* "https://storage.googleapis.com", an emulator's "http://127.0.0.1:9199" */
     int anonymous;       /* STORAGE_EMULATOR_HOST: no credentials, as Google's libraries do */
@@ -23,6 +32,9 @@ struct gcs_config {
     int64_t chunk_size;  /* resumable upload chunks */
     int64_t part_size;   /* download ranges */
     int concurrency;
+    enum gcs_parallel parallel; /* STEPOP_GCS_PARALLEL_UPLOAD */
+    int64_t upload_part;        /* parallel upload parts */
+    int64_t mem_budget;         /* their buffers in all, but always room for one */
     time_t fixed_now;    /* STEPOP_NOW, or 0 */
 };
 
@@ -70,6 +82,9 @@ struct gcs_object {
 
 /* Fills o from the JSON resource; -1 with e set when size or generation is missing. */
 int gcs_object_from_json(const char *json, size_t len, struct gcs_object *o, struct err *e);
+/* objects.list under prefix (delimiter '/'), every page: names relative to prefix. */
+int gcs_list_under(struct gcs *g, const char *uri, const char *bucket, const char *prefix, store_list_fn fn,
+                   void *ctx, struct err *e);
 int gcs_get_object_meta(struct gcs *g, const char *uri, const struct gcs_path *p, struct gcs_object *o,
                         struct err *e);
 
@@ -78,6 +93,17 @@ int gcs_get_object_meta(struct gcs *g, const char *uri, const struct gcs_path *p
 int gcs_get_object(struct gcs *g, const char *uri, int64_t offset, int64_t length, store_sink_fn sink, void *ctx,
                    struct store_stat *info, struct err *e);
 int gcs_put_object(struct gcs *g, const char *uri, struct store_source *src, struct err *e);
+/* One multipart/related upload of name with the worker's client; the metadata's crc32c makes
+ * GCS refuse bytes that do not match, and the answer's size and crc32c are checked. */
+int gcs_upload_multipart(struct gcs *g, struct http_client *client, const char *uri, const char *bucket,
+                         const char *name, const char *body, size_t len, const int *stop, uint32_t *crc_out,
+                         struct err *e);
+/* The object resource in an upload's answer must have size bytes with this crc32c. */
+int gcs_check_result(const struct http_response *resp, int64_t size, uint32_t crc, const char *uri, struct err *e);
+/* Large objects in parallel parts (gcs_parallel.c): composed (mode compose) or an XML API
+ * multipart upload (mode xml). rd holds what was read ahead; size -1 when unknown. */
+int gcs_put_parallel(struct gcs *g, const char *uri, const struct gcs_path *p, struct par_reader *rd, int64_t size,
+                     struct err *e);
 int gcs_presign_url(struct gcs *g, const char *uri, const char *method, int64_t expires_s, char **url,
                     struct err *e);
 
@@ -92,7 +118,11 @@ int gcs_parse_hash(const char *value, uint32_t *crc32c, int *has_crc32c, unsigne
 /* The byte after what a resumable session holds, from a 308's Range ("bytes=0-N" gives N+1;
  * none gives 0). -1 when malformed. */
 int64_t gcs_persisted_from_range(const char *range);
-/* A chunk size rounded down to a multiple of 256 KiB, at least 256 KiB. */
-int64_t gcs_chunk_round(int64_t size);
+/* The part size of a parallel upload of size bytes (-1: unknown, the configured one): the
+ * configured one, or larger (whole MiB) when the object would need more than max_parts. */
+int64_t gcs_part_size(int64_t size, int64_t configured, int max_parts);
+/* How many compose requests n parts need, 32 sources at most each, composing the results again
+ * until one object is left. */
+int gcs_compose_requests(int n);
 
 #endif

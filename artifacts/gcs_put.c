@@ -35,7 +35,7 @@ static char *metadata_json(const char *name, const char *crc_b64)
 }
 
 /* The object the server made must be the one sent. */
-static int check_result(const struct http_response *resp, int64_t size, uint32_t crc, const char *uri,
+int gcs_check_result(const struct http_response *resp, int64_t size, uint32_t crc, const char *uri,
                         struct err *e)
 {
     struct gcs_object o;
@@ -54,13 +54,15 @@ static int check_result(const struct http_response *resp, int64_t size, uint32_t
     return 0;
 }
 
-static int put_multipart(struct gcs *g, const char *uri, const struct gcs_path *p, const char *body, size_t len,
+int gcs_upload_multipart(struct gcs *g, struct http_client *client, const char *uri, const char *bucket,
+                         const char *name, const char *body, size_t len, const int *stop, uint32_t *crc_out,
                          struct err *e)
 {
     uint32_t crc = crc32c_update(0, body, len);
     char crc_b64[9];
     crc32c_base64(crc, crc_b64);
-    char *meta = metadata_json(p->object, crc_b64);
+    if (crc_out)
+        *crc_out = crc;
     /* A boundary that the data does not hold (checked, though 128 random bits never collide). */
     char boundary[40];
     for (;;) {
@@ -72,6 +74,7 @@ static int put_multipart(struct gcs *g, const char *uri, const struct gcs_path *
         if (!len || !memmem(body, len, boundary, strlen(boundary)))
             break;
     }
+    char *meta = metadata_json(name, crc_b64);
     struct buf b = { 0 };
     buf_appendf(&b, "--%s\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n%s\r\n--%s\r\n"
                 "Content-Type: application/octet-stream\r\n\r\n", boundary, meta, boundary);
@@ -81,13 +84,21 @@ static int put_multipart(struct gcs *g, const char *uri, const struct gcs_path *
     char ctype[96];
     snprintf(ctype, sizeof ctype, "Content-Type: multipart/related; boundary=%s", boundary);
     const char *hdr[] = { ctype, NULL };
-    char *url = gcs_bucket_url(g, p->bucket, "/upload/storage/v1", "uploadType=multipart");
+    char *url = gcs_bucket_url(g, bucket, "/upload/storage/v1", "uploadType=multipart");
+    struct gcs_hook hook;
+    struct http_request req;
+    gcs_request_init(&req, g, "POST", url, &hook);
+    req.headers = hdr;
+    req.body = b.data;
+    req.body_len = b.len;
+    req.max_body = 1u << 20;
+    req.stop = stop;
     struct http_response resp;
-    int rc = gcs_simple_request(g, g->client, "POST", url, hdr, b.data, b.len, &resp, e);
+    int rc = http_perform(client, &req, &resp, e);
     if (rc < 0)
         gcs_explain(e, &resp, "upload", uri);
     else
-        rc = check_result(&resp, (int64_t)len, crc, uri, e);
+        rc = gcs_check_result(&resp, (int64_t)len, crc, uri, e);
     http_response_free(&resp);
     free(url);
     buf_free(&b);
@@ -305,7 +316,7 @@ static int put_resumable(struct gcs *g, const char *uri, const struct gcs_path *
         enum sess_state st = run_session(&s, p, rd, size, &crc, &final, e);
         int rc = -1;
         if (st == SESS_DONE)
-            rc = check_result(&final, s.total, crc, uri, e);
+            rc = gcs_check_result(&final, s.total, crc, uri, e);
         http_response_free(&final);
         free(s.url);
         if (st != SESS_GONE)
@@ -333,7 +344,8 @@ int gcs_put_object(struct gcs *g, const char *uri, struct store_source *src, str
     struct par_reader rd = { .src = src };
     int64_t threshold = g->cfg.threshold;
     if (src->size >= 0 && src->size > threshold) {
-        rc = put_resumable(g, uri, &p, &rd, src->size, e);
+        rc = g->cfg.parallel != GCS_PARALLEL_OFF ? gcs_put_parallel(g, uri, &p, &rd, src->size, e)
+                                                 : put_resumable(g, uri, &p, &rd, src->size, e);
         goto out;
     }
     /* Up to the threshold the body is read into memory: one request, retried from memory. A
@@ -347,10 +359,11 @@ int gcs_put_object(struct gcs *g, const char *uri, struct store_source *src, str
     } else if (src->size < 0 && (size_t)got > (size_t)threshold) {
         rd.ahead = body;
         rd.ahead_len = (size_t)got;
-        rc = put_resumable(g, uri, &p, &rd, -1, e);
-        free(body);
+        rc = g->cfg.parallel != GCS_PARALLEL_OFF ? gcs_put_parallel(g, uri, &p, &rd, -1, e)
+                                                 : put_resumable(g, uri, &p, &rd, -1, e);
+        free(rd.ahead);
     } else {
-        rc = put_multipart(g, uri, &p, body, (size_t)got, e);
+        rc = gcs_upload_multipart(g, g->client, uri, p.bucket, p.object, body, (size_t)got, NULL, NULL, e);
         free(body);
     }
 out:

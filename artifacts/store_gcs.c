@@ -100,10 +100,22 @@ int64_t gcs_persisted_from_range(const char *range)
     return last + 1;
 }
 
-int64_t gcs_chunk_round(int64_t size)
+int64_t gcs_part_size(int64_t size, int64_t configured, int max_parts)
 {
-    int64_t c = size / GCS_CHUNK_UNIT * GCS_CHUNK_UNIT;
-    return c < GCS_CHUNK_UNIT ? GCS_CHUNK_UNIT : c;
+    if (size < 0)
+        return configured;
+    int64_t min = (size + max_parts - 1) / max_parts;
+    return min > configured ? (min + GCS_MIB - 1) / GCS_MIB * GCS_MIB : configured;
+}
+
+int gcs_compose_requests(int n)
+{
+    int requests = 0;
+    while (n > 32) {
+        requests += (n + 31) / 32;
+        n = (n + 31) / 32;
+    }
+    return requests + 1;
 }
 
 /* ---- addressing ---------------------------------------------------------------------- */
@@ -341,6 +353,23 @@ static int config_load(struct gcs_config *c, struct err *e)
     const char *now = getenv("STEPOP_NOW");
     if (now && *now && time_parse(now, &c->fixed_now) < 0)
         return err_set(e, ERR_INVALID, "STEPOP_NOW: expected RFC 3339 or YYYYMMDDTHHMMSSZ, got \"%s\"", now);
+    const char *pu = getenv("STEPOP_GCS_PARALLEL_UPLOAD");
+    c->parallel = GCS_PARALLEL_DEFAULT;
+    if (pu && *pu) {
+        if (!strcmp(pu, "off"))
+            c->parallel = GCS_PARALLEL_OFF;
+        else if (!strcmp(pu, "compose"))
+            c->parallel = GCS_PARALLEL_COMPOSE;
+        else if (!strcmp(pu, "xml"))
+            c->parallel = GCS_PARALLEL_XML;
+        else
+            return err_set(e, ERR_INVALID, "STEPOP_GCS_PARALLEL_UPLOAD: expected off, compose or xml, got \"%s\"", pu);
+    }
+    if (env_size("STEPOP_GCS_UPLOAD_PART_SIZE", 16 * GCS_MIB, GCS_CHUNK_UNIT, 5120 * GCS_MIB, &c->upload_part, e) < 0 ||
+        env_size("STEPOP_GCS_MEMORY", 256 * GCS_MIB, GCS_CHUNK_UNIT, 64 * 5120 * GCS_MIB, &c->mem_budget, e) < 0)
+        return -1;
+    if (c->parallel == GCS_PARALLEL_XML && c->upload_part < GCS_XML_MIN_PART)
+        return err_set(e, ERR_INVALID, "STEPOP_GCS_UPLOAD_PART_SIZE: the XML API's parts are at least 5 MiB");
     if (env_size("STEPOP_GCS_UPLOAD_THRESHOLD", 16 * GCS_MIB, 0, 1024 * GCS_MIB, &c->threshold, e) < 0 ||
         env_size("STEPOP_GCS_CHUNK_SIZE", 16 * GCS_MIB, GCS_CHUNK_UNIT, 1024 * GCS_MIB, &c->chunk_size, e) < 0 ||
         env_size("STEPOP_GCS_PART_SIZE", 8 * GCS_MIB, GCS_MIB, 1024 * GCS_MIB, &c->part_size, e) < 0)
@@ -445,6 +474,12 @@ static int list_prefix(struct gcs *g, const char *uri, const char *bucket, const
     if (count)
         *count = n;
     return rc;
+}
+
+int gcs_list_under(struct gcs *g, const char *uri, const char *bucket, const char *prefix, store_list_fn fn,
+                   void *ctx, struct err *e)
+{
+    return list_prefix(g, uri, bucket, prefix, 0, fn, ctx, NULL, e);
 }
 
 static int gcs_list(struct store *st, const char *uri, store_list_fn fn, void *ctx, struct err *e)

@@ -73,6 +73,37 @@ expect_rc 4 "bytes that do not match x-goog-hash fail the download" "$STEPOP" ar
 err_has "crc32c mismatch" "the message says which hash"
 check "no file is left" test ! -e "$T/bad"
 
+# Parallel uploads. compose: 40 part objects of 256 KiB, composed in two rounds (32 + 8, then
+# the two), one part refused once; xml: two parts, one refused once.
+head -c $((10 * 1048576 + 99)) /dev/urandom >"$T/mid"
+MID=$(sha "$T/mid")
+reset
+faults '[{"match": {"op": "multipart"}, "skip": 5, "action": {"status": 503}}]'
+expect_rc 0 "compose: 41 parts in parallel" env STEPOP_GCS_PARALLEL_UPLOAD=compose STEPOP_GCS_UPLOAD_PART_SIZE=256KiB \
+    "$STEPOP" artifact put "$T/mid" gs://bkt/p/composed.bin
+n=$(count "e.get('op') == 'compose'"); is_eq "three compose requests (two groups, then the final one)" "$n" 3
+check "no part object is left" sh -c "! curl -s '$GCS/_/objects' | grep -q stepop-parts"
+expect_rc 0 "the composed object reads back" "$STEPOP" artifact get gs://bkt/p/composed.bin "$T/back" --sha256 "$MID"
+reset
+faults '[{"match": {"op": "multipart"}, "skip": 3, "times": 100, "action": {"status": 503}}]'
+expect_rc 1 "compose: a part that keeps failing fails the upload" env STEPOP_HTTP_ATTEMPTS=2 STEPOP_GCS_PARALLEL_UPLOAD=compose \
+    STEPOP_GCS_UPLOAD_PART_SIZE=256KiB "$STEPOP" artifact put "$T/mid" gs://bkt/p/failed.bin
+check "the part objects already made were deleted" sh -c "! curl -s '$GCS/_/objects' | grep -q stepop-parts"
+expect_rc 3 "and there is no object" "$STEPOP" artifact stat gs://bkt/p/failed.bin
+reset
+faults '[{"match": {"op": "part"}, "action": {"status": 503}}]'
+expect_rc 0 "xml: an XML API multipart upload" env STEPOP_GCS_PARALLEL_UPLOAD=xml STEPOP_GCS_UPLOAD_PART_SIZE=5MiB \
+    "$STEPOP" artifact put "$T/mid" gs://bkt/p/xml.bin
+check "three parts, one sent twice" test "$(count "e.get('op') == 'part'")" = 4
+check "no multipart upload is left open" sh -c "curl -s '$GCS/_/sessions' | grep -q '\"xml\": 0'"
+expect_rc 0 "the object reads back" "$STEPOP" artifact get gs://bkt/p/xml.bin "$T/back" --sha256 "$MID"
+reset
+faults '[{"match": {"op": "xml-complete"}, "times": 100, "action": {"status": 400}}]'
+expect_rc 1 "xml: a refused completion fails the upload" env STEPOP_GCS_PARALLEL_UPLOAD=xml STEPOP_GCS_UPLOAD_PART_SIZE=5MiB \
+    "$STEPOP" artifact put "$T/mid" gs://bkt/p/xml-failed.bin
+check "the multipart upload was aborted" sh -c "curl -s '$GCS/_/sessions' | grep -q '\"xml\": 0'"
+faults '[]'
+
 # Pagination: the fake answers two entries a page.
 for n in 1 2 3 4; do "$STEPOP" artifact put "$T/small" "gs://bkt/list/o$n" >/dev/null 2>&1; done
 "$STEPOP" artifact put "$T/small" gs://bkt/list/sub/deep >/dev/null 2>&1

@@ -466,6 +466,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             n = int(self.q['partNumber'])
             if not 1 <= n <= 10000:
                 return self.xml_error(400, 'InvalidArgument', 'partNumber')
+            h = self.headers.get('x-goog-hash', '')
+            if h.startswith('crc32c=') and h[7:] != b64_crc(data):
+                return self.xml_error(400, 'BadDigest', 'The CRC32C you specified did not match what we received.')
             etag = '"%s"' % hashlib.md5(data).hexdigest()
             with lock:
                 up['parts'][n] = (etag, data)

@@ -1,5 +1,5 @@
 /* The gs:// store's pure pieces: CRC-32C (RFC 3720 B.4 vectors, combine), GCS's base64 form of
- * it, x-goog-hash parsing, object-name encoding, the 308 Range arithmetic and chunk sizes. */
+ * it, x-goog-hash parsing, object-name encoding, the 308 Range arithmetic, part sizes and compose rounds. */
 #include "../../artifacts/gcs_internal.h"
 #include "../../runtime/crc32c.h"
 #include "tap.h"
@@ -112,9 +112,20 @@ int main(void)
     persisted("bytes 0-10", -1);
     persisted("bytes=0-10x", -1);
 
-    is_int((long long)gcs_chunk_round(1), 262144LL, "chunks are at least 256 KiB");
-    is_int((long long)gcs_chunk_round(262144 * 3 + 5), 262144LL * 3, "chunks round down to 256 KiB multiples");
-    is_int((long long)gcs_chunk_round(16LL << 20), 16LL << 20, "16 MiB is a whole number of units");
+    /* Parallel upload parts: the configured size, or whole MiB enough for the part limit. */
+    is_int((long long)gcs_part_size(100LL << 20, 16LL << 20, 10000), 16LL << 20, "100 MiB in 16 MiB parts");
+    is_int((long long)gcs_part_size(10LL << 20, 256LL << 10, 1024), 256LL << 10, "10 MiB in 256 KiB parts");
+    is_int((long long)gcs_part_size(-1, 16LL << 20, 1024), 16LL << 20, "unknown size: the configured part");
+    is_int((long long)gcs_part_size(1LL << 40, 16LL << 20, 1024), 1LL << 30, "1 TiB in 1024 parts: 1 GiB each");
+    is_int((long long)gcs_part_size((1LL << 40) + 1, 16LL << 20, 1024), (1LL << 30) + (1 << 20),
+           "one byte more: parts one MiB larger");
+    is_int((long long)gcs_part_size(200LL << 30, 16LL << 20, 10000), 21LL << 20, "200 GiB in 10,000 parts: 21 MiB");
+    /* Compose: 32 sources a request, composed again until one is left. */
+    is_int(gcs_compose_requests(1), 1, "one part: one compose");
+    is_int(gcs_compose_requests(32), 1, "32 parts: one compose");
+    is_int(gcs_compose_requests(33), 3, "33 parts: two groups, then one");
+    is_int(gcs_compose_requests(1024), 33, "1024 parts: 32 groups, then one");
+    is_int(gcs_compose_requests(1025), 36, "1025 parts: 33 groups, 2, then one");
 
     /* URIs: bucket names GCS allows, objects taken literally. */
     struct gcs_path p;
