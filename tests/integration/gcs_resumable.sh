@@ -73,6 +73,29 @@ expect_rc 4 "bytes that do not match x-goog-hash fail the download" "$STEPOP" ar
 err_has "crc32c mismatch" "the message says which hash"
 check "no file is left" test ! -e "$T/bad"
 
+# A stream of unknown length (a directory packed as tar on the fly): chunks with "/*" until
+# its end; a session lost half-way makes stepop pack it again from the start.
+make_tree "$T/tree" 3
+reset
+expect_rc 0 "a tar stream goes up in a resumable session" "$STEPOP" artifact put "$T/tree" gs://bkt/s/tree.tar
+check "its chunks named no total until the last" test "$(count "(e.get('content_range') or '').endswith('/*')")" -ge 2
+expect_rc 0 "it unpacks" "$STEPOP" artifact get gs://bkt/s/tree.tar "$T/tree.back" --unpack
+check "the tree came back" same_tree "$T/tree" "$T/tree.back"
+reset
+faults '[{"match": {"op": "chunk"}, "skip": 2, "action": "gone"}]'
+expect_rc 0 "a stream whose session is gone is packed and sent again" "$STEPOP" artifact put "$T/tree" gs://bkt/s/tree2.tar
+check "in a second session" test "$(count "e.get('op') == 'start'")" = 2
+rm -rf "$T/tree.back"
+expect_rc 0 "it unpacks" "$STEPOP" artifact get gs://bkt/s/tree2.tar "$T/tree.back" --unpack
+check "the tree came back" same_tree "$T/tree" "$T/tree.back"
+reset
+expect_rc 0 "a tar stream through compose" env STEPOP_GCS_PARALLEL_UPLOAD=compose STEPOP_GCS_UPLOAD_PART_SIZE=512KiB \
+    "$STEPOP" artifact put "$T/tree" gs://bkt/s/tree3.tar
+rm -rf "$T/tree.back"
+expect_rc 0 "it unpacks" "$STEPOP" artifact get gs://bkt/s/tree3.tar "$T/tree.back" --unpack
+check "the tree came back" same_tree "$T/tree" "$T/tree.back"
+faults '[]'
+
 # Parallel uploads. compose: 40 part objects of 256 KiB, composed in two rounds (32 + 8, then
 # the two), one part refused once; xml: two parts, one refused once.
 head -c $((10 * 1048576 + 99)) /dev/urandom >"$T/mid"
