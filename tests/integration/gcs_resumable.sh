@@ -14,7 +14,7 @@ export GOOGLE_APPLICATION_CREDENTIALS=$T/sa.json
 /usr/bin/python3 "$ROOT/tests/servers/gcs_fake.py" --port-file "$T/gcs.port" --page-size 2 \
     --tokeninfo "$GOOGLE_AUTH_FAKE_URL/tokeninfo" >"$T/gcs_fake.log" 2>&1 &
 on_exit "kill $!"
-for i in $(seq 100); do [ -s "$T/gcs.port" ] && break; sleep 0.05; done
+for _ in $(seq 100); do [ -s "$T/gcs.port" ] && break; sleep 0.05; done
 GCS=http://127.0.0.1:$(cat "$T/gcs.port")
 wait_http "$GCS/_/log" || { not_ok "the GCS fake starts"; done_testing; }
 unset STORAGE_EMULATOR_HOST STEPOP_GCS_PARALLEL_UPLOAD
@@ -147,6 +147,7 @@ check "the fake refuses a request without a token" sh -c "test \"\$(curl -s -o /
 if [ -d "$ROOT/tests/servers/node_modules/@google-cloud/storage" ] && command -v node >/dev/null; then
     unset STEPOP_GCS_ENDPOINT
     for case in "GET 3600 dir/file.bin" "PUT 600 a b/é+x~(1).tar.gz" "GET 604800 plain"; do
+        # shellcheck disable=SC2086 # the case's words are the arguments
         set -- $case
         method=$1 secs=$2
         shift 2
