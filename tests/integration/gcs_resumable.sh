@@ -139,6 +139,18 @@ expect_rc 0 "rm" "$STEPOP" artifact rm gs://bkt/list/o1
 check "the DELETE was conditional on the generation" test "$(count "e['method'] == 'DELETE' and 'ifGenerationMatch=' in e['query']")" = 1
 expect_rc 3 "it is gone" "$STEPOP" artifact stat gs://bkt/list/o1
 
+# A 401 (a token revoked or expired early): one fresh token from the token endpoint, one more try.
+reset
+tokens_before=$(google_auth_count "e.get('path') == '/token' and e.get('status') == 200")
+faults '[{"match": {"op": "multipart"}, "action": {"status": 401}}]'
+expect_rc 0 "an upload answered 401 once succeeds with a fresh token" "$STEPOP" artifact put "$T/small" gs://bkt/r/401.bin
+check "a second token was fetched" test "$(google_auth_count "e.get('path') == '/token' and e.get('status') == 200")" -gt "$tokens_before"
+reset
+faults '[{"match": {"op": "multipart"}, "times": 100, "action": {"status": 401}}]'
+expect_rc 1 "a 401 that stays is an error" "$STEPOP" artifact put "$T/small" gs://bkt/r/401b.bin
+check "after a single refresh and one more try" test "$(count "e.get('op') == 'multipart'")" = 2
+faults '[]'
+
 # A revoked or unknown token is refused: a request without our credentials gets 401.
 check "the fake refuses a request without a token" sh -c "test \"\$(curl -s -o /dev/null -w '%{http_code}' '$GCS/storage/v1/b/bkt/o')\" = 401"
 

@@ -2,7 +2,8 @@
 # The gs:// store against firebase-tools' Cloud Storage emulator (JSON API; no authentication,
 # no chunked resumable sessions: gcs_resumable.sh covers those against the protocol fake):
 # put, get, stat, ls, rm through `stepop artifact`, parallel ranged reads pinned to the
-# generation, the x-goog-hash check, and interop with npm @google-cloud/storage both ways.
+# generation, the x-goog-hash check, interop with npm @google-cloud/storage both ways, and a whole
+# `stepop run` with its prefix on gs://.
 . "$(dirname "$0")/../lib.sh"
 command -v node >/dev/null || skip_all "node is not installed"
 [ -d "$ROOT/tests/servers/node_modules/@google-cloud/storage" ] || skip_all "@google-cloud/storage is not installed (make deps)"
@@ -77,6 +78,35 @@ check "the emulator keeps the small object's bytes in a file" test "$n" -gt 0
 expect_rc 4 "a crc32c mismatch fails the download" "$STEPOP" artifact get gs://bkt/run/small.bin "$T/corrupt"
 err_has "crc32c mismatch" "the message names the crc32c"
 check "no file is left" test ! -e "$T/corrupt"
+
+# A whole run with its prefix on gs://: manifest, input, output, status and logs.
+export STEPOP_LOG_INTERVAL=200ms STEPOP_GCS_UPLOAD_THRESHOLD=4MiB STEPOP_GCS_CHUNK_SIZE=64MiB
+make_tree "$T/data" 2
+"$STEPOP" artifact put "$T/data" gs://bkt/datasets/d1.tar.zst --json >"$T/put.json" 2>/dev/null
+sum=$(jq_py "$T/put.json" "d['sha256']")
+run=gs://bkt/runs/r1
+cat >"$T/step.sh" <<'SH'
+echo "step sees $(ls "$STEPOP_INPUT_DATA" | wc -l) entries"
+mkdir -p "$STEPOP_OUTPUT_MODEL"
+head -c 6000000 /dev/urandom >"$STEPOP_OUTPUT_MODEL/weights.bin"
+SH
+manifest "$T/m.json" "$run" "\"command\":[\"sh\",\"$T/step.sh\"],\"workdir\":\"$T/w\",
+  \"inputs\":[{\"name\":\"data\",\"uri\":\"gs://bkt/datasets/d1.tar.zst\",\"unpack\":true,\"sha256\":\"$sum\"}],
+  \"outputs\":[{\"name\":\"model\",\"path\":\"out/model\"}]"
+"$STEPOP" artifact put "$T/m.json" "$run/manifest.json" >/dev/null 2>&1
+expect_rc 0 "stepop run with the manifest, input, output, status and logs on gs://" \
+    env STEPOP_MANIFEST="$run/manifest.json" "$STEPOP" run
+out_has "step sees" "the step read its unpacked input"
+"$STEPOP" artifact get "$run/status.json" "$T/status.json" >/dev/null 2>&1
+is_eq "status.json says succeeded" "$(jq_py "$T/status.json" "d['phase']")" succeeded
+"$STEPOP" artifact get "$run/outputs.json" "$T/outputs.json" >/dev/null 2>&1
+osum=$(jq_py "$T/outputs.json" "d['outputs'][0]['sha256']")
+expect_rc 0 "the 6 MB output (a resumable session) comes back with the recorded sha256" \
+    "$STEPOP" artifact get "$run/outputs/model.tar.zst" "$T/model" --unpack --sha256 "$osum"
+check "and holds the weights" cmp "$T/model/weights.bin" "$T/w/out/model/weights.bin"
+"$STEPOP" logs "$run" >"$T/log0" 2>/dev/null
+check "the logs are in the bucket" grep -q 'step sees' "$T/log0"
+unset STEPOP_GCS_UPLOAD_THRESHOLD STEPOP_GCS_CHUNK_SIZE
 
 # rm: gone afterwards, a second rm and a stat say not found.
 expect_rc 0 "rm an object" "$STEPOP" artifact rm gs://bkt/run/big.bin
