@@ -110,7 +110,7 @@ int google_source_from_doc(cJSON *doc, const char *path, struct google_source **
     else if (strcmp(type, "authorized_user") == 0)
         s->type = GOOGLE_AUTHORIZED_USER, rc = load_authorized_user(s, e);
     else if (strcmp(type, "external_account") == 0)
-        s->type = GOOGLE_EXTERNAL_ACCOUNT, rc = google_external_check(doc, path, e);
+        s->type = GOOGLE_EXTERNAL_ACCOUNT, rc = google_external_check(doc, e);
     else if (strcmp(type, "impersonated_service_account") == 0)
         s->type = GOOGLE_IMPERSONATED, rc = load_impersonated(s, e);
     else if (strcmp(type, "external_account_authorized_user") == 0 || strcmp(type, "gdch_service_account") == 0)
@@ -194,7 +194,7 @@ int google_source_token(struct google_source *s, const char *scope, struct googl
                                   "the refresh_token grant", t, e);
         break;
     case GOOGLE_EXTERNAL_ACCOUNT:
-        rc = google_external_token(s->doc, s->path, scope, t, e);
+        rc = google_external_token(s->doc, scope, t, e);
         break;
     case GOOGLE_IMPERSONATED: {
         struct google_token src;
