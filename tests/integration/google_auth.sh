@@ -53,6 +53,11 @@ n0=$(count "e['path'] == '/token' and e.get('kind') == 'service_account'")
 expect_rc 0 "five signed GETs with an hour-long token" env GOOGLE_APPLICATION_CREDENTIALS="$T/sa.json" "$GT" get "$U/_/whoami" 5
 is_eq "use one exchange" "$(count "e['path'] == '/token' and e.get('kind') == 'service_account'")" $((n0 + 1))
 
+n0=$(count "e['path'] == '/token' and e.get('kind') == 'service_account'")
+expect_rc 0 "16 threads ask for a token at once" env GOOGLE_APPLICATION_CREDENTIALS="$T/sa.json" "$GT" threads 16
+is_eq "all get one" "$(cat "$T/out")" 16
+is_eq "from one exchange (one cache behind a mutex)" "$(count "e['path'] == '/token' and e.get('kind') == 'service_account'")" $((n0 + 1))
+
 # V4 signing with the key: verified by openssl against the public key.
 expect_rc 0 "google_auth_sign_bytes with the service account key" env GOOGLE_APPLICATION_CREDENTIALS="$T/sa.json" "$GT" sign "GOOG4-RSA-SHA256 test"
 is_eq "names the key's email" "$(cut -d' ' -f2 "$T/out")" "$SA"
