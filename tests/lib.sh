@@ -285,7 +285,9 @@ start_gcs_emulator() {
     on_exit "kill $!"
     GCS_EMULATOR_URL=http://127.0.0.1:$port
     GCS_EMULATOR_BLOBS=$T/gcs-tmp/firebase/storage/blobs
-    wait_http "$GCS_EMULATOR_URL/storage/v1/b" || { cat "$T/gcs-emulator.log" >&2; return 1; }
+    # Up to 30 s: Node loads much of firebase-tools first, slow on a loaded machine.
+    wait_http "$GCS_EMULATOR_URL/storage/v1/b" 2>/dev/null || wait_http "$GCS_EMULATOR_URL/storage/v1/b" 2>/dev/null ||
+        wait_http "$GCS_EMULATOR_URL/storage/v1/b" || { cat "$T/gcs-emulator.log" >&2; return 1; }
     unset STEPOP_GCS_ENDPOINT STEPOP_GCS_CHUNK_SIZE STEPOP_GCS_PART_SIZE STEPOP_GCS_UPLOAD_THRESHOLD
     export STORAGE_EMULATOR_HOST=$GCS_EMULATOR_URL
 }
