@@ -140,7 +140,7 @@ static int parse(const char *sub, const char *name, int argc, char **argv, int n
             if (units_parse_duration(v, &a->expires_ms, e) < 0)
                 rc = err_prefix(e, "--expires: ");
             else if (a->expires_ms < 1000 || a->expires_ms > 7LL * 24 * 3600 * 1000)
-                rc = err_set(e, ERR_USAGE, "--expires: from 1s to 7d (SigV4's limit)");
+                rc = err_set(e, ERR_USAGE, "--expires: from 1s to 7d (the limit of S3's and GCS's V4 signatures)");
             if (rc < 0)
                 e->kind = ERR_USAGE;
             break;

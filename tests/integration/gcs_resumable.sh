@@ -173,4 +173,8 @@ if [ -d "$ROOT/tests/servers/node_modules/@google-cloud/storage" ] && command -v
 else
     ok "# SKIP node or @google-cloud/storage is missing"
 fi
+printf '{"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "r"}' >"$T/user.json"
+expect_rc 2 "presign with user credentials is refused" env GOOGLE_APPLICATION_CREDENTIALS="$T/user.json" \
+    "$STEPOP" artifact presign gs://bkt/plain
+err_has "service_account" "the message says a service-account key is needed"
 done_testing
