@@ -83,19 +83,9 @@ int64_t gcs_persisted_from_range(const char *range)
 {
     if (!range)
         return 0;
-    int64_t first = 0, last = 0;
-    const char *p = range;
-    if (strncmp(p, "bytes=", 6) != 0)
-        return -1;
-    p += 6;
-    char *end;
-    if (!isdigit((unsigned char)*p))
-        return -1;
-    first = strtoll(p, &end, 10);
-    if (*end != '-' || first != 0 || !isdigit((unsigned char)end[1]))
-        return -1;
-    last = strtoll(end + 1, &end, 10);
-    if (*end || last < 0 || last == INT64_MAX)
+    /* A session holds bytes from the first one on: "bytes=0-N", N strictly decimal. */
+    int64_t last;
+    if (strncmp(range, "bytes=0-", 8) != 0 || store_parse_length(range + 8, &last) < 0 || last == INT64_MAX)
         return -1;
     return last + 1;
 }
@@ -245,7 +235,9 @@ static int64_t json_int64(const cJSON *o, const char *key)
     int64_t out;
     if (cJSON_IsString(v) && store_parse_length(v->valuestring, &out) == 0)
         return out;
-    if (cJSON_IsNumber(v) && v->valuedouble >= 0)
+    /* The API writes int64 fields as strings; a number is taken only where a double is exact. */
+    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 9007199254740992.0 &&
+        v->valuedouble == (double)(int64_t)v->valuedouble)
         return (int64_t)v->valuedouble;
     return -1;
 }

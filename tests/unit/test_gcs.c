@@ -1,5 +1,6 @@
 /* The gs:// store's pure pieces: CRC-32C (RFC 3720 B.4 vectors, combine), GCS's base64 form of
- * it, x-goog-hash parsing, object-name encoding, the 308 Range arithmetic, part sizes and compose rounds. */
+ * it, x-goog-hash parsing, object-name encoding, the 308 Range arithmetic, the object resource,
+ * part sizes and compose rounds. */
 #include "../../artifacts/gcs_internal.h"
 #include "../../runtime/crc32c.h"
 #include "tap.h"
@@ -111,6 +112,9 @@ int main(void)
     persisted("bytes=0-", -1);
     persisted("bytes 0-10", -1);
     persisted("bytes=0-10x", -1);
+    persisted("bytes=00-10", -1);
+    persisted("bytes=0--1", -1);
+    persisted("bytes=0- 1", -1);
 
     /* Parallel upload parts: the configured size, or whole MiB enough for the part limit. */
     is_int((long long)gcs_part_size(100LL << 20, 16LL << 20, 10000), 16LL << 20, "100 MiB in 16 MiB parts");
@@ -126,6 +130,21 @@ int main(void)
     is_int(gcs_compose_requests(33), 3, "33 parts: two groups, then one");
     is_int(gcs_compose_requests(1024), 33, "1024 parts: 32 groups, then one");
     is_int(gcs_compose_requests(1025), 36, "1025 parts: 33 groups, 2, then one");
+
+    /* The object resource: int64 fields as strings (numbers only where a double is exact). */
+    struct gcs_object o;
+    struct err oe = { 0 };
+    const char *res = "{\"size\":\"12\",\"generation\":\"1700000000000001\",\"crc32c\":\"4waSgw==\","
+                      "\"md5Hash\":\"XrY7u+Ae7tCTyyK7j1rNww==\",\"etag\":\"CAE=\",\"updated\":\"2026-01-02T03:04:05.000Z\"}";
+    ok(gcs_object_from_json(res, strlen(res), &o, &oe) == 0 && o.size == 12 && o.generation == 1700000000000001LL &&
+           o.has_crc32c && o.crc32c == 0xe3069283u && o.has_md5 && strcmp(o.etag, "CAE=") == 0 && o.updated > 0,
+       "an object resource parses");
+    const char *huge = "{\"size\":2333333333333333333333333333330,\"generation\":\"1\"}";
+    ok(gcs_object_from_json(huge, strlen(huge), &o, &oe) < 0, "a size beyond int64 is refused (fuzz regression)");
+    const char *nogen = "{\"size\":\"1\"}";
+    ok(gcs_object_from_json(nogen, strlen(nogen), &o, &oe) < 0, "a resource without generation is refused");
+    const char *badcrc = "{\"size\":\"1\",\"generation\":\"1\",\"crc32c\":\"xx\"}";
+    ok(gcs_object_from_json(badcrc, strlen(badcrc), &o, &oe) < 0, "a malformed crc32c is refused");
 
     /* URIs: bucket names GCS allows, objects taken literally. */
     struct gcs_path p;
