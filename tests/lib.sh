@@ -450,3 +450,45 @@ start_kbed() {
     # shellcheck disable=SC1091
     . "$T/bed/env"
 }
+
+# ---- Azure Blob (az://): Azurite ---------------------------------------------------------------
+# start_azurite [ARGS...]: Azurite's blob service in strict mode (every Shared Key signature and
+# SAS checked exactly) on a free port, its data under $T, stopped at exit. Extra ARGS go to
+# azurite-blob (--oauth basic --cert --key). Sets AZURITE_PORT, AZURITE_URL (the blob endpoint of
+# the well-known account devstoreaccount1) and AZURITE_CS (its connection string), and exports the
+# environment of a user with that connection string and nothing else.
+AZURITE_ACCOUNT=devstoreaccount1
+AZURITE_KEY=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==
+azurite_available() {
+    command -v node >/dev/null && [ -f "$ROOT/tests/servers/node_modules/azurite/package.json" ] &&
+        [ -f "$ROOT/tests/servers/node_modules/@azure/storage-blob/package.json" ]
+}
+start_azurite() {
+    local scheme=http i
+    case " $* " in *" --cert "*) scheme=https ;; esac
+    AZURITE_PORT=$(free_port)
+    mkdir -p "$T/azurite"
+    # Azurite 3.37 declares Node >= 22 but runs on 20; its engine warning goes to the log.
+    node "$ROOT/tests/servers/node_modules/azurite/dist/src/blob/main.js" --blobHost 127.0.0.1 \
+        --blobPort "$AZURITE_PORT" --location "$T/azurite" --silent --disableTelemetry "$@" \
+        >"$T/azurite.log" 2>&1 &
+    on_exit "kill $!"
+    AZURITE_URL=$scheme://127.0.0.1:$AZURITE_PORT/$AZURITE_ACCOUNT
+    for i in $(seq 300); do
+        grep -q "successfully listens" "$T/azurite.log" 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -q "successfully listens" "$T/azurite.log" || { echo "# Azurite did not start" >&2; diag <"$T/azurite.log" >&2; return 1; }
+    AZURITE_CS="DefaultEndpointsProtocol=$scheme;AccountName=$AZURITE_ACCOUNT;AccountKey=$AZURITE_KEY;BlobEndpoint=$AZURITE_URL;"
+    azure_env_clear
+    export AZURE_STORAGE_CONNECTION_STRING=$AZURITE_CS
+}
+# No Azure credentials or settings at all.
+azure_env_clear() {
+    unset AZURE_STORAGE_CONNECTION_STRING AZURE_STORAGE_ACCOUNT AZURE_STORAGE_KEY AZURE_STORAGE_SAS_TOKEN \
+        AZURE_TENANT_ID AZURE_CLIENT_ID AZURE_CLIENT_SECRET AZURE_CLIENT_CERTIFICATE_PATH AZURE_FEDERATED_TOKEN_FILE \
+        AZURE_AUTHORITY_HOST IDENTITY_ENDPOINT IDENTITY_HEADER STEPOP_AZURE_PUT_THRESHOLD STEPOP_AZURE_BLOCK_SIZE \
+        STEPOP_AZURE_CONCURRENCY STEPOP_AZURE_MEMORY STEPOP_AZURE_LIST_PAGE STEPOP_NOW
+}
+# azblob CMD ARGS...: tests/servers/azure_blob_client.js (@azure/storage-blob) against Azurite.
+azblob() { node "$ROOT/tests/servers/azure_blob_client.js" "$@"; }
