@@ -137,7 +137,16 @@ static int config_load(struct az_config *c, const char *uri_account, struct err 
                                            "AZURE_STORAGE_CONNECTION_STRING)");
         }
         c->account = xstrdup(account);
-        c->endpoint = xasprintf("https://%s.blob.core.windows.net", account);
+        /* STEPOP_AZURE_BLOB_ENDPOINT: another endpoint for az:// (an emulator, a private link). */
+        const char *ep = getenv("STEPOP_AZURE_BLOB_ENDPOINT");
+        if (!uri_account && ep && *ep) {
+            if (set_endpoint(c, ep, "STEPOP_AZURE_BLOB_ENDPOINT", e) < 0) {
+                az_conn_free(&conn);
+                return -1;
+            }
+        } else {
+            c->endpoint = xasprintf("https://%s.blob.core.windows.net", account);
+        }
         /* The key or SAS in the environment belongs to AZURE_STORAGE_ACCOUNT: never send it to
          * another account an https:// URI names. */
         int mine = !uri_account || !env_account || !*env_account || !strcmp(env_account, uri_account);

@@ -487,11 +487,29 @@ start_azurite() {
 azure_env_clear() {
     unset AZURE_STORAGE_CONNECTION_STRING AZURE_STORAGE_ACCOUNT AZURE_STORAGE_KEY AZURE_STORAGE_SAS_TOKEN \
         AZURE_TENANT_ID AZURE_CLIENT_ID AZURE_CLIENT_SECRET AZURE_CLIENT_CERTIFICATE_PATH AZURE_FEDERATED_TOKEN_FILE \
-        AZURE_AUTHORITY_HOST IDENTITY_ENDPOINT IDENTITY_HEADER STEPOP_AZURE_PUT_THRESHOLD STEPOP_AZURE_BLOCK_SIZE \
+        AZURE_AUTHORITY_HOST IDENTITY_ENDPOINT IDENTITY_HEADER STEPOP_AZURE_BLOB_ENDPOINT STEPOP_AZURE_PUT_THRESHOLD STEPOP_AZURE_BLOCK_SIZE \
         STEPOP_AZURE_CONCURRENCY STEPOP_AZURE_MEMORY STEPOP_AZURE_LIST_PAGE STEPOP_NOW
+    # The identity chain's last resorts stay on this machine: IMDS on a closed loopback port.
+    export AZURE_POD_IDENTITY_AUTHORITY_HOST=http://127.0.0.1:9
 }
 # azblob CMD ARGS...: tests/servers/azure_blob_client.js (@azure/storage-blob) against Azurite.
 azblob() { node "$ROOT/tests/servers/azure_blob_client.js" "$@"; }
+# start_azure_proxy: tests/servers/azure_busy_proxy.py in front of Azurite (logs requests, injects
+# ServerBusy); sets AZPROXY (its control URL) and AZPROXY_CS (the connection string through it).
+start_azure_proxy() {
+    local i pf=$T/azproxy.port
+    python3 "$ROOT/tests/servers/azure_busy_proxy.py" --upstream "$AZURITE_PORT" --port-file "$pf" \
+        >"$T/azproxy.log" 2>&1 &
+    on_exit "kill $!"
+    for i in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
+    AZPROXY=http://127.0.0.1:$(cat "$pf")
+    wait_http "$AZPROXY/_/log" || return 1
+    AZPROXY_CS="DefaultEndpointsProtocol=http;AccountName=$AZURITE_ACCOUNT;AccountKey=$AZURITE_KEY;BlobEndpoint=$AZPROXY/$AZURITE_ACCOUNT;"
+}
+azproxy_reset() { curl -s -X POST "$AZPROXY/_/reset" >/dev/null; }
+azproxy_busy() { curl -s -X POST "$AZPROXY/_/busy?n=$1&code=${2:-ServerBusy}&status=${3:-503}" >/dev/null; }
+# azproxy_count PYTHON-EXPR: requests in the proxy's log for which EXPR (over e) holds
+azproxy_count() { curl -s "$AZPROXY/_/log" | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }
 
 # ---- Azure identity: tests/servers/azure_auth_fake.py (docs/artifacts.md#identity) ----------
 # start_azure_auth_fake [ARGS...]: the Entra token service fake over http at $AZURE_AUTH_FAKE_URL

@@ -7,6 +7,7 @@
 //   setmd5 CONTAINER BLOB BASE64   replace the blob's Content-MD5 (to tamper with it)
 //   sas CONTAINER BLOB PERMS EXPIRY VERSION
 //                                  generateBlobSASQueryParameters with the account key
+//   csas CONTAINER PERMS EXPIRY    a container SAS (for AZURE_STORAGE_SAS_TOKEN)
 "use strict";
 const { BlobServiceClient, StorageSharedKeyCredential, generateBlobSASQueryParameters } = require("@azure/storage-blob");
 
@@ -27,6 +28,13 @@ async function main() {
     const cred = new StorageSharedKeyCredential(f.AccountName, f.AccountKey);
     const q = generateBlobSASQueryParameters(
       { containerName: a[0], blobName: a[1], permissions: a[2], expiresOn: new Date(a[3]), version: a[4] }, cred);
+    console.log(q.toString());
+    return;
+  }
+  if (cmd === "csas") {
+    const cred = new StorageSharedKeyCredential(f.AccountName, f.AccountKey);
+    const q = generateBlobSASQueryParameters(
+      { containerName: a[0], permissions: a[1], expiresOn: new Date(a[2]), version: "2021-12-02" }, cred);
     console.log(q.toString());
     return;
   }
