@@ -225,6 +225,28 @@ err_has "no Azure token for $ARM (tried environment: AZURE_CLIENT_SECRET and AZU
     "the message lists each source and why"
 err_has "Azure CLI: az account get-access-token exited with status 1 (signed in with 'az login'?)" "down to the CLI"
 
+# ---- Azurite (--oauth basic: audience, issuer, lifetime; not the signature) takes the tokens ----
+AZURITE=$ROOT/tests/servers/node_modules/azurite/dist/src/blob/main.js
+if ! command -v node >/dev/null || [ ! -f "$AZURITE" ]; then
+    ok "Azurite accepts a storage token # SKIP node or azurite is missing"
+    ok "Azurite refuses an ARM token # SKIP node or azurite is missing"
+else
+    aport=$(free_port)
+    mkdir -p "$T/azurite"
+    node "$AZURITE" --blobHost 127.0.0.1 --blobPort "$aport" --oauth basic --cert "$T/azure/tls.crt" \
+        --key "$T/azure/tls.key" --location "$T/azurite" --silent --disableTelemetry >"$T/azurite.log" 2>&1 &
+    on_exit "kill $!"
+    wait_http "https://127.0.0.1:$aport/" || diag <"$T/azurite.log"
+    list="https://127.0.0.1:$aport/devstoreaccount1?comp=list"
+    if tok im STEPOP_CA_BUNDLE="$AZURE_AUTH_FAKE_CA" "$TOOL" --header "x-ms-version: 2021-08-06" "$STORAGE" "$list" &&
+        grep -q "<EnumerationResults" "$T/out"; then
+        ok "Azurite accepts a storage token (List Containers over https, bearer)"
+    else not_ok "Azurite accepts a storage token"; diag <"$T/err"; fi
+    xrc 1 "Azurite refuses an ARM token" im STEPOP_CA_BUNDLE="$AZURE_AUTH_FAKE_CA" "$TOOL" \
+        --header "x-ms-version: 2021-08-06" "$ARM" "$list"
+    err_has "AuthenticationFailed" "(AuthenticationFailed: the audience is checked)"
+fi
+
 # ---- nothing secret was ever printed ----
 check "(what the runs printed was collected)" grep -q "provider=Azure CLI" "$T/all"
 check "no secret, password or token in anything printed" sh -c "! grep -qF -e '$AZURE_FAKE_SECRET' -e '$AZURE_FAKE_PFX_PASSWORD' -e eyJ '$T/all'"
