@@ -185,9 +185,13 @@ static int token_request(const char *url, const char *client_id, const char *cre
     char *label = xasprintf("the token endpoint %s (%s)", url, what);
     int rc = http_perform(client, &req, &resp, e);
     /* An error answer's JSON says why (invalid_client, AADSTS...); a bare failure keeps http's words. */
-    if (rc == 0 || (resp.status >= 400 && resp.body.len > 0 && resp.body.data[0] == '{'))
+    if (rc == 0 || (resp.status >= 400 && resp.body.len > 0 && resp.body.data[0] == '{')) {
         rc = azure_parse_token_answer(resp.body.data, resp.body.len, resp.status, label, t, e);
-    else
+        if (rc < 0) {
+            e->http_status = resp.status;
+            e->transient = resp.status >= 500 || resp.status == 429;
+        }
+    } else
         err_prefix(e, "%s: ", label);
     if (resp.body.data)
         OPENSSL_cleanse(resp.body.data, resp.body.len);

@@ -27,7 +27,7 @@ GET /<tenant>/v2.0/.well-known/openid-configuration: the discovery document msal
 Control (under /_/): GET /_/log (JSON list: route, client_id, how, resource, status, error; never
 a secret, assertion or token), GET /_/whoami (Authorization: Bearer <token issued here>: the
 token's claims after checking its signature and expiry), POST /_/fail?n=N&status=S (the next N
-token requests answer S).
+token requests answer S), POST /_/lifetime?s=N (tokens issued from now on live N seconds).
 
 Run with --port-file (the HTTP port is written there once listening) and, for msal-node, which
 takes https only, --tls-cert/--tls-key/--tls-port-file: the same routes over TLS too.
@@ -289,6 +289,9 @@ class Handler(BaseHTTPRequestHandler):
             q = dict(urllib.parse.parse_qsl(u.query))
             with lock:
                 fail.update(n=int(q.get("n", "1")), status=int(q.get("status", "503")))
+            return self.send_json(200, {})
+        if u.path == "/_/lifetime":
+            args.lifetime = int(dict(urllib.parse.parse_qsl(u.query))["s"])
             return self.send_json(200, {})
         parts = u.path.strip("/").split("/")
         if len(parts) != 4 or parts[1:] != ["oauth2", "v2.0", "token"]:

@@ -1,10 +1,11 @@
 /* The Azure identity chain through the real code, for tests/integration/azure_auth.sh:
  *
- *   azure_token [--times N] [--between CMD] [--force] SCOPE [URL]
+ *   azure_token [--times N] [--between CMD] [--force] [--header LINE] SCOPE [URL]
  *
  * Asks azure_auth_token N times (default 1) for SCOPE, running CMD with system() between two
  * asks; prints "provider=... length=... expires_in=..." for each, never the token. With URL, then
- * GETs it with azure_auth_sign as the request's sign hook and prints the answer's body. Exit 1
+ * GETs it (with the header LINE, "Name: value", when given) with azure_auth_sign as the request's
+ * sign hook and prints "HTTP <status>" and the answer's body. Exit 1
  * with the chain's message on stderr when no token came. */
 #include "../../cloud/azure/auth.h"
 #include "../../runtime/http.h"
@@ -19,19 +20,21 @@
 int main(int argc, char **argv)
 {
     int times = 1, force = 0, i = 1;
-    const char *between = NULL;
+    const char *between = NULL, *header = NULL;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--times") == 0 && i + 1 < argc)
             times = atoi(argv[++i]);
         else if (strcmp(argv[i], "--between") == 0 && i + 1 < argc)
             between = argv[++i];
+        else if (strcmp(argv[i], "--header") == 0 && i + 1 < argc)
+            header = argv[++i];
         else if (strcmp(argv[i], "--force") == 0)
             force = 1;
         else
             break;
     }
     if (i >= argc || times < 1) {
-        fprintf(stderr, "usage: azure_token [--times N] [--between CMD] [--force] SCOPE [URL]\n");
+        fprintf(stderr, "usage: azure_token [--times N] [--between CMD] [--force] [--header LINE] SCOPE [URL]\n");
         return 2;
     }
     const char *scope = argv[i], *url = i + 1 < argc ? argv[i + 1] : NULL;
@@ -59,14 +62,16 @@ int main(int argc, char **argv)
     }
     int rc = 0;
     if (url) {
-        struct http_request req = { .method = "GET", .url = url, .sign = azure_auth_sign, .hook_ctx = (void *)scope };
+        const char *hdr[] = { header, NULL };
+        struct http_request req = { .method = "GET", .url = url, .headers = hdr, .sign = azure_auth_sign,
+                                    .hook_ctx = (void *)scope };
         struct http_client *c = http_client_new();
         struct http_response r;
         if (http_perform(c, &req, &r, &e) < 0) {
             fprintf(stderr, "azure_token: %s\n", e.msg);
             rc = 1;
         } else {
-            printf("%s\n", r.body.data ? r.body.data : "");
+            printf("HTTP %ld\n%s\n", r.status, r.body.data ? r.body.data : "");
         }
         http_response_free(&r);
         http_client_free(c);
