@@ -104,6 +104,7 @@ struct az_sign {
     const struct az_config *cfg;
     const char *path;   /* as sent */
     const char *query;  /* as sent, without the SAS, or NULL */
+    int refreshed;      /* a bearer token was fetched afresh after a 401 (once per request) */
 };
 int az_sign_hook(void *ctx, const struct http_request *req, struct curl_slist **headers, struct err *e);
 

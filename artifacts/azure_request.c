@@ -2,11 +2,13 @@
  * retry rules and error messages. */
 #include "azure_internal.h"
 
+#include "../cloud/azure/auth.h"
 #include "../runtime/uri.h"
 #include "../runtime/util.h"
 #include "../runtime/xmlwalk.h"
 
 #include <ctype.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,12 +145,24 @@ int az_retryable_code(const char *code)
 }
 
 /* On top of the HTTP layer's rules (5xx, 408, 429, resets): the codes the service documents as
- * transient, whatever status carries them. */
+ * transient, whatever status carries them; and a bearer token refused (401) is fetched afresh
+ * once (the next attempt's sign hook picks up the new one). */
 static int retry_hook(void *ctx, const struct http_response *r)
 {
-    (void)ctx;
+    struct az_sign *k = ctx;
     if (r->status >= 200 && r->status < 300)
         return -1;
+    if (r->status == 401 && k->cfg->auth == AZ_AUTH_TOKEN && !k->refreshed) {
+        k->refreshed = 1;
+        char *tok = NULL;
+        time_t exp;
+        struct err e = { 0 };
+        int ok = azure_auth_token(AZURE_SCOPE_STORAGE, &tok, &exp, 1, &e) == 0;
+        if (tok)
+            OPENSSL_cleanse(tok, strlen(tok));
+        free(tok);
+        return ok ? 1 : 0;
+    }
     char *code = az_error_code(r, NULL);
     int d = code && az_retryable_code(code) ? 1 : -1;
     free(code);

@@ -494,11 +494,12 @@ azure_env_clear() {
 }
 # azblob CMD ARGS...: tests/servers/azure_blob_client.js (@azure/storage-blob) against Azurite.
 azblob() { node "$ROOT/tests/servers/azure_blob_client.js" "$@"; }
-# start_azure_proxy: tests/servers/azure_busy_proxy.py in front of Azurite (logs requests, injects
-# ServerBusy); sets AZPROXY (its control URL) and AZPROXY_CS (the connection string through it).
+# start_azure_proxy [--upstream-tls]: tests/servers/azure_busy_proxy.py (plain http) in front of
+# Azurite (logs requests, injects ServerBusy); sets AZPROXY (its control URL) and AZPROXY_CS (the
+# connection string through it). --upstream-tls when Azurite serves https.
 start_azure_proxy() {
     local i pf=$T/azproxy.port
-    python3 "$ROOT/tests/servers/azure_busy_proxy.py" --upstream "$AZURITE_PORT" --port-file "$pf" \
+    python3 "$ROOT/tests/servers/azure_busy_proxy.py" --upstream "$AZURITE_PORT" --port-file "$pf" "$@" \
         >"$T/azproxy.log" 2>&1 &
     on_exit "kill $!"
     for i in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done

@@ -60,6 +60,22 @@ list_with() { curl -s -o /dev/null -w '%{http_code}' --cacert "$T/azurite.crt" -
 is_eq "a storage-scoped token lists the container" "$(list_with "$(token https://storage.azure.com/.default)")" 200
 is_eq "an ARM-scoped token is refused" "$(list_with "$(token https://management.azure.com/.default)")" 403
 
+# A token refused with 401 is fetched afresh once, and the request sent again: the proxy answers
+# the first request 401 InvalidAuthenticationInfo itself.
+start_azure_proxy --upstream-tls || { not_ok "the proxy starts"; done_testing; }
+before=$(azure_auth_count "e.get('status')==200")
+azproxy_busy 1 InvalidAuthenticationInfo 401
+expect_rc 0 "a 401 to a bearer token is answered with a fresh token" \
+    env STEPOP_AZURE_BLOB_ENDPOINT="$AZPROXY/$AZURITE_ACCOUNT" "$STEPOP" artifact stat az://test/tok/five.bin
+is_eq "... two requests, the first refused" "$(azproxy_count True),$(azproxy_count "e['busy']")" 2,1
+is_eq "... and two tokens fetched (the second forced)" "$(($(azure_auth_count "e.get('status')==200") - before))" 2
+azproxy_reset
+azproxy_busy 5 InvalidAuthenticationInfo 401
+expect_rc 1 "a token refused again is not fetched a third time" \
+    env STEPOP_AZURE_BLOB_ENDPOINT="$AZPROXY/$AZURITE_ACCOUNT" "$STEPOP" artifact stat az://test/tok/five.bin
+is_eq "... two requests" "$(azproxy_count True)" 2
+azproxy_busy 0
+
 # Without a usable identity.
 expect_rc 1 "a wrong client secret fails" env AZURE_CLIENT_SECRET=wrong-secret-value "$STEPOP" artifact stat az://test/tok/five.bin
 err_has "no Azure token" "saying no token came"

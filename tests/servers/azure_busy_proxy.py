@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A proxy in front of Azurite for the az:// tests: it forwards every request unchanged (Shared
 Key signs the path, not the host, so Azurite still checks each signature), logs what it saw, and
-answers Azure's transient errors instead of forwarding when told to.
+answers Azure's transient errors (or any code) instead of forwarding when told to. With
+--upstream-tls it speaks https to Azurite (which takes bearer tokens only over https).
 
 Control (under /_/, never forwarded):
   GET  /_/log                    JSON list: method, path, query, range, if_match, status, busy
@@ -13,6 +14,7 @@ import argparse
 import http.client
 import json
 import os
+import ssl
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -77,7 +79,12 @@ class Handler(BaseHTTPRequestHandler):
             xml = ('<?xml version="1.0" encoding="utf-8"?><Error><Code>%s</Code><Message>The server is busy '
                    '(injected by the test proxy).</Message></Error>' % code).encode()
             return self.reply(status, xml, [("x-ms-error-code", code), ("Content-Type", "application/xml")])
-        conn = http.client.HTTPConnection("127.0.0.1", args.upstream, timeout=120)
+        if args.upstream_tls:
+            # Azurite's throwaway certificate: this hop is on loopback and not what is tested.
+            conn = http.client.HTTPSConnection("127.0.0.1", args.upstream, timeout=120,
+                                               context=ssl._create_unverified_context())
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", args.upstream, timeout=120)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
         conn.request(self.command, self.path, body=body if (n or self.command in ("PUT", "POST")) else None,
                      headers=headers)
@@ -105,6 +112,7 @@ class Handler(BaseHTTPRequestHandler):
 ap = argparse.ArgumentParser()
 ap.add_argument("--upstream", type=int, required=True)
 ap.add_argument("--port-file", required=True)
+ap.add_argument("--upstream-tls", action="store_true", help="Azurite serves https")
 args = ap.parse_args()
 srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 srv.daemon_threads = True
