@@ -119,13 +119,13 @@ static int put_block_list(void *ctx, const struct par_part *parts, int nparts, i
 {
     (void)total;
     struct blocks *b = ctx;
+    for (int i = 0; i < nparts; i++)
+        if (!parts[i].etag)
+            return err_set(e, ERR_INTERNAL, "block %d has no id", i + 1);
     struct buf xml = { 0 };
     buf_appendf(&xml, "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
-    for (int i = 0; i < nparts; i++) {
-        if (!parts[i].etag)
-            return buf_free(&xml), err_set(e, ERR_INTERNAL, "block %d has no id", i + 1);
+    for (int i = 0; i < nparts; i++)
         buf_appendf(&xml, "<Latest>%s</Latest>", parts[i].etag);
-    }
     buf_appendf(&xml, "</BlockList>");
     char md5[25], md5_hdr[64], body_md5[25], body_md5_hdr[64];
     md5_final(b->whole, md5);
