@@ -2,7 +2,7 @@
 # make bench: stepop against the tools users would pick instead, on the same work, in one run.
 # Generates its own data, starts its own servers on loopback, runs every case round-robin after
 # the data is warm, and prints medians and ratios (bench/report.py). Never part of `make test`.
-# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8 10 11; case 9, the
+# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8 10 11 12; case 9, the
 # 20 GiB streamed S3 upload, only when named: it needs about 65 GB of free disk — the source tree,
 # s3rver's parts and the object it assembles from them — and 15 minutes or more).
 set -u
@@ -11,7 +11,7 @@ set -u
 export STEPOP_NO_PROGRESS=1
 SIZE=${BENCH_SIZE_MIB:-2048}
 REPEATS=${BENCH_REPEATS:-3}
-CASES=${BENCH_CASES:-1 2 3 4 5 6 7 8 10 11}
+CASES=${BENCH_CASES:-1 2 3 4 5 6 7 8 10 11 12}
 BENCH_TMP=$T
 BENCH_LOG=$ROOT/build/bench/bench.log
 : >"$RESULTS"
@@ -334,6 +334,23 @@ for r in json.load(sys.stdin)["requests"]["requests"]:
         )
     else
         echo "  skipped: the S3 test server did not start (see $BENCH_LOG)" >&2
+    fi
+fi
+
+if want 12; then
+    echo "case 12: Azure Blob through Azurite, 1 GiB up and down, against @azure/storage-blob" >&2
+    if azurite_available && start_azurite --skipApiVersionCheck && azblob mkcontainer bench; then
+        head -c $((1024 << 20)) /dev/urandom >"$T/az-gib.bin"
+        # The official client with the same parallelism and block size as stepop's defaults.
+        compare "azure-put-1GiB" $((1024 << 20)) "$REPEATS" "true" \
+            -- "stepop artifact put" "'$STEPOP' artifact put '$T/az-gib.bin' az://bench/a.bin" \
+            -- "@azure/storage-blob uploadFile" "node '$ROOT/tests/servers/azure_blob_client.js' put bench b.bin '$T/az-gib.bin'"
+        compare "azure-get-1GiB" $((1024 << 20)) "$REPEATS" "rm -f '$T'/azg?.bin && sync" \
+            -- "stepop artifact get" "'$STEPOP' artifact get az://bench/a.bin '$T/azg1.bin'" \
+            -- "@azure/storage-blob downloadToFile" "node '$ROOT/tests/servers/azure_blob_client.js' get bench a.bin '$T/azg2.bin'" \
+            -- "downloadToFile, then sha256sum (verified, as stepop)" "node '$ROOT/tests/servers/azure_blob_client.js' get bench a.bin '$T/azg3.bin' && sha256sum '$T/azg3.bin' >/dev/null"
+    else
+        echo "  skipped: Azurite did not start or is not installed (see $BENCH_LOG)" >&2
     fi
 fi
 
