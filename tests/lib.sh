@@ -418,6 +418,17 @@ kbed_bin() {
     echo "$bin"
 }
 
+# kbed_busybox_image: $KBED_BUSYBOX, the test bed's busybox image, built once per busybox (tagged
+# by its hash); the import's output is in $T/import.log when it fails.
+kbed_busybox_image() {
+    KBED_BUSYBOX=localhost/stepop-test/kbed-busybox:$(sha256sum /bin/busybox | cut -c1-16)
+    podman_cli image exists "$KBED_BUSYBOX" && return 0
+    rm -rf "$T/rootfs"
+    podman_rootfs "$T/rootfs"
+    tar -C "$T/rootfs" -c . | podman_cli import \
+        --change 'CMD ["/bin/sh", "-c", "echo the image CMD ran; exit 99"]' - "$KBED_BUSYBOX" >"$T/import.log" 2>&1
+}
+
 # start_kbed GPUS: Podman, a busybox image ($KBED_BUSYBOX) and the Kubernetes test bed in $T/bed
 # with a node of GPUS nvidia.com/gpu, stopped at exit; its env sourced (KUBECONFIG, KBED_*).
 # Skips the test when the binaries are not built (and STEPOP_TESTBED_BUILD is not 1).
@@ -427,16 +438,10 @@ start_kbed() {
     [ -n "$bin" ] || skip_all "no Kubernetes binaries in ${STEPOP_TESTBED_CACHE:-/var/cache/stepop-testbeds} (tests/testbeds/kubernetes/build.sh builds them, ~11 min)"
     command -v openssl >/dev/null || skip_all "openssl is missing"
     start_podman || { not_ok "podman starts"; done_testing; }
-    # Built once per busybox (tagged by its hash).
-    KBED_BUSYBOX=localhost/stepop-test/kbed-busybox:$(sha256sum /bin/busybox | cut -c1-16)
-    if ! podman_cli image exists "$KBED_BUSYBOX"; then
-        podman_rootfs "$T/rootfs"
-        if ! tar -C "$T/rootfs" -c . | podman_cli import \
-            --change 'CMD ["/bin/sh", "-c", "echo the image CMD ran; exit 99"]' - "$KBED_BUSYBOX" >"$T/import.log" 2>&1; then
-            not_ok "busybox image builds"
-            diag <"$T/import.log"
-            done_testing
-        fi
+    if ! kbed_busybox_image; then
+        not_ok "busybox image builds"
+        diag <"$T/import.log"
+        done_testing
     fi
     start=$SECONDS
     on_exit "'$ROOT/tests/testbeds/kubernetes/stop.sh' '$T/bed'"
