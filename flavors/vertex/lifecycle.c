@@ -13,6 +13,7 @@
 #include "../../runtime/log.h"
 #include "../../runtime/util.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,17 +22,49 @@
 /* What --dry-run shows in place of the token. */
 #define VX_AUTH_SHOWN "Bearer <Google application default credentials, added at send time>"
 
+struct vx_retry_ctx {
+    int create;    /* a create: not idempotent (a custom job has no request id) */
+    int refreshed; /* the token was refreshed after a 401 */
+};
+
+/* A 401 once with a fresh token (it may have been revoked or expired early). A create is not
+ * sent again after a 5xx or 408, which may come after the job was made: a second job would run
+ * the step twice; 429 means it was not taken. Everything else as the HTTP layer decides. */
+static int vx_retry(void *ctx, long status, const struct api_error *er)
+{
+    struct vx_retry_ctx *k = ctx;
+    (void)er;
+    if (status == 401) {
+        if (k->refreshed)
+            return 0;
+        k->refreshed = 1;
+        char *token = NULL;
+        struct err e = { 0 };
+        if (google_auth_token(&token, NULL, 1, &e) < 0)
+            return 0;
+        OPENSSL_cleanse(token, strlen(token));
+        free(token);
+        return 1;
+    }
+    if (k->create && (status >= 500 || status == 408))
+        return 0;
+    return -1;
+}
+
 /* One call to a Google API: JSON in and out, the bearer token added before every attempt, a
  * failure in Google's words (google.rpc.Status). */
 static int vx_call(struct http_client *http, const char *method, const char *url, const char *label,
-                   const cJSON *body, cJSON **out, struct err *e)
+                   const cJSON *body, int create, cJSON **out, struct err *e)
 {
+    struct vx_retry_ctx k = { .create = create };
     struct api_call call = {
         .http = { .method = method, .url = url, .timeout_ms = 60000, .sign = google_auth_sign },
         .body = body,
         .json_answer = 1,
         .label = label,
         .error = api_error_google,
+        .retry = vx_retry,
+        .retry_ctx = &k,
     };
     struct api_response resp;
     if (out)
@@ -130,7 +163,7 @@ static int vx_submit(const struct job *j, cJSON **handle, struct err *e)
     char *url = vx_create_url(&c, project);
     char *label = xasprintf("projects/%s/locations/%s/customJobs", project, c.location);
     struct http_client *http = http_client_new();
-    int rc = vx_call(http, "POST", url, label, body, &ans, e);
+    int rc = vx_call(http, "POST", url, label, body, 1, &ans, e);
     const char *name = json_str(ans, "name");
     if (rc < 0) {
         err_prefix(e, "creating custom job %s: ", json_str(body, "displayName"));
@@ -213,7 +246,7 @@ static int vx_target_open(const cJSON *handle, const cJSON *settings, struct vx_
 /* GET the job; *gone when Vertex AI does not know it. */
 static int vx_get(struct vx_target *t, cJSON **job, int *gone, struct err *e)
 {
-    int rc = vx_call(t->http, "GET", t->url, t->name, NULL, job, e);
+    int rc = vx_call(t->http, "GET", t->url, t->name, NULL, 0, job, e);
     *gone = rc < 0 && e->kind == ERR_NOT_FOUND;
     return rc;
 }
@@ -259,7 +292,7 @@ static void vx_log_tail(struct vx_target *t, char *out, size_t len)
     cJSON_AddStringToObject(in, "orderBy", "timestamp desc");
     cJSON_AddNumberToObject(in, "pageSize", 20);
     struct err e = { 0 };
-    if (vx_call(t->http, "POST", url, "entries:list", in, &ans, &e) < 0)
+    if (vx_call(t->http, "POST", url, "entries:list", in, 0, &ans, &e) < 0)
         log_debug("the job's log entries: %s", e.msg);
     /* Newest first: keep the newest that fit, then write them oldest first. */
     const cJSON *entries = cJSON_GetObjectItemCaseSensitive(ans, "entries");
@@ -462,7 +495,7 @@ static int vx_cancel(const cJSON *handle, const cJSON *settings, int64_t grace_m
         if (!vx_state_is_final(state) && !(state && !strcmp(state, "JOB_STATE_CANCELLING"))) {
             char *url = xasprintf("%s:cancel", t.url), *label = xasprintf("%s:cancel", t.name);
             cJSON *empty = cJSON_CreateObject();
-            rc = vx_call(t.http, "POST", url, label, empty, NULL, e);
+            rc = vx_call(t.http, "POST", url, label, empty, 0, NULL, e);
             /* Ended meanwhile: Vertex AI refuses to cancel a job that has ended. */
             if (rc < 0 && e->http_status == 400 && strstr(e->msg, "FAILED_PRECONDITION")) {
                 err_clear(e);

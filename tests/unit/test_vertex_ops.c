@@ -33,13 +33,16 @@ static struct {
     char heads[16][4096];
     char bodies[16][8192];
     int n_seen;
+    int unauthorized_once; /* answer the next request 401 */
 } script;
+static atomic_int token_requests;
 static int listener;
 static atomic_int stop_server;
 
 static const char *reason_phrase(int status)
 {
-    return status == 200 ? "OK" : status == 404 ? "Not Found" : status == 400 ? "Bad Request" : "Error";
+    return status == 200 ? "OK" : status == 404 ? "Not Found" : status == 400 ? "Bad Request"
+                                : status == 401 ? "Unauthorized" : "Error";
 }
 
 static void *serve(void *arg)
@@ -59,6 +62,8 @@ static void *serve(void *arg)
             snprintf(route, sizeof route, "%s %s", method, path);
             const char *ans = NULL;
             /* The metadata server, for Google's credential chain (GCE_METADATA_HOST). */
+            if (strstr(path, "/token"))
+                atomic_fetch_add(&token_requests, 1);
             if (str_has_prefix(path, "/computeMetadata/"))
                 ans = strstr(path, "/token") ? "200 {\"access_token\": \"" TOKEN "\", \"expires_in\": 3600, "
                                                "\"token_type\": \"Bearer\"}"
@@ -69,6 +74,11 @@ static void *serve(void *arg)
                 snprintf(script.heads[script.n_seen], sizeof script.heads[0], "%s", head);
                 snprintf(script.bodies[script.n_seen], sizeof script.bodies[0], "%s", body);
                 script.n_seen++;
+            }
+            if (!ans && script.unauthorized_once) {
+                script.unauthorized_once = 0;
+                ans = "401 {\"error\": {\"code\": 401, \"message\": \"Request had invalid authentication "
+                      "credentials.\", \"status\": \"UNAUTHENTICATED\"}}";
             }
             for (int i = 0; !ans && i < script.n; i++)
                 if (!strcmp(script.route[i], route))
@@ -134,7 +144,9 @@ static cJSON *handle_for(const char *run_uri)
 int main(void)
 {
     struct err e = { 0 };
-    setenv("STEPOP_HTTP_ATTEMPTS", "1", 1);
+    /* Two attempts: enough to see what is sent again and what is not. */
+    setenv("STEPOP_HTTP_ATTEMPTS", "2", 1);
+    setenv("STEPOP_HTTP_RETRY_BASE", "10ms", 1);
     unsetenv("GOOGLE_APPLICATION_CREDENTIALS");
     setenv("GOOGLE_CLOUD_PROJECT", "env-project", 1);
     char tmpl[] = "/tmp/test_vertex_ops.XXXXXX";
@@ -202,6 +214,11 @@ int main(void)
     ok(!strstr(e.msg, TOKEN) && !strstr(e.msg, "ya29."), "no token in the message");
     ok(h2 == NULL, "and no handle");
 
+    SCRIPT("POST " JOBS, "503 {\"error\": {\"code\": 503, \"message\": \"The service is currently unavailable.\", "
+                         "\"status\": \"UNAVAILABLE\"}}");
+    is_int(ops->submit(&j, &h2, &e), -1, "a create answered 503 fails");
+    is_int(script.n_seen, 1, "without a second create (the first may have made the job)");
+
     /* render: the request submit would send, the token only named */
     cJSON *rq = NULL;
     set_script(0, NULL);
@@ -236,6 +253,13 @@ int main(void)
     is_int(ops->poll(h, settings, &st, &e), 0, "poll");
     is_int(st.phase, REMOTE_RUNNING, "JOB_STATE_RUNNING is running");
     ok(seen("GET /v1/" NAME) == 1, "GET of the handle's job");
+
+    SCRIPT("GET /v1/" NAME, running);
+    script.unauthorized_once = 1;
+    int tokens = atomic_load(&token_requests);
+    is_int(ops->poll(h, settings, &st, &e), 0, "a 401 ...");
+    is_int(atomic_load(&token_requests), tokens + 1, "... gets a fresh token");
+    ok(script.n_seen == 2 && !strcmp(script.seen[1], "GET /v1/" NAME), "and the GET is sent again with it");
 
     char *queued = job_json("JOB_STATE_QUEUED", RUN_LABEL, uri_label, NULL);
     SCRIPT("GET /v1/" NAME, queued);
