@@ -423,7 +423,8 @@ void vx_remote_state(const cJSON *job, const char *log_tail, struct remote_state
         snprintf(st->message, sizeof st->message, "custom job %s was preempted%s", id, said);
         return;
     }
-    if (code == VX_RPC_DEADLINE_EXCEEDED || vx_contains(why, vx_timeout_words)) {
+    /* Words alone only without an exit code: a step's own "timeout" may be in its exit message. */
+    if (code == VX_RPC_DEADLINE_EXCEEDED || (st->exit_code < 0 && vx_contains(why, vx_timeout_words))) {
         st->reason = REASON_TIMEOUT;
         snprintf(st->message, sizeof st->message, "custom job %s ran past its scheduling timeout%s", id, said);
         return;
