@@ -221,9 +221,10 @@ static int vx_target_open(const cJSON *handle, const cJSON *settings, struct vx_
         return err_set(e, ERR_INVALID, "the vertex flavor's handle lacks name, run_id or run_uri");
     if (vx_parse_settings(settings, &t->cfg, e) < 0)
         return -1;
-    const char *p = name + 9, *slash = strchr(p, '/');
+    int ok = str_has_prefix(name, "projects/");
+    const char *p = ok ? name + 9 : name, *slash = strchr(p, '/');
     char *loc = xasprintf("/locations/%s/customJobs/", t->cfg.location);
-    int ok = str_has_prefix(name, "projects/") && slash && slash > p && str_has_prefix(slash, loc);
+    ok = ok && slash && slash > p && str_has_prefix(slash, loc);
     const char *id = ok ? slash + strlen(loc) : NULL;
     free(loc);
     static const char *const id_chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-";
