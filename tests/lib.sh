@@ -510,7 +510,7 @@ start_azure_auth_fake() {
         --app-service-header "$AZURE_FAKE_APP_HEADER" "$@" >>"$T/azure_auth_fake.log" 2>&1 &
     AZURE_AUTH_FAKE_PID=$!
     on_exit "kill $AZURE_AUTH_FAKE_PID; wait $AZURE_AUTH_FAKE_PID"
-    for i in $(seq 200); do [ -s "$pf" ] && [ -s "$tpf" ] && break; sleep 0.05; done
+    for i in $(seq 600); do [ -s "$pf" ] && [ -s "$tpf" ] && break; sleep 0.05; done
     export AZURE_AUTH_FAKE_URL=http://127.0.0.1:$(cat "$pf") AZURE_AUTH_FAKE_TLS_URL=https://127.0.0.1:$(cat "$tpf")
     wait_http "$AZURE_AUTH_FAKE_URL/_/log"
 }
