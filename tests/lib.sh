@@ -511,7 +511,8 @@ start_azure_auth_fake() {
     AZURE_AUTH_FAKE_PID=$!
     on_exit "kill $AZURE_AUTH_FAKE_PID; wait $AZURE_AUTH_FAKE_PID"
     for i in $(seq 600); do [ -s "$pf" ] && [ -s "$tpf" ] && break; sleep 0.05; done
-    export AZURE_AUTH_FAKE_URL=http://127.0.0.1:$(cat "$pf") AZURE_AUTH_FAKE_TLS_URL=https://127.0.0.1:$(cat "$tpf")
+    AZURE_AUTH_FAKE_URL=http://127.0.0.1:$(cat "$pf") AZURE_AUTH_FAKE_TLS_URL=https://127.0.0.1:$(cat "$tpf")
+    export AZURE_AUTH_FAKE_URL AZURE_AUTH_FAKE_TLS_URL
     wait_http "$AZURE_AUTH_FAKE_URL/_/log"
 }
 # azure_federated_token FILE [AUD] [SUBJECT] [LIFETIME]: a token of the test identity provider

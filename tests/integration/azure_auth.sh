@@ -238,7 +238,7 @@ else
         --key "$T/azure/tls.key" --location "$T/azurite" --silent --disableTelemetry >"$T/azurite.log" 2>&1 &
     on_exit "kill $!"
     # Azurite takes a while to start on a loaded machine: up to 60 s.
-    for i in $(seq 600); do curl -sk -o /dev/null --max-time 1 "https://127.0.0.1:$aport/" && break; sleep 0.1; done
+    for _ in $(seq 600); do curl -sk -o /dev/null --max-time 1 "https://127.0.0.1:$aport/" && break; sleep 0.1; done
     list="https://127.0.0.1:$aport/devstoreaccount1?comp=list"
     if tok im STEPOP_CA_BUNDLE="$AZURE_AUTH_FAKE_CA" "$TOOL" --header "x-ms-version: 2021-08-06" "$STORAGE" "$list" &&
         grep -q "<EnumerationResults" "$T/out"; then
