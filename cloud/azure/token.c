@@ -40,23 +40,6 @@ char *azure_scope_resource(const char *scope)
     return xstrndup(scope, n);
 }
 
-static void json_wipe(cJSON *j)
-{
-    for (; j; j = j->next) {
-        json_wipe(j->child);
-        if (j->valuestring)
-            OPENSSL_cleanse(j->valuestring, strlen(j->valuestring));
-    }
-}
-
-void azure_json_free(cJSON *j)
-{
-    if (!j)
-        return;
-    json_wipe(j);
-    cJSON_Delete(j);
-}
-
 int azure_json_seconds(const cJSON *obj, const char *key, long long *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -117,7 +100,7 @@ int azure_parse_token_answer(const char *body, size_t len, long status, const ch
     }
     if (rc == 0)
         t->token = xstrdup(token);
-    azure_json_free(j);
+    json_delete_wiped(j);
     return rc;
 }
 
