@@ -110,6 +110,10 @@ out_has "\"appid\": \"$AZURE_FAKE_SECRET_CLIENT\"" "issued to the client"
 is_eq "three asks, one token request (the cache)" "$(($(count "e['route']=='token'") - before))" 1
 check "the request carried the secret" test "$(count "e.get('how')=='secret' and e['status']==200")" -ge 1
 if tok sec "$TOOL" "$ARM"; then ok "a second scope"; else not_ok "a second scope"; diag <"$T/err"; fi
+before=$(count "e['route']=='token'")
+tok sec "$TOOL" --threads 16 "https://vault.azure.net/.default" || not_ok "16 threads"
+out_has "threads=16 ok=16" "16 threads asking at once all get a token"
+is_eq "from one token request" "$(($(count "e['route']=='token'") - before))" 1
 
 fake_post "/_/lifetime?s=30"
 before=$(count "e['route']=='token'")
