@@ -120,8 +120,10 @@ static int authority(char **out, struct err *e)
         free(host);
         return err_prefix(e, "AZURE_AUTHORITY_HOST: ");
     }
+    /* Not quoted: user info may hold a password. */
     if (u.has_userinfo || u.query || u.has_fragment)
-        rc = err_set(e, ERR_INVALID, "AZURE_AUTHORITY_HOST \"%s\" must be a plain https:// URL", host);
+        rc = err_set(e, ERR_INVALID, "AZURE_AUTHORITY_HOST must be a plain https:// URL, without user info, "
+                     "query or fragment");
     else if (strcmp(u.scheme, "https") != 0 && !(strcmp(u.scheme, "http") == 0 && url_host_is_loopback(u.host)))
         rc = err_set(e, ERR_INVALID, "AZURE_AUTHORITY_HOST \"%s\" must use https (http only to this machine)", host);
     url_free(&u);
