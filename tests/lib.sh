@@ -495,3 +495,85 @@ google_auth_setup() { curl -sf -X POST --data-binary "$2" "$GOOGLE_AUTH_FAKE_URL
 google_auth_log() { curl -s "$GOOGLE_AUTH_FAKE_URL/_/log"; }
 # google_auth_count PYEXPR: how many logged requests e satisfy PYEXPR (e.g. "e.get('kind') == 'sts'").
 google_auth_count() { curl -s "$GOOGLE_AUTH_FAKE_URL/_/log" | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }
+
+# ---- Azure identity: tests/servers/azure_auth_fake.py (docs/artifacts.md#identity) ----------
+# start_azure_auth_fake [ARGS...]: the Entra token service fake over http at $AZURE_AUTH_FAKE_URL
+# and https at $AZURE_AUTH_FAKE_TLS_URL (self-signed for 127.0.0.1: $AZURE_AUTH_FAKE_CA), with
+# material under $T/azure/ and these registrations (exported):
+#   AZURE_FAKE_TENANT                          the tenant
+#   AZURE_FAKE_SECRET_CLIENT, AZURE_FAKE_SECRET a client with a secret
+#   AZURE_FAKE_CERT_CLIENT                     a client with the certificate in $T/azure/client.pem
+#                                              (PEM, certificate and key), also as client.pfx with
+#                                              password $AZURE_FAKE_PFX_PASSWORD
+#   AZURE_FAKE_FED_CLIENT                      a client trusting the test identity provider
+#                                              (issuer $AZURE_FAKE_FED_ISSUER, subject
+#                                              $AZURE_FAKE_FED_SUBJECT; azure_federated_token signs)
+#   AZURE_FAKE_MSI_SYSTEM, AZURE_FAKE_MSI_USER  the managed identities (IMDS and App Service)
+#   AZURE_FAKE_APP_HEADER                      App Service's IDENTITY_HEADER
+# Nothing AZURE_* that the chain reads is exported: each test sets the environment it tests.
+# ARGS go to the fake (--lifetime SECONDS). Uses Debian's python3-jwt and python3-cryptography.
+azure_fake_python() {
+    local py
+    for py in /usr/bin/python3 python3; do
+        "$py" -c 'import jwt, cryptography' 2>/dev/null && { echo "$py"; return 0; }
+    done
+    return 1
+}
+
+start_azure_auth_fake() {
+    local py d=$T/azure pf tpf i
+    py=$(azure_fake_python) || { echo "# python3-jwt or python3-cryptography is missing (make deps)" >&2; return 1; }
+    command -v openssl >/dev/null || { echo "# openssl is missing" >&2; return 1; }
+    mkdir -p "$d"
+    export AZURE_FAKE_TENANT=7a3c0d2e-5b1f-4c8e-9d6a-0f1e2d3c4b5a
+    export AZURE_FAKE_SECRET_CLIENT=0a1b2c3d-1111-4111-8111-000000000001
+    export AZURE_FAKE_CERT_CLIENT=0a1b2c3d-2222-4222-8222-000000000002
+    export AZURE_FAKE_FED_CLIENT=0a1b2c3d-3333-4333-8333-000000000003
+    export AZURE_FAKE_MSI_SYSTEM=0a1b2c3d-4444-4444-8444-000000000004
+    export AZURE_FAKE_MSI_USER=0a1b2c3d-5555-4555-8555-000000000005
+    export AZURE_FAKE_SECRET="s3cr3t~$RANDOM$RANDOM.fake" AZURE_FAKE_PFX_PASSWORD="pfx-$RANDOM"
+    export AZURE_FAKE_APP_HEADER="hdr-$RANDOM$RANDOM"
+    export AZURE_FAKE_FED_ISSUER=https://oidc.test.invalid/cluster AZURE_FAKE_FED_SUBJECT=system:serviceaccount:ml:trainer
+    {
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/tls.key" -out "$d/tls.crt" -days 2 \
+            -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:localhost &&
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/client.key" -out "$d/client.crt" -days 2 \
+                -subj /CN=stepop-test-client &&
+            cat "$d/client.crt" "$d/client.key" >"$d/client.pem" &&
+            openssl pkcs12 -export -in "$d/client.crt" -inkey "$d/client.key" -out "$d/client.pfx" \
+                -passout "pass:$AZURE_FAKE_PFX_PASSWORD" &&
+            openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$d/idp.key" &&
+            openssl pkey -in "$d/idp.key" -pubout -out "$d/idp.pub"
+    } >"$d/openssl.log" 2>&1 || { diag <"$d/openssl.log"; return 1; }
+    export AZURE_AUTH_FAKE_CA=$d/tls.crt
+    pf=$d/port.$RANDOM tpf=$d/tls-port.$RANDOM
+    "$py" "$ROOT/tests/servers/azure_auth_fake.py" --port-file "$pf" --tls-port-file "$tpf" \
+        --tls-cert "$d/tls.crt" --tls-key "$d/tls.key" --tenant "$AZURE_FAKE_TENANT" \
+        --secret "$AZURE_FAKE_SECRET_CLIENT=$AZURE_FAKE_SECRET" --cert "$AZURE_FAKE_CERT_CLIENT=$d/client.crt" \
+        --federated "$AZURE_FAKE_FED_CLIENT=$AZURE_FAKE_FED_ISSUER|$AZURE_FAKE_FED_SUBJECT|$d/idp.pub" \
+        --msi-system "$AZURE_FAKE_MSI_SYSTEM" --msi-user "$AZURE_FAKE_MSI_USER" \
+        --app-service-header "$AZURE_FAKE_APP_HEADER" "$@" >>"$T/azure_auth_fake.log" 2>&1 &
+    AZURE_AUTH_FAKE_PID=$!
+    on_exit "kill $AZURE_AUTH_FAKE_PID; wait $AZURE_AUTH_FAKE_PID"
+    for i in $(seq 600); do [ -s "$pf" ] && [ -s "$tpf" ] && break; sleep 0.05; done
+    AZURE_AUTH_FAKE_URL=http://127.0.0.1:$(cat "$pf") AZURE_AUTH_FAKE_TLS_URL=https://127.0.0.1:$(cat "$tpf")
+    export AZURE_AUTH_FAKE_URL AZURE_AUTH_FAKE_TLS_URL
+    wait_http "$AZURE_AUTH_FAKE_URL/_/log"
+}
+# azure_federated_token FILE [AUD] [SUBJECT] [LIFETIME]: a token of the test identity provider
+# (what Kubernetes projects for workload identity) written to FILE.
+azure_federated_token() {
+    "$(azure_fake_python)" - "$1" "${2:-api://AzureADTokenExchange}" "${3:-$AZURE_FAKE_FED_SUBJECT}" \
+        "${4:-3600}" "$T/azure/idp.key" "$AZURE_FAKE_FED_ISSUER" <<'PY'
+import sys, time, uuid, jwt
+path, aud, sub, life, key, iss = sys.argv[1:7]
+now = int(time.time())
+tok = jwt.encode({"aud": aud, "iss": iss, "sub": sub, "iat": now, "nbf": now, "exp": now + int(life),
+                  "jti": str(uuid.uuid4())}, open(key).read(), algorithm="RS256", headers={"kid": "idp"})
+open(path, "w").write(tok + "\n")
+PY
+}
+azure_auth_log() { curl -s "$AZURE_AUTH_FAKE_URL/_/log"; }
+# azure_auth_count PYTHON-EXPR: log entries e for which the expression holds
+azure_auth_count() { azure_auth_log | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }
+# ---- end of Azure identity ------------------------------------------------------------------
