@@ -418,6 +418,17 @@ kbed_bin() {
     echo "$bin"
 }
 
+# kbed_busybox_image: $KBED_BUSYBOX, the test bed's busybox image, built once per busybox (tagged
+# by its hash); the import's output is in $T/import.log when it fails.
+kbed_busybox_image() {
+    KBED_BUSYBOX=localhost/stepop-test/kbed-busybox:$(sha256sum /bin/busybox | cut -c1-16)
+    podman_cli image exists "$KBED_BUSYBOX" && return 0
+    rm -rf "$T/rootfs"
+    podman_rootfs "$T/rootfs"
+    tar -C "$T/rootfs" -c . | podman_cli import \
+        --change 'CMD ["/bin/sh", "-c", "echo the image CMD ran; exit 99"]' - "$KBED_BUSYBOX" >"$T/import.log" 2>&1
+}
+
 # start_kbed GPUS: Podman, a busybox image ($KBED_BUSYBOX) and the Kubernetes test bed in $T/bed
 # with a node of GPUS nvidia.com/gpu, stopped at exit; its env sourced (KUBECONFIG, KBED_*).
 # Skips the test when the binaries are not built (and STEPOP_TESTBED_BUILD is not 1).
@@ -427,16 +438,10 @@ start_kbed() {
     [ -n "$bin" ] || skip_all "no Kubernetes binaries in ${STEPOP_TESTBED_CACHE:-/var/cache/stepop-testbeds} (tests/testbeds/kubernetes/build.sh builds them, ~11 min)"
     command -v openssl >/dev/null || skip_all "openssl is missing"
     start_podman || { not_ok "podman starts"; done_testing; }
-    # Built once per busybox (tagged by its hash).
-    KBED_BUSYBOX=localhost/stepop-test/kbed-busybox:$(sha256sum /bin/busybox | cut -c1-16)
-    if ! podman_cli image exists "$KBED_BUSYBOX"; then
-        podman_rootfs "$T/rootfs"
-        if ! tar -C "$T/rootfs" -c . | podman_cli import \
-            --change 'CMD ["/bin/sh", "-c", "echo the image CMD ran; exit 99"]' - "$KBED_BUSYBOX" >"$T/import.log" 2>&1; then
-            not_ok "busybox image builds"
-            diag <"$T/import.log"
-            done_testing
-        fi
+    if ! kbed_busybox_image; then
+        not_ok "busybox image builds"
+        diag <"$T/import.log"
+        done_testing
     fi
     start=$SECONDS
     on_exit "'$ROOT/tests/testbeds/kubernetes/stop.sh' '$T/bed'"
@@ -512,6 +517,46 @@ azproxy_busy() { curl -s -X POST "$AZPROXY/_/busy?n=$1&code=${2:-ServerBusy}&sta
 # azproxy_count PYTHON-EXPR: requests in the proxy's log for which EXPR (over e) holds
 azproxy_count() { curl -s "$AZPROXY/_/log" | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }
 
+# ---- Google credentials (tests/servers/google_auth_fake.py; docs/testing.md) ----
+# start_google_auth_fake [ARGS...]: the fake's token endpoint, STS, IAM generateAccessToken and
+# metadata server at $GOOGLE_AUTH_FAKE_URL (exported). The environment is set so that nothing
+# leaves loopback or reads this machine's own credentials: GCE_METADATA_HOST names the fake,
+# CLOUDSDK_CONFIG an empty directory under $T, GOOGLE_APPLICATION_CREDENTIALS and the project
+# variables are unset. ARGS go to the fake (--project, --email, --tokens FILE).
+start_google_auth_fake() {
+    local i pf=$T/google_auth.$RANDOM.port
+    /usr/bin/python3 -c 'import google.auth.jwt' 2>/dev/null || { echo "# python3-google-auth is missing (make deps)" >&2; return 1; }
+    /usr/bin/python3 "$ROOT/tests/servers/google_auth_fake.py" --port-file "$pf" "$@" >>"$T/google_auth.log" 2>&1 &
+    on_exit "kill $!"
+    for i in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
+    export GOOGLE_AUTH_FAKE_URL=http://127.0.0.1:$(cat "$pf")
+    export GCE_METADATA_HOST=127.0.0.1:$(cat "$pf") CLOUDSDK_CONFIG=$T/gcloud
+    unset GOOGLE_APPLICATION_CREDENTIALS GOOGLE_CLOUD_PROJECT GCLOUD_PROJECT GCE_METADATA_ROOT
+    mkdir -p "$CLOUDSDK_CONFIG"
+    wait_http "$GOOGLE_AUTH_FAKE_URL/_/log"
+}
+# google_sa_key FILE EMAIL [PROJECT]: a fresh RSA key (openssl) in a service_account key file
+# whose token_uri is the fake's, its public key registered with the fake.
+google_sa_key() {
+    local kid
+    kid=$(openssl rand -hex 20)
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1.pem" 2>/dev/null || return 1
+    openssl pkey -in "$1.pem" -pubout -out "$1.pub" 2>/dev/null || return 1
+    /usr/bin/python3 - "$1" "$2" "${3:-fake-project}" "$kid" "$GOOGLE_AUTH_FAKE_URL" <<'PY' || return 1
+import json, sys
+f, email, project, kid, url = sys.argv[1:]
+json.dump({'type': 'service_account', 'project_id': project, 'private_key_id': kid,
+           'private_key': open(f + '.pem').read(), 'client_email': email, 'client_id': '1234567890',
+           'auth_uri': 'https://accounts.google.com/o/oauth2/auth', 'token_uri': url + '/token'}, open(f, 'w'))
+PY
+    google_auth_setup service-account "{\"email\": \"$2\", \"key_id\": \"$kid\", \"public_pem\": $(/usr/bin/python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$1.pub")}"
+}
+# google_auth_setup WHAT JSON: POST /_/WHAT (service-account, user, subject, config) to the fake.
+google_auth_setup() { curl -sf -X POST --data-binary "$2" "$GOOGLE_AUTH_FAKE_URL/_/$1" >/dev/null; }
+google_auth_log() { curl -s "$GOOGLE_AUTH_FAKE_URL/_/log"; }
+# google_auth_count PYEXPR: how many logged requests e satisfy PYEXPR (e.g. "e.get('kind') == 'sts'").
+google_auth_count() { curl -s "$GOOGLE_AUTH_FAKE_URL/_/log" | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }
+
 # ---- Azure identity: tests/servers/azure_auth_fake.py (docs/artifacts.md#identity) ----------
 # start_azure_auth_fake [ARGS...]: the Entra token service fake over http at $AZURE_AUTH_FAKE_URL
 # and https at $AZURE_AUTH_FAKE_TLS_URL (self-signed for 127.0.0.1: $AZURE_AUTH_FAKE_CA), with
@@ -571,8 +616,9 @@ start_azure_auth_fake() {
         --app-service-header "$AZURE_FAKE_APP_HEADER" "$@" >>"$T/azure_auth_fake.log" 2>&1 &
     AZURE_AUTH_FAKE_PID=$!
     on_exit "kill $AZURE_AUTH_FAKE_PID; wait $AZURE_AUTH_FAKE_PID"
-    for i in $(seq 200); do [ -s "$pf" ] && [ -s "$tpf" ] && break; sleep 0.05; done
-    export AZURE_AUTH_FAKE_URL=http://127.0.0.1:$(cat "$pf") AZURE_AUTH_FAKE_TLS_URL=https://127.0.0.1:$(cat "$tpf")
+    for i in $(seq 600); do [ -s "$pf" ] && [ -s "$tpf" ] && break; sleep 0.05; done
+    AZURE_AUTH_FAKE_URL=http://127.0.0.1:$(cat "$pf") AZURE_AUTH_FAKE_TLS_URL=https://127.0.0.1:$(cat "$tpf")
+    export AZURE_AUTH_FAKE_URL AZURE_AUTH_FAKE_TLS_URL
     wait_http "$AZURE_AUTH_FAKE_URL/_/log"
 }
 # azure_federated_token FILE [AUD] [SUBJECT] [LIFETIME]: a token of the test identity provider

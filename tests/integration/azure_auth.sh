@@ -110,13 +110,18 @@ out_has "\"appid\": \"$AZURE_FAKE_SECRET_CLIENT\"" "issued to the client"
 is_eq "three asks, one token request (the cache)" "$(($(count "e['route']=='token'") - before))" 1
 check "the request carried the secret" test "$(count "e.get('how')=='secret' and e['status']==200")" -ge 1
 if tok sec "$TOOL" "$ARM"; then ok "a second scope"; else not_ok "a second scope"; diag <"$T/err"; fi
+before=$(count "e['route']=='token'")
+tok sec "$TOOL" --threads 16 "https://vault.azure.net/.default" || not_ok "16 threads"
+out_has "threads=16 ok=16" "16 threads asking at once all get a token"
+is_eq "from one token request" "$(($(count "e['route']=='token'") - before))" 1
 
 fake_post "/_/lifetime?s=30"
 before=$(count "e['route']=='token'")
 tok sec "$TOOL" --times 3 "$STORAGE" || not_ok "short-lived tokens"
 is_eq "a token with less than the refresh window left is asked for again each time" \
     "$(($(count "e['route']=='token'") - before))" 3
-out_has "expires_in=30" "expires_in is taken from the answer"
+exp=$(sed -n 's/.*expires_in=\([0-9-]*\).*/\1/p' "$T/out" | tail -1)
+check "expires_in is taken from the answer (30 s, less the time since)" test "${exp:-0}" -gt 0 -a "${exp:-0}" -le 30
 fake_post "/_/lifetime?s=3600"
 
 fake_post "/_/fail?n=1&status=503"
@@ -216,7 +221,7 @@ is_eq "az was run as AzureCliCredential runs it" "$(tail -1 "$T/az.args")" \
     "account get-access-token --scope $STORAGE --output json"
 if tok env FAKE_AZ=old "$TOOL" "$ARM"; then ok "an older az (expiresOn only, local time)"; else not_ok "an older az (expiresOn only, local time)"; diag <"$T/err"; fi
 exp=$(sed -n 's/.*expires_in=\([0-9-]*\).*/\1/p' "$T/out")
-check "its local expiry is read right (within a minute of an hour)" test "${exp:-0}" -gt 3530 -a "${exp:-0}" -le 3600
+check "its local expiry is read right (an hour, less the time since)" test "${exp:-0}" -gt 3000 -a "${exp:-0}" -le 3600
 unset FAKE_AZ_ARGS
 
 # ---- nothing at all ----
@@ -236,7 +241,8 @@ else
     node "$AZURITE" --blobHost 127.0.0.1 --blobPort "$aport" --oauth basic --cert "$T/azure/tls.crt" \
         --key "$T/azure/tls.key" --location "$T/azurite" --silent --disableTelemetry >"$T/azurite.log" 2>&1 &
     on_exit "kill $!"
-    wait_http "https://127.0.0.1:$aport/" || diag <"$T/azurite.log"
+    # Azurite takes a while to start on a loaded machine: up to 60 s.
+    for _ in $(seq 600); do curl -sk -o /dev/null --max-time 1 "https://127.0.0.1:$aport/" && break; sleep 0.1; done
     list="https://127.0.0.1:$aport/devstoreaccount1?comp=list"
     if tok im STEPOP_CA_BUNDLE="$AZURE_AUTH_FAKE_CA" "$TOOL" --header "x-ms-version: 2021-08-06" "$STORAGE" "$list" &&
         grep -q "<EnumerationResults" "$T/out"; then

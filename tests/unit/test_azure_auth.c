@@ -337,6 +337,31 @@ static void test_chain(void)
     is_str(again, "tok-AAA", "the cached token");
     ok(exp > time(NULL) + 3500, "with its expiry");
     free(again);
+    close(fd);
+
+    /* A token that came with less than the refresh window left is asked for again; when that
+     * fails while it is still valid, it is kept (with a warning); a forced refresh fails. */
+    fd = loopback_listener(4, 10000, &port);
+    free(authority);
+    authority = xasprintf("http://127.0.0.1:%d", port);
+    setenv("AZURE_AUTHORITY_HOST", authority, 1);
+    struct server s3 = { .n = 1 };
+    s3.answers[0] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 38\r\n"
+                    "Connection: close\r\n\r\n{\"expires_in\":30,\"access_token\":\"BBB\"}";
+    th = server_start(&s3, fd);
+    azure_auth_reset();
+    ok(azure_auth_token(AZURE_SCOPE_ARM, &again, &exp, 0, &e) == 0, "a short-lived token: %s", e.msg);
+    pthread_join(th, NULL);
+    close(fd);
+    is_str(again, "BBB", "its value");
+    free(again);
+    again = NULL;
+    ok(azure_auth_token(AZURE_SCOPE_ARM, &again, NULL, 0, &e) == 0, "the refresh fails, the valid token is kept");
+    is_str(again, "BBB", "the same token");
+    ok(strstr(e.msg, "from environment (client secret)") != NULL, "the failure was the refresh's: %s", e.msg);
+    free(again);
+    again = NULL;
+    ok(azure_auth_token(AZURE_SCOPE_ARM, &again, NULL, 1, &e) < 0 && again == NULL, "a forced refresh fails");
 
     /* A refusal names Entra's reason, never the secret. */
     fd = loopback_listener(4, 10000, &port);
@@ -351,6 +376,7 @@ static void test_chain(void)
     azure_auth_reset();
     ok(azure_auth_token(AZURE_SCOPE_ARM, &tok, NULL, 0, &e) < 0, "a refused secret");
     pthread_join(th, NULL);
+    close(fd);
     ok(strstr(e.msg, "invalid_client: AADSTS7000215: Invalid secret.") != NULL, "Entra's words: %s", e.msg);
     ok(!strstr(e.msg, "se/cr") && !strstr(e.msg, "se%2Fcr"), "and never the secret");
     ok(!strstr(e.msg, "managed identity"), "a configured source that fails ends the chain");
@@ -386,6 +412,8 @@ static void test_chain(void)
 int main(void)
 {
     struct err e = { 0 };
+    /* Unbuffered: the chain's warnings on stderr stay between whole TAP lines. */
+    setvbuf(stdout, NULL, _IONBF, 0);
     setenv("STEPOP_HTTP_RETRY_BASE", "1ms", 1);
     if (http_global_init(&e) < 0 || !mkdtemp(dir))
         return 1;
