@@ -50,7 +50,7 @@ static const char usage_text[] =
     "                                         print a URL that grants METHOD on the object for DUR\n"
     "                                         (default 1h, at most 7d; STEPOP_NOW fixes the signing time)\n"
     "\n"
-    "Every subcommand takes --json (a JSON result on stdout). URIs: file://, http://, https://, s3://, gs://;\n"
+    "Every subcommand takes --json (a JSON result on stdout). URIs: file://, http://, https://, s3://, gs://, az://;\n"
     "a plain path means a local file. Progress shows on a terminal (STEPOP_NO_PROGRESS=1 hides it).\n"
     "Exit codes: 0 ok, 1 failed, 2 usage, 3 not found, 4 refused (unsafe archive, limit, digest).\n";
 
