@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 // A Modal API fake for the tests: the control plane's gRPC service (modal.client.ModalClient) over
 // cleartext HTTP/2 on 127.0.0.1, whose messages are encoded and decoded by the npm `modal` SDK's
-// own generated codecs (0.11.1: ts-proto output bundled in dist/index.cjs), so that every request
-// a client sends is read by Modal's code. The package does not export its service definition: the
-// bundle's source is compiled here as a module of its own (Module._compile, the installed files
-// untouched) with one line appended that exports ModalClientDefinition and the codec helpers.
+// own generated codecs (0.11.1: ts-proto output bundled in dist/index.cjs, exposed by
+// modal_proto.js without touching the package), so that every request a client sends is read by
+// Modal's code.
 //
 // Every call is checked as follows, answered in gRPC status codes:
 // - x-modal-token-id and x-modal-token-secret must be the configured ones (UNAUTHENTICATED);
@@ -53,37 +52,22 @@
 //     started; INTERNAL_FAILURE, MEMORY_MANAGER_EVICTION, TIMEOUT: SIGKILL SECONDS after start).
 //   {"sandbox": NAME or "*", "capacity": true, "times": N}: those never get a task.
 //   {"build": "FAILURE", "exception": TEXT, "times": N}: the next N image builds fail.
+//   {"token_lifetime": SECONDS}: the lifetime of the auth tokens issued from now on (--token-lifetime).
 // - GET /_/log: the calls seen. GET /_/sandboxes: the sandboxes (id, name, tags, state, task,
 //   result, container, image, environment names, definition). GET /_/images, GET /_/secrets (keys
 //   only), GET /_/apps.
 // - POST /_/reset: forgets the log and the rules.
 // On SIGTERM it removes the containers it started and exits.
 'use strict';
-const Module = require('module');
 const fs = require('fs');
 const path = require('path');
 const crypto = require('crypto');
 const http = require('http');
 const { execFile, execFileSync, spawn } = require('child_process');
 const grpc = require(path.join(__dirname, 'node_modules', '@grpc', 'grpc-js'));
-
-const PINNED_SDK = '0.11.1';
+const { loadModal } = require('./modal_proto');
 
 // ---- Modal's codecs ----------------------------------------------------------------------------
-function loadModal() {
-  const pkg = path.join(__dirname, 'node_modules', 'modal');
-  const version = JSON.parse(fs.readFileSync(path.join(pkg, 'package.json'), 'utf8')).version;
-  const file = fs.realpathSync(path.join(pkg, 'dist', 'index.cjs'));
-  const m = new Module(file, module);
-  m.filename = file;
-  m.paths = Module._nodeModulePaths(path.dirname(file));
-  m._compile(fs.readFileSync(file, 'utf8') + '\n;module.exports = { ModalClientDefinition, BinaryReader, ' +
-    'genericResult_GenericStatusFromJSON, genericResult_GenericStatusToJSON, isValidObjectName, SDK_VERSION };\n', file);
-  if (!m.exports.ModalClientDefinition || !m.exports.BinaryReader)
-    throw new Error(`modal ${version}: the bundle lacks ModalClientDefinition or BinaryReader`);
-  if (version !== PINNED_SDK) console.error(`modal_fake: npm modal is ${version}, checked against ${PINNED_SDK}`);
-  return { version, ...m.exports };
-}
 const modal = loadModal();
 const DEF = modal.ModalClientDefinition;
 const ST = (name) => modal.genericResult_GenericStatusFromJSON('GENERIC_STATUS_' + name);
@@ -747,7 +731,7 @@ function control(req, res) {
               throw new Error(`unknown result ${r.result}`);
             sbRules.push({ sandbox: r.sandbox, result: r.result, capacity: !!r.capacity, after: r.after || 0, exception: r.exception, left: r.times || 1 });
           } else if (r.build) buildRules.push({ exception: r.exception || 'scripted build failure', left: r.times || 1 });
-          else throw new Error(`a rule needs "method", "sandbox" or "build": ${JSON.stringify(r)}`);
+          else throw new Error(`a rule needs "method", "sandbox", "build" or "token_lifetime": ${JSON.stringify(r)}`);
         }
         return json(res, 200, { faults: faults.length, sandbox_rules: sbRules.length, build_rules: buildRules.length });
       }
