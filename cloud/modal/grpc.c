@@ -160,12 +160,13 @@ int grpc_channel_init(struct grpc_channel *ch, const char *server_url, grpc_head
         return err_set(e, ERR_INVALID, "Modal server URL \"%s\": expected scheme://host[:port] without a path",
                        server_url);
     ch->base = xasprintf("%s%.*s", ch->cleartext ? "http://" : "https://", (int)n, rest);
-    ch->curl = curl_easy_init();
-    if (!ch->curl) {
+    ch->share = curl_share_init();
+    if (!ch->share) {
         free(ch->base);
         ch->base = NULL;
-        return err_set(e, ERR_INTERNAL, "curl_easy_init failed");
+        return err_set(e, ERR_INTERNAL, "curl_share_init failed");
     }
+    curl_share_setopt(ch->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     ch->headers = headers;
     ch->headers_ctx = ctx;
     return 0;
@@ -173,8 +174,8 @@ int grpc_channel_init(struct grpc_channel *ch, const char *server_url, grpc_head
 
 void grpc_channel_free(struct grpc_channel *ch)
 {
-    if (ch->curl)
-        curl_easy_cleanup(ch->curl);
+    if (ch->share)
+        curl_share_cleanup(ch->share);
     free(ch->base);
     memset(ch, 0, sizeof *ch);
 }
@@ -231,7 +232,12 @@ static void grpc_uuid(char out[37])
 static int grpc_attempt(struct grpc_channel *ch, const char *method, const struct buf *framed, grpc_msg_fn on_msg,
                         void *ctx, int64_t timeout_ms, const char *idem_key, int attempt, int *code, struct err *e)
 {
-    CURL *h = ch->curl;
+    /* A fresh easy handle and a fresh connection per call: libcurl 7.88 (Debian 12's, and the
+     * static build's) fails a second request on a kept HTTP/2 connection to a gRPC server with
+     * "Error in the HTTP2 framing layer" (curl's own command line does the same). */
+    CURL *h = curl_easy_init();
+    if (!h)
+        return err_set(e, ERR_INTERNAL, "curl_easy_init failed");
     const struct http_config *cfg = http_config();
     struct grpc_xfer x;
     memset(&x, 0, sizeof x);
@@ -239,8 +245,8 @@ static int grpc_attempt(struct grpc_channel *ch, const char *method, const struc
     x.d.ctx = ctx;
     *code = -1;
     struct curl_slist *hl = NULL;
-    hl = curl_slist_append(hl, "Content-Type: application/grpc");
-    hl = curl_slist_append(hl, "TE: trailers");
+    hl = curl_slist_append(hl, "content-type: application/grpc");
+    hl = curl_slist_append(hl, "te: trailers");
     hl = curl_slist_append(hl, "Expect:");
     char line[128];
     if (idem_key) {
@@ -255,11 +261,13 @@ static int grpc_attempt(struct grpc_channel *ch, const char *method, const struc
     }
     if (ch->headers && ch->headers(ch->headers_ctx, method, &hl, e) < 0) {
         curl_slist_free_all(hl);
+        curl_easy_cleanup(h);
         *code = GRPC_UNAUTHENTICATED;
         return -1;
     }
     char *url = xasprintf("%s" GRPC_SERVICE "%s", ch->base, method);
-    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_SHARE, ch->share);
+    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION,
@@ -290,6 +298,7 @@ static int grpc_attempt(struct grpc_channel *ch, const char *method, const struc
     CURLcode cc = curl_easy_perform(h);
     long version = 0;
     curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version);
+    curl_easy_cleanup(h);
     curl_slist_free_all(hl);
     free(url);
     int rc = 0;

@@ -48,7 +48,8 @@ typedef int (*grpc_headers_fn)(void *ctx, const char *method, struct curl_slist 
 struct grpc_channel {
     char *base;           /* scheme://host:port, no trailing '/' */
     int cleartext;        /* http://: HTTP/2 with prior knowledge */
-    CURL *curl;           /* kept between calls: one HTTP/2 connection */
+    CURLSH *share;        /* the DNS cache kept between calls (one thread); connections are not
+                             kept (grpc.c says why) */
     grpc_headers_fn headers;
     void *headers_ctx;
     int max_attempts;     /* unary calls; 0: runtime/http.h's configuration */
