@@ -178,6 +178,37 @@ int64_t modal_jwt_exp(const char *jwt)
     return exp;
 }
 
+/* The auth token outlives one struct modal_auth: the follow loop polls with a fresh one each
+ * time, and each would otherwise call AuthTokenGet. Kept for the same server and token id. */
+static struct {
+    char *server_url, *token_id, *token;
+    int64_t refresh_at;
+} token_cache;
+
+static void cache_take(struct modal_auth *a)
+{
+    if (!token_cache.token || !a->token_id || strcmp(token_cache.server_url, a->server_url) != 0 ||
+        strcmp(token_cache.token_id, a->token_id) != 0 || time_wall_ms() / 1000 >= token_cache.refresh_at)
+        return;
+    a->auth_token = xstrdup(token_cache.token);
+    a->refresh_at = token_cache.refresh_at;
+}
+
+static void cache_keep(const struct modal_auth *a)
+{
+    if (!a->auth_token || !a->token_id || !a->server_url)
+        return;
+    free(token_cache.server_url);
+    free(token_cache.token_id);
+    if (token_cache.token)
+        OPENSSL_cleanse(token_cache.token, strlen(token_cache.token));
+    free(token_cache.token);
+    token_cache.server_url = xstrdup(a->server_url);
+    token_cache.token_id = xstrdup(a->token_id);
+    token_cache.token = xstrdup(a->auth_token);
+    token_cache.refresh_at = a->refresh_at;
+}
+
 /* ---- loading ---- */
 
 static char *env_dup(const char *name)
@@ -256,6 +287,7 @@ int modal_auth_load(struct modal_auth *a, const char *server_url, struct err *e)
     h = h ? h + 3 : a->server_url;
     size_t hl = h[0] == '[' ? strcspn(h, "]") + 1 : strcspn(h, ":/");
     a->host = xstrndup(h, hl);
+    cache_take(a);
     return 0;
 }
 
@@ -277,6 +309,7 @@ static void cleanse_free(char *s)
 
 void modal_auth_free(struct modal_auth *a)
 {
+    cache_keep(a);
     free(a->server_url);
     free(a->token_id);
     cleanse_free(a->token_secret);

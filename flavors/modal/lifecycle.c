@@ -297,14 +297,23 @@ static int md_target_open(const cJSON *handle, const cJSON *settings, struct md_
  * Modal does not know the sandbox. */
 static int md_verify_tags(struct md_target *t, const cJSON *handle, int *gone, struct err *e)
 {
+    /* Tags do not change under a sandbox: once verified for a run, the follow loop's polls need
+     * not ask again. */
+    static char verified[512];
+    char *key = xasprintf("%s %s %s", t->id, json_str(handle, "run_id"), json_str(handle, "run_uri"));
+    *gone = 0;
+    if (!strcmp(verified, key)) {
+        free(key);
+        return 0;
+    }
     struct buf req = { 0 }, resp = { 0 };
     char *id = NULL, *uri = NULL;
-    *gone = 0;
     modal_enc_sandbox_id(&req, t->id, -1);
     int rc = md_call(&t->k, "SandboxTagsGet", &req, &resp, e);
     if (rc < 0 && e->kind == ERR_NOT_FOUND) {
         *gone = 1;
         buf_free(&resp);
+        free(key);
         return -1;
     }
     if (rc == 0 && (modal_dec_tag(&resp, MD_TAG_RUN_ID, &id, e) < 0 || modal_dec_tag(&resp, MD_TAG_RUN_URI, &uri, e) < 0))
@@ -315,6 +324,9 @@ static int md_verify_tags(struct md_target *t, const cJSON *handle, int *gone, s
                      MD_TAG_RUN_URI " %s%.70s%s); refusing to act on it", t->id, json_str(handle, "run_id"),
                      id ? "\"" : "", id ? id : "missing", id ? "\"" : "", uri ? "\"" : "", uri ? uri : "missing",
                      uri ? "\"" : "");
+    if (rc == 0)
+        str_copy(verified, sizeof verified, key);
+    free(key);
     free(want_uri);
     free(id);
     free(uri);
@@ -493,6 +505,13 @@ static int md_poll(const cJSON *handle, const cJSON *settings, struct remote_sta
     memset(&r, 0, sizeof r);
     if (rc == 0)
         rc = md_wait0(&t, &r, e);
+    if (rc < 0 && e->kind == ERR_NOT_FOUND) {
+        err_clear(e);
+        md_conn_close(&t.k);
+        st->phase = REMOTE_GONE;
+        snprintf(st->message, sizeof st->message, "Modal sandbox %s is not known to Modal", t.id);
+        return 0;
+    }
     if (rc == 0 && r.present && r.status != MODAL_ST_UNSPECIFIED) {
         char tail[200] = "";
         /* The entrypoint never wrote its last word: the sandbox's own output says why. */
