@@ -8,6 +8,7 @@ extern const struct flavor_ops flavor_docker_ops;
 extern const struct flavor_ops flavor_kubernetes_ops;
 extern const struct flavor_ops flavor_sagemaker_ops;
 extern const struct flavor_ops flavor_vertex_ops;
+extern const struct flavor_ops flavor_modal_ops;
 
 /* The registry: adding a flavor touches only this table and its own file. */
 static const struct flavor_info flavors[] = {
@@ -20,7 +21,8 @@ static const struct flavor_info flavors[] = {
     { "vertex", "Google Vertex AI custom jobs", "Google application default credentials", &flavor_vertex_ops },
     { "azureml", "Azure Machine Learning command jobs", "Azure identity", NULL },
     { "spark", "spark-submit / Spark on Kubernetes", "driver runs stepop run", NULL },
-    { "modal", "Modal functions", "Modal token", NULL },
+    { "modal", "Modal sandboxes over Modal's gRPC API", "Modal token (MODAL_TOKEN_ID, ~/.modal.toml); GPU strings "
+      "such as H100:2", &flavor_modal_ops },
     { "custom", "a plugin executable speaking the flavor protocol", "for platforms stepop does not know", NULL },
 };
 

@@ -11,7 +11,7 @@ fuzz="clang libclang-rt-dev"
 # make static: dpkg-dev for apt-get source and dpkg-buildflags; the static archives of the
 # libraries taken from Debian as they are (docs/static.md).
 static="build-essential dpkg-dev libssl-dev zlib1g-dev libzstd-dev libexpat1-dev liblzma-dev
-        libbz2-dev libyaml-dev"
+        libbz2-dev libyaml-dev libnghttp2-dev"
 # Containers (tests/integration/docker_*.sh): Podman with runc (crun fails on cgroup hybrid hosts),
 # busybox-static for the test images, debootstrap for Dockerfile.cuda's local base image.
 tests="nginx-light libnginx-mod-http-dav-ext openssl tar zstd gzip pigz curl util-linux procps time
