@@ -2,7 +2,7 @@
 # make bench: stepop against the tools users would pick instead, on the same work, in one run.
 # Generates its own data, starts its own servers on loopback, runs every case round-robin after
 # the data is warm, and prints medians and ratios (bench/report.py). Never part of `make test`.
-# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8 10 11 12 13; case 9, the
+# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8 10 11 12 13 14; case 9, the
 # 20 GiB streamed S3 upload, only when named: it needs about 65 GB of free disk — the source tree,
 # s3rver's parts and the object it assembles from them — and 15 minutes or more).
 set -u
@@ -11,7 +11,7 @@ set -u
 export STEPOP_NO_PROGRESS=1
 SIZE=${BENCH_SIZE_MIB:-2048}
 REPEATS=${BENCH_REPEATS:-3}
-CASES=${BENCH_CASES:-1 2 3 4 5 6 7 8 10 11 12 13}
+CASES=${BENCH_CASES:-1 2 3 4 5 6 7 8 10 11 12 13 14}
 BENCH_TMP=$T
 BENCH_LOG=$ROOT/build/bench/bench.log
 : >"$RESULTS"
@@ -375,6 +375,31 @@ if want 13; then
         unset STEPOP_GCS_CHUNK_SIZE STORAGE_EMULATOR_HOST
     else
         echo "  skipped: firebase-tools or @google-cloud/storage is missing, or the emulator did not start" >&2
+    fi
+fi
+
+if want 14; then
+    echo "case 14: a created Modal sandbox, stepop submit --detach against the npm modal SDK, on the Modal fake" >&2
+    if modal_fake_available && start_s3 2>>"$BENCH_LOG"; then
+        (
+            # --start-delay 3600 and --images-unchecked: no sandbox ever gets a task or a
+            # container (nor needs Podman), so only the API work is timed: each tool stops at
+            # SandboxCreate's answer (the SDK's create() would go on to wait for a task).
+            PODMAN_OWNER=${PODMAN_OWNER:-bench14}
+            start_modal_fake --start-delay 3600 --images-unchecked 2>>"$BENCH_LOG" || { echo "  skipped: the Modal fake did not start" >&2; exit 0; }
+            export XDG_CONFIG_HOME=$T/xdgc14 HOME=$T/home14
+            mkdir -p "$XDG_CONFIG_HOME/stepop" "$HOME"
+            cat >"$XDG_CONFIG_HOME/stepop/config.json" <<JSON
+{"store": "s3://test/bench14", "default_operator": "md",
+ "operators": {"md": {"flavor": "modal", "settings": {"pass_env": ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"]}}}}
+JSON
+            compare "submit-modal" 0 "$REPEATS" "true" \
+                -- "npm modal: apps.fromName, images.fromRegistry, sandboxes.create (one node process)" \
+                "node '$ROOT/tests/servers/modal_client.js' create '{\"image\": \"busybox:1\", \"app\": \"stepop\", \"command\": [\"true\"], \"env\": {\"K\": \"v\"}, \"exitOnCreate\": true}' >/dev/null" \
+                -- "stepop submit --detach (modal)" "'$STEPOP' submit --detach --image busybox:1 -- true"
+        )
+    else
+        echo "  skipped: npm modal or the S3 test server is missing (see $BENCH_LOG)" >&2
     fi
 fi
 

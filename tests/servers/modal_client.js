@@ -7,8 +7,9 @@
 //   node modal_client.js create JSON   app (createIfMissing), image fromRegistry, sandbox create
 //       JSON: {"app", "image", "command", "env", "tags", "name", "timeoutMs", "memoryMiB",
 //              "memoryLimitMiB", "cpu", "gpu", "workdir", "wait": true (also wait and read its
-//              stdout and stderr)} -> {"sandboxId", "ms" (create, from the client's start)[,
-//              "exitCode", "stdout", "stderr"]}
+//              stdout and stderr), "exitOnCreate": true (print and exit as soon as SandboxCreate
+//              is answered, before the SDK waits for a task: the bench)} -> {"sandboxId", "ms"
+//              (from the process's start)[, "exitCode", "stdout", "stderr"]}
 //   node modal_client.js fromid ID     Sandbox.fromId, then its tags and poll() -> {"sandboxId",
 //                                      "tags", "returnCode"}
 //   node modal_client.js terminate ID  fromId, terminate and wait -> {"exitCode"}
@@ -85,7 +86,16 @@ async function main(argv) {
   const [cmd, arg, n] = argv;
   if (cmd === 'raw') return raw(arg, n, argv[3]);
   const start = Date.now();
-  const client = new ModalClient();
+  const exitOnCreate = cmd === 'create' && JSON.parse(arg).exitOnCreate;
+  const grpcMiddleware = exitOnCreate ? [async function* created(call, options) {
+    const res = yield* call.next(call.request, options);
+    if (call.method.path.endsWith('/SandboxCreate')) {
+      console.log(JSON.stringify({ sandboxId: res.sandboxId, ms: Math.round(performance.now()) }));
+      process.exit(0);
+    }
+    return res;
+  }] : [];
+  const client = new ModalClient({ grpcMiddleware });
   try {
     if (cmd === 'create') {
       const o = JSON.parse(arg);

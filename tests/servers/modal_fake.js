@@ -23,7 +23,8 @@
 //
 // Images: ImageGetOrCreate takes dockerfile commands `FROM <ref>` only; the "build" is an image
 // lookup in the local Podman storage (no registry here): found is SUCCESS, with build logs on
-// ImageJoinStreaming, missing is FAILURE. With imageRegistryConfig the referenced secret must hold
+// ImageJoinStreaming, missing is FAILURE (with --images-unchecked every build succeeds unseen: for
+// the bench, where nothing runs). With imageRegistryConfig the referenced secret must hold
 // REGISTRY_USERNAME and REGISTRY_PASSWORD (the keys Modal documents for private registries).
 //
 // Sandboxes run in Podman (storage under --podman-dir, as tests/lib.sh's podman_cli; the
@@ -94,11 +95,11 @@ class StrictReader extends modal.BinaryReader {
 
 // ---- arguments -----------------------------------------------------------------------------------
 const args = { containerLabel: [], containerEnv: [], environment: [], stopGrace: 10, startDelay: 0.2,
-               tokenLifetime: 1200, imageBuilderVersion: '2024.10', tokenId: '', tokenSecret: '' };
+               tokenLifetime: 1200, imageBuilderVersion: '2024.10', tokenId: '', tokenSecret: '', imagesUnchecked: false };
 for (let i = 2; i < process.argv.length; i++) {
   const k = process.argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase());
   const v = process.argv[++i];
-  if (Array.isArray(args[k])) args[k].push(v);
+  if (typeof args[k] === 'boolean') { args[k] = true; i--; } else if (Array.isArray(args[k])) args[k].push(v);
   else if (typeof args[k] === 'number') args[k] = Number(v);
   else args[k] = v;
 }
@@ -562,6 +563,11 @@ async function build(image) {
       return done('FAILURE', m);
     }
     imageLog(image, `Using registry credentials of user ${env.REGISTRY_USERNAME.length ? '<set>' : ''}\n`);
+  }
+  if (args.imagesUnchecked) { // nothing will run (the bench): the build succeeds unseen
+    image.ref = image.from;
+    imageLog(image, 'Built image ' + image.id + '\n');
+    return done('SUCCESS');
   }
   const r = await podman('image', 'inspect', '--format', '{{.Id}}', image.from);
   if (r.code !== 0) {
