@@ -31,7 +31,7 @@ cat >stepop.json <<JSON
 JSON
 # wait_max PID SECS: kills PID when it still runs after SECS (a hung case must not hang the test)
 wait_max() { ( for _ in $(seq "$2"); do kill -0 "$1" 2>/dev/null || exit 0; sleep 1; done; kill "$1" 2>/dev/null ) & }
-run_of() { sed -n 's/.*run \([0-9A-Z]\{26\}\).*/\1/p' "${1:-$T/err}" | head -1; }
+run_of() { sed -n 's/^stepop: \[\([0-9A-Z]\{26\}\)\].*/\1/p' "${1:-$T/err}" | head -1; }
 creates() { modal_count "e['method'] == 'SandboxCreate'"; }
 # sb_of RUN PYEXPR: EXPR over s, the fake's sandbox named stepop-RUN
 sb_of() {
