@@ -375,7 +375,7 @@ int grpc_unary(struct grpc_channel *ch, const char *method, const struct buf *re
     grpc_uuid(key);
     const struct http_config *cfg = http_config();
     int max = ch->max_attempts > 0 ? ch->max_attempts : cfg->max_attempts;
-    int rc = -1;
+    int rc = -1, reauthed = 0;
     for (int attempt = 0;; attempt++) {
         struct grpc_unary_ctx u = { resp, 0 };
         resp->len = 0;
@@ -385,6 +385,11 @@ int grpc_unary(struct grpc_channel *ch, const char *method, const struct buf *re
         rc = grpc_attempt(ch, method, &framed, grpc_keep, &u, timeout_ms, key, attempt, &code, e);
         if (rc == 0 && u.count != 1)
             rc = err_set(e, ERR_INVALID, "%s: the answer holds no message", method);
+        if (rc < 0 && code == GRPC_UNAUTHENTICATED && !reauthed && ch->reauth && ch->reauth(ch->headers_ctx)) {
+            reauthed = 1;
+            log_debug("%s: %s; again with a fresh auth token", method, e->msg);
+            continue;
+        }
         if (rc == 0 || attempt + 1 >= max || e->kind == ERR_CANCELLED || !(code < 0 ? e->transient : grpc_retryable(code)))
             break;
         unsigned rnd;

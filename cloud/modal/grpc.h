@@ -52,6 +52,9 @@ struct grpc_channel {
                              kept (grpc.c says why) */
     grpc_headers_fn headers;
     void *headers_ctx;
+    /* Called once per call on UNAUTHENTICATED: 1 when fresh credentials may help (a short-lived
+     * token was dropped), and the call is sent again. NULL: never. */
+    int (*reauth)(void *headers_ctx);
     int max_attempts;     /* unary calls; 0: runtime/http.h's configuration */
 };
 

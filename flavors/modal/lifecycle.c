@@ -51,6 +51,7 @@ static int md_conn_open(const cJSON *settings, struct md_conn *k, int need_creds
         return -1;
     }
     k->auth.ch = &k->ch;
+    k->ch.reauth = modal_auth_reauth;
     return 0;
 }
 
