@@ -6,6 +6,7 @@
 #include "../../runtime/timeutil.h"
 
 #include <ctype.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +215,14 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
     return http_cancelled();
 }
 
+/* Frees a header list, its lines wiped first: they hold the token secret and the auth token. */
+static void grpc_slist_wipe(struct curl_slist *l)
+{
+    for (struct curl_slist *it = l; it; it = it->next)
+        OPENSSL_cleanse(it->data, strlen(it->data));
+    curl_slist_free_all(l);
+}
+
 /* A version 4 UUID, as the JS SDK's idempotency keys are. */
 static void grpc_uuid(char out[37])
 {
@@ -260,7 +269,7 @@ static int grpc_attempt(struct grpc_channel *ch, const char *method, const struc
         hl = curl_slist_append(hl, line);
     }
     if (ch->headers && ch->headers(ch->headers_ctx, method, &hl, e) < 0) {
-        curl_slist_free_all(hl);
+        grpc_slist_wipe(hl);
         curl_easy_cleanup(h);
         *code = GRPC_UNAUTHENTICATED;
         return -1;
@@ -299,7 +308,7 @@ static int grpc_attempt(struct grpc_channel *ch, const char *method, const struc
     long version = 0;
     curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version);
     curl_easy_cleanup(h);
-    curl_slist_free_all(hl);
+    grpc_slist_wipe(hl);
     free(url);
     int rc = 0;
     if (x.cb_failed) {
