@@ -59,7 +59,6 @@ int grpc_deframe(struct grpc_deframer *d, const void *data, size_t n, struct err
         }
         if (d->pending.len - at - 5 < len)
             break;
-        d->messages++;
         int r = d->on_msg ? d->on_msg(d->ctx, p + 5, len, e) : 0;
         at += 5 + (size_t)len;
         if (r != 0) {
@@ -329,7 +328,8 @@ static int grpc_attempt(struct grpc_channel *ch, const char *method, const struc
         long s = x.res.http_status;
         *code = s == 401 ? GRPC_UNAUTHENTICATED : s == 403 ? GRPC_PERMISSION_DENIED : s == 404 ? GRPC_UNIMPLEMENTED
               : (s == 429 || s == 502 || s == 503 || s == 504) ? GRPC_UNAVAILABLE : GRPC_UNKNOWN;
-        rc = err_set(e, ERR_HTTP, "%s: HTTP %ld without a gRPC status from %s", method, s, ch->base);
+        rc = err_set(e, ERR_HTTP, "%s: HTTP %ld without a gRPC status from %s (content-type %s)", method, s, ch->base,
+                     x.res.content_type[0] ? x.res.content_type : "none");
         e->transient = grpc_retryable(*code);
     } else if (x.res.code != GRPC_OK) {
         *code = x.res.code;

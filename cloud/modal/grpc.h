@@ -82,7 +82,6 @@ struct grpc_deframer {
     struct buf pending;    /* bytes of an incomplete frame */
     grpc_msg_fn on_msg;
     void *ctx;
-    int64_t messages;
 };
 /* Feeds received bytes; calls on_msg for each complete message. 1 when on_msg asked to stop. A
  * compressed frame (nothing asked for compression) or one over GRPC_MAX_MESSAGE fails. */
