@@ -295,6 +295,40 @@ sagemaker_script() { curl -s -X POST --data-binary "$1" "$SAGEMAKER_FAKE_URL/_/s
 sagemaker_log() { curl -s "$SAGEMAKER_FAKE_URL/_/log"; }
 sagemaker_jobs() { curl -s "$SAGEMAKER_FAKE_URL/_/jobs"; }
 
+# A python3 with Debian's python3-protobuf (the Vertex fake parses bodies with it).
+protobuf_python() {
+    local py
+    for py in /usr/bin/python3 python3; do
+        "$py" -c 'import google.protobuf.json_format' >/dev/null 2>&1 && { echo "$py"; return 0; }
+    done
+    return 1
+}
+
+# start_vertex_fake [ARGS...]: tests/servers/vertex_fake.py at $VERTEX_FAKE_URL ($VERTEX_FAKE_HOST
+# is host:port): Vertex AI's JobService custom jobs and Cloud Logging's entries:list, bodies
+# checked against the .proto files of npm @google-cloud/aiplatform (compiled by protoc into
+# build/protos), jobs run with Podman. Needs start_podman. ARGS go to the fake (--tokens FILE or
+# --tokeninfo URL: which bearer tokens it takes; --container-env, --stop-grace ...).
+start_vertex_fake() {
+    local py i pf=$T/vertex.$RANDOM.port
+    py=$(protobuf_python) || { echo "# python3-protobuf is missing (make deps)" >&2; return 1; }
+    command -v protoc >/dev/null || { echo "# protoc is missing (make deps)" >&2; return 1; }
+    "$py" "$ROOT/tests/servers/vertex_fake.py" --port-file "$pf" --podman-dir "$PODMAN_DIR" \
+        --jobs-dir "$T/vertex-jobs" --proto-cache "$ROOT/build/protos" \
+        --container-label "stepop-test.owner=$PODMAN_OWNER" "$@" >>"$T/vertex.log" 2>&1 &
+    VERTEX_FAKE_PID=$!
+    # SIGTERM: the fake removes its containers before it exits.
+    on_exit "kill $VERTEX_FAKE_PID; wait $VERTEX_FAKE_PID"
+    for i in $(seq 300); do [ -s "$pf" ] && break; kill -0 "$VERTEX_FAKE_PID" 2>/dev/null || break; sleep 0.05; done
+    [ -s "$pf" ] || { echo "# the Vertex fake did not start:" >&2; sed 's/^/#   /' "$T/vertex.log" >&2; return 1; }
+    VERTEX_FAKE_HOST=127.0.0.1:$(cat "$pf")
+    VERTEX_FAKE_URL=http://$VERTEX_FAKE_HOST
+    wait_http "$VERTEX_FAKE_URL/_/log"
+}
+vertex_script() { curl -s -X POST --data-binary "$1" "$VERTEX_FAKE_URL/_/script" >/dev/null; }
+vertex_log() { curl -s "$VERTEX_FAKE_URL/_/log"; }
+vertex_jobs() { curl -s "$VERTEX_FAKE_URL/_/jobs"; }
+
 # ---- Podman: a real container engine behind the Docker API (docs/testing.md#containers) ----
 # Storage lives in build/podman/ and is shared by the tests of a run and by later runs, so the
 # test images are built once per content; each test starts its own `podman system service` on a
