@@ -643,22 +643,22 @@ class Job:
         else:
             a += [cs.image_uri]
         a += list(cs.args)
+        name = a[3]
         r = podman(*a)
         cid = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else None
-        if cid:
-            with lock:
-                containers.add(cid)
-                self.cids.append(cid)
-                self.cid = cid
+        with lock:
+            self.cids.append(cid or name)
         if r.returncode != 0:
             # The container was created and its command could not be run (an image without it):
             # the runtime's error is what the replica logged.
+            podman('rm', '-f', '-t', '0', name)
             for line in r.stderr.strip().splitlines()[-5:]:
                 self.log(line, 'ERROR')
-            with lock:
-                self.cid = None
             self.exec_failed = True
             return
+        with lock:
+            containers.add(cid)
+            self.cid = cid
         self.exec_failed = False
         threading.Thread(target=self.pump, args=(cid,), daemon=True).start()
 
