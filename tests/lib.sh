@@ -484,3 +484,43 @@ start_kbed() {
     # shellcheck disable=SC1091
     . "$T/bed/env"
 }
+
+# ---- Google credentials (tests/servers/google_auth_fake.py; docs/testing.md) ----
+# start_google_auth_fake [ARGS...]: the fake's token endpoint, STS, IAM generateAccessToken and
+# metadata server at $GOOGLE_AUTH_FAKE_URL (exported). The environment is set so that nothing
+# leaves loopback or reads this machine's own credentials: GCE_METADATA_HOST names the fake,
+# CLOUDSDK_CONFIG an empty directory under $T, GOOGLE_APPLICATION_CREDENTIALS and the project
+# variables are unset. ARGS go to the fake (--project, --email, --tokens FILE).
+start_google_auth_fake() {
+    local i pf=$T/google_auth.$RANDOM.port
+    /usr/bin/python3 -c 'import google.auth.jwt' 2>/dev/null || { echo "# python3-google-auth is missing (make deps)" >&2; return 1; }
+    /usr/bin/python3 "$ROOT/tests/servers/google_auth_fake.py" --port-file "$pf" "$@" >>"$T/google_auth.log" 2>&1 &
+    on_exit "kill $!"
+    for i in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
+    export GOOGLE_AUTH_FAKE_URL=http://127.0.0.1:$(cat "$pf")
+    export GCE_METADATA_HOST=127.0.0.1:$(cat "$pf") CLOUDSDK_CONFIG=$T/gcloud
+    unset GOOGLE_APPLICATION_CREDENTIALS GOOGLE_CLOUD_PROJECT GCLOUD_PROJECT GCE_METADATA_ROOT
+    mkdir -p "$CLOUDSDK_CONFIG"
+    wait_http "$GOOGLE_AUTH_FAKE_URL/_/log"
+}
+# google_sa_key FILE EMAIL [PROJECT]: a fresh RSA key (openssl) in a service_account key file
+# whose token_uri is the fake's, its public key registered with the fake.
+google_sa_key() {
+    local kid
+    kid=$(openssl rand -hex 20)
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1.pem" 2>/dev/null || return 1
+    openssl pkey -in "$1.pem" -pubout -out "$1.pub" 2>/dev/null || return 1
+    /usr/bin/python3 - "$1" "$2" "${3:-fake-project}" "$kid" "$GOOGLE_AUTH_FAKE_URL" <<'PY' || return 1
+import json, sys
+f, email, project, kid, url = sys.argv[1:]
+json.dump({'type': 'service_account', 'project_id': project, 'private_key_id': kid,
+           'private_key': open(f + '.pem').read(), 'client_email': email, 'client_id': '1234567890',
+           'auth_uri': 'https://accounts.google.com/o/oauth2/auth', 'token_uri': url + '/token'}, open(f, 'w'))
+PY
+    google_auth_setup service-account "{\"email\": \"$2\", \"key_id\": \"$kid\", \"public_pem\": $(/usr/bin/python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$1.pub")}"
+}
+# google_auth_setup WHAT JSON: POST /_/WHAT (service-account, user, subject, config) to the fake.
+google_auth_setup() { curl -sf -X POST --data-binary "$2" "$GOOGLE_AUTH_FAKE_URL/_/$1" >/dev/null; }
+google_auth_log() { curl -s "$GOOGLE_AUTH_FAKE_URL/_/log"; }
+# google_auth_count PYEXPR: how many logged requests e satisfy PYEXPR (e.g. "e.get('kind') == 'sts'").
+google_auth_count() { curl -s "$GOOGLE_AUTH_FAKE_URL/_/log" | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }
