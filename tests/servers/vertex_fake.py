@@ -168,84 +168,57 @@ def descriptor_set():
     return fds
 
 
-def varints(data, number):
-    """The values of varint field NUMBER (packed or not) in serialized DATA, whose other fields
-    (the extensions this pool does not know) are skipped."""
-    out, i = [], 0
+def read_varint(data, i):
+    v, shift = 0, 0
+    while True:
+        b = data[i]
+        i += 1
+        v |= (b & 0x7f) << shift
+        shift += 7
+        if not b & 0x80:
+            return v, i
 
-    def varint():
-        nonlocal i
-        v, shift = 0, 0
-        while True:
-            b = data[i]
-            i += 1
-            v |= (b & 0x7f) << shift
-            shift += 7
-            if not b & 0x80:
-                return v
+
+def wire_fields(data):
+    """(number, value) of each field in serialized DATA: an int for a varint, bytes for a
+    length-delimited field (the options' extensions this pool does not know are read this way)."""
+    i = 0
     while i < len(data):
-        key = varint()
+        key, i = read_varint(data, i)
         num, wt = key >> 3, key & 7
         if wt == 0:
-            v = varint()
-            if num == number:
-                out.append(v)
+            v, i = read_varint(data, i)
         elif wt == 1:
-            i += 8
+            v, i = data[i:i + 8], i + 8
         elif wt == 5:
-            i += 4
+            v, i = data[i:i + 4], i + 4
         elif wt == 2:
-            n = varint()
-            chunk = data[i:i + n]
-            i += n
-            if num == number:
-                j = 0
-                while j < len(chunk):
-                    v, shift = 0, 0
-                    while True:
-                        b = chunk[j]
-                        j += 1
-                        v |= (b & 0x7f) << shift
-                        shift += 7
-                        if not b & 0x80:
-                            break
-                    out.append(v)
+            n, i = read_varint(data, i)
+            v, i = data[i:i + n], i + n
         else:
             raise ValueError('unexpected wire type %d' % wt)
+        yield num, v
+
+
+def varints(data, number):
+    """The values of varint field NUMBER in DATA, packed or not."""
+    out = []
+    for num, v in wire_fields(data):
+        if num != number:
+            continue
+        if isinstance(v, int):
+            out.append(v)
+            continue
+        j = 0
+        while j < len(v):
+            x, j = read_varint(v, j)
+            out.append(x)
     return out
 
 
 def submessage(data, number):
-    """The bytes of length-delimited field NUMBER in serialized DATA (None when absent)."""
-    i = 0
-
-    def varint():
-        nonlocal i
-        v, shift = 0, 0
-        while True:
-            b = data[i]
-            i += 1
-            v |= (b & 0x7f) << shift
-            shift += 7
-            if not b & 0x80:
-                return v
-    while i < len(data):
-        key = varint()
-        num, wt = key >> 3, key & 7
-        if wt == 0:
-            varint()
-        elif wt == 1:
-            i += 8
-        elif wt == 5:
-            i += 4
-        elif wt == 2:
-            n = varint()
-            if num == number:
-                return data[i:i + n]
-            i += n
-        else:
-            raise ValueError('unexpected wire type %d' % wt)
-    return None
+    """The bytes of length-delimited field NUMBER in DATA (None when absent)."""
+    return next((v for num, v in wire_fields(data) if num == number), None)
 
 
 BEHAVIOR = {}       # (message full name, field name) -> set of field_behavior values
@@ -948,44 +921,80 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.entry['rpc'] = 'ListLogEntries'
             self.fault('ListLogEntries')
             return self.reply(200, entries_list(body))
-        for verb, regex, rpc, body_field, cls, fields in ROUTES:
-            m = regex.match(url.path)
-            if verb == method and m:
-                break
-        else:
-            raise ApiError(404, 'The requested URL %s was not found on this server (method %s).' % (url.path, method),
-                           grpc_status='NOT_FOUND')
-        self.entry['rpc'] = rpc
-        self.fault(rpc)
-        req = cls()
-        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
-        ints = False
-        for k, vs in query.items():
-            if k in SYSTEM_PARAMS:
-                ints = ints or any('enum-encoding=int' in v for v in vs)
-                continue
-            if body_field == '*':
-                raise ApiError(400, 'Invalid JSON payload received. Unknown name "%s": Cannot bind query parameter.' % k)
-            set_field(req, k, vs[-1])
-        if body_field:
-            ctype = (self.headers.get('Content-Type') or '').split(';')[0].strip()
-            if body and ctype != 'application/json':
-                raise ApiError(400, 'Content-Type %r is not application/json' % ctype)
-            text = body.decode('utf-8', 'replace') if body else '{}'
-            target = req if body_field == '*' else getattr(req, body_field)
-            parse_into(target, text, body_field if body_field != '*' else '')
-        elif body and body.strip() not in (b'', b'{}'):
-            raise ApiError(400, 'Invalid JSON payload received. %s takes no body.' % rpc)
-        for i, f in enumerate(fields):
-            set_field(req, f, urllib.parse.unquote(m.group('f%d' % i)))
-        errors = []
-        behaviors(req, '', errors)
-        self.entry['validation'] = 'ok' if not errors else [f for f, _ in errors]
-        if errors:
-            raise field_errors(errors)
+        rpc, req, ints = decode(method, url, body, self.headers.get('Content-Type'), self.entry, self.fault)
         answer = HANDLERS[rpc](req)
         self.reply(200, json_format.MessageToJson(answer, use_integers_for_enums=ints, descriptor_pool=args.pool,
                                                   indent=None))
+
+
+def decode(method, url, body, content_type, entry, fault=None):
+    """A JobService call as Google's HTTP transcoding reads it: the route of its google.api.http
+    annotation, the body parsed strictly into the request (or its body field), path variables and
+    query parameters bound, then google.api.field_behavior. (rpc, request, integer enums wanted)."""
+    for verb, regex, rpc, body_field, cls, fields in ROUTES:
+        m = regex.match(url.path)
+        if verb == method and m:
+            break
+    else:
+        raise ApiError(404, 'The requested URL %s was not found on this server (method %s).' % (url.path, method),
+                       grpc_status='NOT_FOUND')
+    entry['rpc'] = rpc
+    if fault:
+        fault(rpc)
+    req = cls()
+    query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+    ints = False
+    for k, vs in query.items():
+        if k in SYSTEM_PARAMS:
+            ints = ints or any('enum-encoding=int' in v for v in vs)
+            continue
+        if body_field == '*':
+            raise ApiError(400, 'Invalid JSON payload received. Unknown name "%s": Cannot bind query parameter.' % k)
+        set_field(req, k, vs[-1])
+    if body_field:
+        ctype = (content_type or '').split(';')[0].strip()
+        if body and ctype != 'application/json':
+            raise ApiError(400, 'Content-Type %r is not application/json' % ctype)
+        text = body.decode('utf-8', 'replace') if body else '{}'
+        target = req if body_field == '*' else getattr(req, body_field)
+        parse_into(target, text, body_field if body_field != '*' else '')
+    elif body and body.strip() not in (b'', b'{}'):
+        raise ApiError(400, 'Invalid JSON payload received. %s takes no body.' % rpc)
+    for i, f in enumerate(fields):
+        set_field(req, f, urllib.parse.unquote(m.group('f%d' % i)))
+    errors = []
+    behaviors(req, '', errors)
+    entry['validation'] = 'ok' if not errors else [f for f, _ in errors]
+    if errors:
+        raise field_errors(errors)
+    return rpc, req, ints
+
+
+def check_requests(path):
+    """--check: the requests of a `stepop submit --dry-run` ({"requests": [{"method", "url",
+    "headers", "body"}]}, possibly under "requests") decoded as the server decodes them; prints
+    "ok RPC" or "refused: ..." for each; false when one is refused."""
+    with open(path) as f:
+        d = json.load(f)
+    while isinstance(d, dict) and 'requests' in d:
+        d = d['requests']
+    good = True
+    for r in d:
+        url = urllib.parse.urlsplit(r['url'])
+        body = r.get('body')
+        raw = json.dumps(body).encode() if body is not None else b''
+        headers = {k.lower(): v for k, v in (r.get('headers') or {}).items()}
+        try:
+            if url.path == '/v2/entries:list':
+                entries_list(raw)
+                rpc = 'ListLogEntries'
+            else:
+                rpc, _, _ = decode(r['method'], url, raw, headers.get('content-type', 'application/json'), {})
+            print('ok %s %s' % (rpc, r['url']))
+        except ApiError as e:
+            good = False
+            print('refused: %s %s: %d %s: %s' % (r['method'], r['url'], e.status, e.grpc_status, e.message))
+    return good
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -1019,6 +1028,7 @@ def main():
     p.add_argument('--stop-grace', type=int, default=30, help='seconds from SIGTERM to SIGKILL')
     p.add_argument('--start-delay', type=float, default=0.3, help='seconds in QUEUED and in PENDING')
     p.add_argument('--compile-only', action='store_true', help='build the descriptor set and exit')
+    p.add_argument('--check', metavar='DRY_RUN_JSON', help="check a dry run's requests as the server would, and exit")
     args = p.parse_args()
     args.podman_dir = os.path.abspath(args.podman_dir)
     args.jobs_dir = os.path.abspath(args.jobs_dir)
@@ -1026,6 +1036,8 @@ def main():
     load_protos()
     if args.compile_only:
         return
+    if args.check:
+        sys.exit(0 if check_requests(args.check) else 1)
     load_tokens()
     signal.signal(signal.SIGTERM, cleanup)
     signal.signal(signal.SIGINT, cleanup)
