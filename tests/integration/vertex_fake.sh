@@ -164,8 +164,9 @@ get oom-job
 is_eq "oom-job: over --machine-memory's 48 MiB, FAILED: out of memory" \
     "$(field oom-job "(d['state'], 'ran out of memory' in d['error']['message'])")" "('JOB_STATE_FAILED', True)"
 get noexec-job
-is_eq "noexec-job: a command the image lacks is FAILED with status 127" \
-    "$(field noexec-job "(d['state'], 'non-zero status of 127' in d['error']['message'], 'startTime' in d)")" "('JOB_STATE_FAILED', True, True)"
+is_eq "noexec-job: a command the image lacks is FAILED without an exit code, after it started" \
+    "$(field noexec-job "(d['state'], d['error']['message'][:58], 'startTime' in d)")" \
+    "('JOB_STATE_FAILED', \"The replica workerpool0-0 could not run the container's com\", True)"
 get noimage-job
 is_eq "noimage-job: a missing image is FAILED and never started (no startTime)" \
     "$(field noimage-job "(d['state'], d['error']['message'][:34], 'startTime' in d)")" "('JOB_STATE_FAILED', 'Unable to pull the container image', False)"

@@ -36,7 +36,9 @@ or worker pool (refused), networks, reservations, encryption, web access (the UR
 States (ours): QUEUED and PENDING take --start-delay each; an image Podman does not have fails the
 job without it ever running (no startTime): "Unable to pull the container image ..."; RUNNING
 while the container runs; exit 0 is SUCCEEDED; another exit is FAILED with "The replica
-workerpool0-0 exited with a non-zero status of N. ..." (code 3); an OOM kill says so (code 3);
+workerpool0-0 exited with a non-zero status of N. ..." (code 3); a command the image lacks
+(`podman run` fails) is FAILED "The replica workerpool0-0 could not run the container's command. ..."
+(code 3, no exit code; the runtime's error is the job's log); an OOM kill says so (code 3);
 scheduling.timeout passed stops the container (SIGTERM, SIGKILL after --stop-grace) and fails
 with code 4; :cancel is CANCELLING (the container gets SIGTERM, SIGKILL after --stop-grace), then
 CANCELLED with error code 1 "CANCELED".
@@ -576,6 +578,10 @@ class Job:
                 continue
             if outcome == 'cancelled':
                 return self.finish('JOB_STATE_CANCELLED', 'CANCELED', 1)
+            if outcome == 'cannot_run':
+                return self.finish('JOB_STATE_FAILED', 'The replica %s could not run the container\'s command. To find '
+                                   'out more about why your job exited please check the logs: resource.type="ml_job" '
+                                   'resource.labels.job_id="%s"' % (REPLICA, self.id), 3)
             if outcome == 'timeout':
                 return self.finish('JOB_STATE_FAILED', 'The job exceeded its timeout of %ds (scheduling.timeout) and '
                                    'was stopped.' % int(timeout), 4)
@@ -651,7 +657,7 @@ class Job:
     def wait(self, time_left, preempt_at):
         """Follows the container to its end: (outcome, exit code, OOM-killed, seconds run)."""
         if self.exec_failed:
-            return 'exited', 127, False, 0.0
+            return 'cannot_run', None, False, 0.0
         cid = self.cid
         started = time.time()
         waiter = subprocess.Popen(podman_cmd('wait', cid), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
