@@ -319,7 +319,7 @@ int par_put_run(const struct par_put *p, struct err *e)
     } else {
         rc = p->complete(p->ctx, m.parts, m.parts_max, m.total, e);
     }
-    if (rc < 0)
+    if (rc < 0 && p->abort)
         p->abort(p->ctx);
     for (int i = 0; i < m.parts_cap; i++)
         free(m.parts[i].etag);

@@ -85,7 +85,8 @@ struct par_put {
                     struct par_part *out, struct err *e);
     /* After every part was sent: parts[0 .. nparts-1], total bytes. */
     int (*complete)(void *ctx, const struct par_part *parts, int nparts, int64_t total, struct err *e);
-    /* Once, after a failure (of a part, of the source, or of complete), every worker ended. */
+    /* Once, after a failure (of a part, of the source, or of complete), every worker ended;
+     * NULL when the store has nothing to clean up (Azure drops uncommitted blocks itself). */
     void (*abort)(void *ctx);
     void *ctx;
 };

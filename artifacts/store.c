@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 extern const struct store_ops store_file_ops;
 extern const struct store_ops store_http_ops;
 extern const struct store_ops store_s3_ops;
+extern const struct store_ops store_azure_ops;
 
 /* The registry: adding a store touches only this table and its own file. */
 static const struct {
@@ -21,13 +23,28 @@ static const struct {
     { "http", &store_http_ops },
     { "https", &store_http_ops },
     { "s3", &store_s3_ops },
+    { "az", &store_azure_ops },
 };
+
+/* https://ACCOUNT.blob.core.windows.net/... without a query is Azure Blob Storage, signed with the
+ * account's credentials; with a query (a SAS URL) it stays a plain https:// download. */
+static int azure_blob_url(const char *uri)
+{
+    static const char suffix[] = ".blob.core.windows.net";
+    if (strncasecmp(uri, "https://", 8) != 0 || strpbrk(uri, "?#"))
+        return 0;
+    const char *host = uri + 8;
+    size_t n = strcspn(host, "/"), sn = sizeof suffix - 1;
+    return n > sn && strncasecmp(host + n - sn, suffix, sn) == 0 && !memchr(host, '.', n - sn);
+}
 
 const struct store_ops *store_backend(const char *uri)
 {
     char scheme[16];
     if (uri_scheme(uri, scheme, sizeof scheme) < 0)
         return NULL;
+    if (azure_blob_url(uri))
+        return &store_azure_ops;
     for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
         if (strcmp(registry[i].scheme, scheme) == 0)
             return registry[i].ops;

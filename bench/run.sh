@@ -2,7 +2,7 @@
 # make bench: stepop against the tools users would pick instead, on the same work, in one run.
 # Generates its own data, starts its own servers on loopback, runs every case round-robin after
 # the data is warm, and prints medians and ratios (bench/report.py). Never part of `make test`.
-# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8 10 11 12; case 9, the
+# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8 10 11 12 13; case 9, the
 # 20 GiB streamed S3 upload, only when named: it needs about 65 GB of free disk — the source tree,
 # s3rver's parts and the object it assembles from them — and 15 minutes or more).
 set -u
@@ -11,7 +11,7 @@ set -u
 export STEPOP_NO_PROGRESS=1
 SIZE=${BENCH_SIZE_MIB:-2048}
 REPEATS=${BENCH_REPEATS:-3}
-CASES=${BENCH_CASES:-1 2 3 4 5 6 7 8 10 11 12}
+CASES=${BENCH_CASES:-1 2 3 4 5 6 7 8 10 11 12 13}
 BENCH_TMP=$T
 BENCH_LOG=$ROOT/build/bench/bench.log
 : >"$RESULTS"
@@ -338,7 +338,24 @@ for r in json.load(sys.stdin)["requests"]["requests"]:
 fi
 
 if want 12; then
-    echo "case 12: stepop submit --detach to a custom job accepted, against one node process doing the npm JobServiceClient's createCustomJob, on the Vertex fake" >&2
+    echo "case 12: Azure Blob through Azurite, 1 GiB up and down, against @azure/storage-blob" >&2
+    if azurite_available && start_azurite --skipApiVersionCheck && azblob mkcontainer bench; then
+        head -c $((1024 << 20)) /dev/urandom >"$T/az-gib.bin"
+        # The official client with the same parallelism and block size as stepop's defaults.
+        compare "azure-put-1GiB" $((1024 << 20)) "$REPEATS" "true" \
+            -- "stepop artifact put" "'$STEPOP' artifact put '$T/az-gib.bin' az://bench/a.bin" \
+            -- "@azure/storage-blob uploadFile" "node '$ROOT/tests/servers/azure_blob_client.js' put bench b.bin '$T/az-gib.bin'"
+        compare "azure-get-1GiB" $((1024 << 20)) "$REPEATS" "rm -f '$T'/azg?.bin && sync" \
+            -- "stepop artifact get" "'$STEPOP' artifact get az://bench/a.bin '$T/azg1.bin'" \
+            -- "@azure/storage-blob downloadToFile" "node '$ROOT/tests/servers/azure_blob_client.js' get bench a.bin '$T/azg2.bin'" \
+            -- "downloadToFile, then sha256sum (verified, as stepop)" "node '$ROOT/tests/servers/azure_blob_client.js' get bench a.bin '$T/azg3.bin' && sha256sum '$T/azg3.bin' >/dev/null"
+    else
+        echo "  skipped: Azurite did not start or is not installed (see $BENCH_LOG)" >&2
+    fi
+fi
+
+if want 13; then
+    echo "case 13: stepop submit --detach to a custom job accepted, against one node process doing the npm JobServiceClient's createCustomJob, on the Vertex fake" >&2
     if ! protobuf_python >/dev/null || ! command -v protoc >/dev/null || ! command -v node >/dev/null ||
         [ ! -f "$ROOT/tests/servers/node_modules/@google-cloud/aiplatform/package.json" ]; then
         echo "  skipped: python3-protobuf, protoc, node or npm @google-cloud/aiplatform is missing" >&2
@@ -347,26 +364,26 @@ if want 12; then
             # --start-delay 3600: every job stays QUEUED for the whole run, so only the API work is
             # timed and no container ever starts (nor needs Podman). Both sides take their bearer
             # token from the auth fake's metadata server.
-            PODMAN_OWNER=${PODMAN_OWNER:-bench12}
-            start_google_auth_fake --tokens "$T/gtokens12" --project bench-project 2>>"$BENCH_LOG" &&
-                start_vertex_fake --tokens "$T/gtokens12" --start-delay 3600 2>>"$BENCH_LOG" ||
+            PODMAN_OWNER=${PODMAN_OWNER:-bench13}
+            start_google_auth_fake --tokens "$T/gtokens13" --project bench-project 2>>"$BENCH_LOG" &&
+                start_vertex_fake --tokens "$T/gtokens13" --start-delay 3600 2>>"$BENCH_LOG" ||
                 { echo "  skipped: the Google auth fake or the Vertex fake did not start" >&2; exit 0; }
-            export XDG_CONFIG_HOME=$T/xdgc12
+            export XDG_CONFIG_HOME=$T/xdgc13
             mkdir -p "$XDG_CONFIG_HOME/stepop"
             cat >"$XDG_CONFIG_HOME/stepop/config.json" <<JSON
-{"store": "s3://test/bench12", "default_operator": "vx",
+{"store": "s3://test/bench13", "default_operator": "vx",
  "operators": {"vx": {"flavor": "vertex", "settings": {"api_endpoint": "$VERTEX_FAKE_URL",
    "logging_endpoint": "$VERTEX_FAKE_URL", "entrypoint": ["/usr/local/bin/stepop", "run"]}}}}
 JSON
             # Google's client sends the very CustomJob stepop would (its --dry-run).
             "$STEPOP" submit --dry-run --image busybox:1 -- true 2>>"$BENCH_LOG" |
-                python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["requests"]["requests"][0]["body"]))' >"$T/job12.json"
+                python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["requests"]["requests"][0]["body"]))' >"$T/job13.json"
             VERTEX_TOKEN=$(curl -s -H 'Metadata-Flavor: Google' \
                 "$GOOGLE_AUTH_FAKE_URL/computeMetadata/v1/instance/service-accounts/default/token" |
                 python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
             export VERTEX_TOKEN
             compare "submit-vertex" 0 "$REPEATS" "true" \
-                -- "node: JobServiceClient.createCustomJob" "node '$ROOT/tests/servers/vertex_client.js' '$VERTEX_FAKE_HOST' create projects/bench-project/locations/us-central1 '$T/job12.json'" \
+                -- "node: JobServiceClient.createCustomJob" "node '$ROOT/tests/servers/vertex_client.js' '$VERTEX_FAKE_HOST' create projects/bench-project/locations/us-central1 '$T/job13.json'" \
                 -- "stepop submit --detach (vertex)" "'$STEPOP' submit --detach --image busybox:1 -- true"
         )
     else

@@ -110,7 +110,7 @@ int google_source_from_doc(cJSON *doc, const char *path, struct google_source **
     else if (strcmp(type, "authorized_user") == 0)
         s->type = GOOGLE_AUTHORIZED_USER, rc = load_authorized_user(s, e);
     else if (strcmp(type, "external_account") == 0)
-        s->type = GOOGLE_EXTERNAL_ACCOUNT, rc = google_external_check(doc, path, e);
+        s->type = GOOGLE_EXTERNAL_ACCOUNT, rc = google_external_check(doc, e);
     else if (strcmp(type, "impersonated_service_account") == 0)
         s->type = GOOGLE_IMPERSONATED, rc = load_impersonated(s, e);
     else if (strcmp(type, "external_account_authorized_user") == 0 || strcmp(type, "gdch_service_account") == 0)
@@ -194,7 +194,7 @@ int google_source_token(struct google_source *s, const char *scope, struct googl
                                   "the refresh_token grant", t, e);
         break;
     case GOOGLE_EXTERNAL_ACCOUNT:
-        rc = google_external_token(s->doc, s->path, scope, t, e);
+        rc = google_external_token(s->doc, scope, t, e);
         break;
     case GOOGLE_IMPERSONATED: {
         struct google_token src;
@@ -314,19 +314,40 @@ int google_auth_token(char **token, time_t *expires, int force_refresh, struct e
     return rc;
 }
 
+/* The project billed for quota (x-goog-user-project), as Google's libraries send it:
+ * GOOGLE_CLOUD_QUOTA_PROJECT, else the credentials file's quota_project_id; NULL for none. */
+static const char *quota_project(void)
+{
+    const char *env = env_or("GOOGLE_CLOUD_QUOTA_PROJECT", NULL);
+    if (env)
+        return env;
+    const char *q = source && source->doc ? json_str(source->doc, "quota_project_id") : NULL;
+    return q && *q ? q : NULL;
+}
+
+static void add_header(struct curl_slist **headers, char *line)
+{
+    struct curl_slist *l = curl_slist_append(*headers, line);
+    google_secret_free(line);
+    if (!l)
+        abort();
+    *headers = l;
+}
+
 int google_auth_sign(void *ctx, const struct http_request *req, struct curl_slist **headers, struct err *e)
 {
     (void)ctx, (void)req;
     char *token;
     if (google_auth_token(&token, NULL, 0, e) < 0)
         return -1;
-    char *line = xasprintf("Authorization: Bearer %s", token);
+    add_header(headers, xasprintf("Authorization: Bearer %s", token));
     google_secret_free(token);
-    struct curl_slist *l = curl_slist_append(*headers, line);
-    google_secret_free(line);
-    if (!l)
-        abort();
-    *headers = l;
+    pthread_mutex_lock(&lock);
+    const char *q = quota_project();
+    char *line = q ? xasprintf("x-goog-user-project: %s", q) : NULL;
+    pthread_mutex_unlock(&lock);
+    if (line)
+        add_header(headers, line);
     return 0;
 }
 
@@ -336,6 +357,7 @@ static char *project_from_source(struct err *e)
         struct buf b = { 0 };
         if (google_metadata_get("/computeMetadata/v1/project/project-id", &b, e) < 0) {
             buf_free(&b);
+            err_prefix(e, "no Google Cloud project (GOOGLE_CLOUD_PROJECT is not set; %s): ", passed ? passed : "");
             return NULL;
         }
         char *p = xstrndup(b.data, strcspn(b.data, " \r\n"));

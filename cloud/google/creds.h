@@ -93,9 +93,8 @@ int google_impersonate(const char *url, const char *source_token, const char *sc
 /* ---- external.c ---------------------------------------------------------------------- */
 
 /* Checks an external_account document at load time (refuses AWS and other sources). */
-int google_external_check(const cJSON *doc, const char *path, struct err *e);
+int google_external_check(const cJSON *doc, struct err *e);
 /* The STS exchange (and the impersonation the file asks for). */
-int google_external_token(const cJSON *doc, const char *path, const char *scope, struct google_token *t,
-                          struct err *e);
+int google_external_token(const cJSON *doc, const char *scope, struct google_token *t, struct err *e);
 
 #endif

@@ -21,9 +21,8 @@ static const cJSON *source_of(const cJSON *doc)
     return cJSON_GetObjectItemCaseSensitive(doc, "credential_source");
 }
 
-int google_external_check(const cJSON *doc, const char *path, struct err *e)
+int google_external_check(const cJSON *doc, struct err *e)
 {
-    (void)path;
     const cJSON *cs = source_of(doc);
     const char *aud = json_str(doc, "audience"), *stt = json_str(doc, "subject_token_type");
     if (!aud || !*aud)
@@ -148,10 +147,9 @@ static int subject_url(const cJSON *cs, char **out, struct err *e)
 }
 
 /* The executable's answer (Google's executable-sourced credentials format): version 1,
- * success, token_type, id_token or saml_response, expiration_time. expired_ok == 0 refuses an
- * answer past its expiration_time (a cached output file). */
-static int executable_answer(const char *data, size_t len, const char *what, int expired_ok, char **out,
-                             struct err *e)
+ * success, token_type, id_token or saml_response, expiration_time (an answer past it is refused,
+ * which is how a cached output file goes stale). */
+static int executable_answer(const char *data, size_t len, const char *what, char **out, struct err *e)
 {
     cJSON *j = NULL;
     struct err je;
@@ -172,7 +170,7 @@ static int executable_answer(const char *data, size_t len, const char *what, int
                      msg ? msg : "(no message)");
     } else if (!tt) {
         rc = err_set(e, ERR_AUTH, "%s has no \"token_type\"", what);
-    } else if (exp && (!cJSON_IsNumber(exp) || (!expired_ok && exp->valuedouble <= (double)time(NULL)))) {
+    } else if (exp && (!cJSON_IsNumber(exp) || exp->valuedouble <= (double)time(NULL))) {
         rc = err_set(e, ERR_AUTH, "%s has expired", what);
     } else {
         const char *tok = strcmp(tt, "urn:ietf:params:oauth:token-type:saml2") == 0 ? json_str(j, "saml_response")
@@ -201,7 +199,7 @@ static int subject_executable(const cJSON *doc, const cJSON *cs, char **out, str
         /* A cached answer that is still valid saves running the program. */
         if (read_small_file(output_file, SUBJECT_MAX, &text, &len) == 0) {
             struct err ce = { 0 };
-            int rc = executable_answer(text, len, "the executable's output file", 0, out, &ce);
+            int rc = executable_answer(text, len, "the executable's output file", out, &ce);
             OPENSSL_cleanse(text, len);
             free(text);
             if (rc == 0)
@@ -244,10 +242,10 @@ static int subject_executable(const cJSON *doc, const cJSON *cs, char **out, str
     if (rc < 0)
         err_prefix(e, "credential_source.executable: ");
     else if (r.signal || r.exit_code != 0)
-        rc = err_set(e, ERR_AUTH, "the credential_source executable %s %d", r.signal ? "was killed by signal" : "exited",
-                     r.signal ? r.signal : r.exit_code);
+        rc = err_set(e, ERR_AUTH, "the credential_source executable %s %d",
+                     r.signal ? "was killed by signal" : "exited", r.signal ? r.signal : r.exit_code);
     else
-        rc = executable_answer(r.out.data ? r.out.data : "", r.out.len, "the credential_source executable's answer", 0,
+        rc = executable_answer(r.out.data ? r.out.data : "", r.out.len, "the credential_source executable's answer",
                                out, e);
     if (r.out.data)
         OPENSSL_cleanse(r.out.data, r.out.len);
@@ -259,10 +257,8 @@ static int subject_executable(const cJSON *doc, const cJSON *cs, char **out, str
     return rc;
 }
 
-int google_external_token(const cJSON *doc, const char *path, const char *scope, struct google_token *t,
-                          struct err *e)
+int google_external_token(const cJSON *doc, const char *scope, struct google_token *t, struct err *e)
 {
-    (void)path;
     const cJSON *cs = source_of(doc);
     char *subject = NULL;
     int rc = json_str(cs, "file") ? subject_file(cs, &subject, e)

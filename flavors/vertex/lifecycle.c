@@ -221,9 +221,10 @@ static int vx_target_open(const cJSON *handle, const cJSON *settings, struct vx_
         return err_set(e, ERR_INVALID, "the vertex flavor's handle lacks name, run_id or run_uri");
     if (vx_parse_settings(settings, &t->cfg, e) < 0)
         return -1;
-    const char *p = name + 9, *slash = strchr(p, '/');
+    int ok = str_has_prefix(name, "projects/");
+    const char *p = ok ? name + 9 : name, *slash = strchr(p, '/');
     char *loc = xasprintf("/locations/%s/customJobs/", t->cfg.location);
-    int ok = str_has_prefix(name, "projects/") && slash && slash > p && str_has_prefix(slash, loc);
+    ok = ok && slash && slash > p && str_has_prefix(slash, loc);
     const char *id = ok ? slash + strlen(loc) : NULL;
     free(loc);
     static const char *const id_chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-";
@@ -423,7 +424,8 @@ void vx_remote_state(const cJSON *job, const char *log_tail, struct remote_state
         snprintf(st->message, sizeof st->message, "custom job %s was preempted%s", id, said);
         return;
     }
-    if (code == VX_RPC_DEADLINE_EXCEEDED || vx_contains(why, vx_timeout_words)) {
+    /* Words alone only without an exit code: a step's own "timeout" may be in its exit message. */
+    if (code == VX_RPC_DEADLINE_EXCEEDED || (st->exit_code < 0 && vx_contains(why, vx_timeout_words))) {
         st->reason = REASON_TIMEOUT;
         snprintf(st->message, sizeof st->message, "custom job %s ran past its scheduling timeout%s", id, said);
         return;

@@ -53,6 +53,11 @@ n0=$(count "e['path'] == '/token' and e.get('kind') == 'service_account'")
 expect_rc 0 "five signed GETs with an hour-long token" env GOOGLE_APPLICATION_CREDENTIALS="$T/sa.json" "$GT" get "$U/_/whoami" 5
 is_eq "use one exchange" "$(count "e['path'] == '/token' and e.get('kind') == 'service_account'")" $((n0 + 1))
 
+n0=$(count "e['path'] == '/token' and e.get('kind') == 'service_account'")
+expect_rc 0 "16 threads ask for a token at once" env GOOGLE_APPLICATION_CREDENTIALS="$T/sa.json" "$GT" threads 16
+is_eq "all get one" "$(cat "$T/out")" 16
+is_eq "from one exchange (one cache behind a mutex)" "$(count "e['path'] == '/token' and e.get('kind') == 'service_account'")" $((n0 + 1))
+
 # V4 signing with the key: verified by openssl against the public key.
 expect_rc 0 "google_auth_sign_bytes with the service account key" env GOOGLE_APPLICATION_CREDENTIALS="$T/sa.json" "$GT" sign "GOOG4-RSA-SHA256 test"
 is_eq "names the key's email" "$(cut -d' ' -f2 "$T/out")" "$SA"
@@ -103,6 +108,12 @@ c = credentials.Credentials(None, refresh_token=d['refresh_token'], token_uri=d[
 c.refresh(tr.Request())
 print(requests.get(sys.argv[2], headers={'Authorization': 'Bearer ' + c.token}).json()['kind'])
 PY
+expect_rc 0 "a signed request with an authorized_user file" env GOOGLE_APPLICATION_CREDENTIALS="$T/user.json" "$GT" get "$U/_/whoami"
+check "carries its quota_project_id in x-goog-user-project" test "$(count "e['path'] == '/_/whoami' and e.get('user_project') == 'quota-p'")" = 1
+expect_rc 0 "with GOOGLE_CLOUD_QUOTA_PROJECT" env GOOGLE_CLOUD_QUOTA_PROJECT=env-quota GOOGLE_APPLICATION_CREDENTIALS="$T/user.json" "$GT" get "$U/_/whoami"
+check "that one is sent" test "$(count "e['path'] == '/_/whoami' and e.get('user_project') == 'env-quota'")" = 1
+check "a service_account key without quota_project_id sends none" \
+    test "$(count "e['path'] == '/_/whoami' and e.get('kind') == 'service_account' and e.get('user_project')")" = 0
 check "python3-google-auth's oauth2.credentials refreshes from the same authorized_user file" \
     sh -c "/usr/bin/python3 '$T/py_user.py' '$T/user.json' '$U/_/whoami' | grep -qx user"
 
@@ -186,6 +197,31 @@ err_has "needs GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1" "is refused"
 check "and not run" test ! -e "$T/exe.runs"
 expect_rc 0 "with it, the executable's answer is exchanged" env GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1 GOOGLE_APPLICATION_CREDENTIALS="$T/ext-exe.json" "$GT" token
 check "it ran once" test "$(wc -l <"$T/exe.runs")" = 1
+cat >"$T/exe-out.json" <<'EOF'
+{"version": 1, "success": true, "token_type": "urn:ietf:params:oauth:token-type:jwt", "id_token": "subject-SECRET-1", "expiration_time": 4102444800}
+EOF
+ext "$T/ext-exe-cached.json" "{\"executable\": {\"command\": \"$T/exe.sh\", \"output_file\": \"$T/exe-out.json\"}}"
+expect_rc 0 "an executable source whose output_file holds a valid answer" env GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1 GOOGLE_APPLICATION_CREDENTIALS="$T/ext-exe-cached.json" "$GT" token
+check "does not run it again" test "$(wc -l <"$T/exe.runs")" = 1
+cat >"$T/exe-fail.sh" <<'EOF'
+#!/bin/sh
+echo '{"version": 1, "success": false, "code": "401", "message": "Caller not authorized."}'
+EOF
+chmod +x "$T/exe-fail.sh"
+ext "$T/ext-exe-fail.json" "{\"executable\": {\"command\": \"$T/exe-fail.sh\"}}"
+expect_rc 1 "an executable that reports failure" env GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1 GOOGLE_APPLICATION_CREDENTIALS="$T/ext-exe-fail.json" "$GT" token
+err_has "reported failure: 401: Caller not authorized." "gives its code and message"
+google_auth_setup subject "{\"subject_token\": \"subject-SECRET-2\", \"audience\": \"$AUD-2\", \"client_id\": \"wf-client\", \"client_secret\": \"client-SECRET-wf\"}"
+printf 'subject-SECRET-2' >"$T/subject2.txt"
+cat >"$T/ext-client.json" <<EOF
+{"type": "external_account", "audience": "$AUD-2", "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+ "token_url": "$U/v1/token", "client_id": "wf-client", "client_secret": "client-SECRET-wf", "credential_source": {"file": "$T/subject2.txt"}}
+EOF
+expect_rc 0 "an external_account with client credentials (HTTP Basic at STS)" env GOOGLE_APPLICATION_CREDENTIALS="$T/ext-client.json" "$GT" token
+sed 's/client-SECRET-wf/client-SECRET-other/' "$T/ext-client.json" >"$T/ext-client-bad.json"
+expect_rc 1 "wrong client credentials" env GOOGLE_APPLICATION_CREDENTIALS="$T/ext-client-bad.json" "$GT" token
+err_has "HTTP 401: invalid_client" "are refused by STS"
+no_secret "without the client secret" "$T/err"
 printf 'subject-SECRET-wrong\n' >"$T/subject-bad.txt"
 ext "$T/ext-bad.json" "{\"file\": \"$T/subject-bad.txt\"}"
 expect_rc 1 "a subject token STS refuses" env GOOGLE_APPLICATION_CREDENTIALS="$T/ext-bad.json" "$GT" token

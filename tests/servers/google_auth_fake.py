@@ -23,7 +23,7 @@ python3-google-auth to verify the JWT assertions).
 - A subject token source for external_account files: GET /_/subject-token?format=text|json,
   which needs the header "X-Subject-Auth: letmein".
 - GET /_/whoami: a protected resource; 200 with the token's kind and serial when the bearer token
-  is live, 401 otherwise.
+  is live, 401 otherwise (the log keeps its x-goog-user-project).
 - GET /tokeninfo?access_token=T: as Google's tokeninfo, for other fakes to check tokens.
 
 Set-up routes (JSON bodies): POST /_/service-account {email, public_pem, key_id},
@@ -147,7 +147,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if not t:
                 self.entry['why'] = 'no live bearer token'
                 return self.reply(401, {'error': {'code': 401, 'message': 'Request had invalid credentials.'}})
-            self.entry.update(kind=t['kind'], serial=t['serial'])
+            self.entry.update(kind=t['kind'], serial=t['serial'], user_project=self.headers.get('x-goog-user-project'))
             return self.reply(200, {'kind': t['kind'], 'serial': t['serial'], 'email': t['email']})
         if path == '/tokeninfo':
             t = live((self.q.get('access_token') or [''])[0])

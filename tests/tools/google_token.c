@@ -6,6 +6,7 @@
  *   google_token project        the project
  *   google_token get URL [N]    N GETs of URL signed by google_auth_sign; prints each body
  *   google_token sign TEXT      the RS256 signature of TEXT (base64url) and the key's email
+ *   google_token threads N      N threads ask for a token at once; prints how many got one
  *
  * Exit 1 with "google_token: <message>" and "kind: <err kind>" on stderr when the layer fails. */
 #include "../../cloud/google/auth.h"
@@ -13,6 +14,7 @@
 #include "../../runtime/http.h"
 #include "../../runtime/log.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,16 @@ static int fail(const struct err *e)
 {
     fprintf(stderr, "google_token: %s\nkind: %s\n", e->msg, err_kind_name(e->kind));
     return 1;
+}
+
+static void *one_token(void *arg)
+{
+    struct err e = { 0 };
+    char *token;
+    if (google_auth_token(&token, NULL, 0, &e) < 0)
+        return NULL;
+    google_secret_free(token);
+    return arg;
 }
 
 int main(int argc, char **argv)
@@ -77,6 +89,18 @@ int main(int argc, char **argv)
         free(b64);
         free(sig);
         free(email);
+    } else if (strcmp(argv[1], "threads") == 0 && argc > 2) {
+        int n = atoi(argv[2]), got = 0;
+        pthread_t t[64];
+        n = n < 1 ? 1 : n > 64 ? 64 : n;
+        for (int i = 0; i < n; i++)
+            pthread_create(&t[i], NULL, one_token, &got);
+        for (int i = 0; i < n; i++) {
+            void *r;
+            pthread_join(t[i], &r);
+            got += r != NULL;
+        }
+        printf("%d\n", got);
     } else {
         fprintf(stderr, "google_token: unknown command %s\n", argv[1]);
         rc = 2;

@@ -404,6 +404,14 @@ static void test_states(void)
           "image us-docker.pkg.dev/p/r/missing:1\"}}",
           REMOTE_CANNOT_START, -1, 0, REASON_NONE,
           "custom job 42 could not start: Unable to pull image us-docker.pkg.dev/p/r/missing:1" },
+        { "{\"name\": \"x/42\", \"state\": \"JOB_STATE_FAILED\", \"error\": {\"code\": 13, \"message\": \"The job "
+          "timed out waiting for its worker\"}}",
+          REMOTE_EXITED, -1, 0, REASON_TIMEOUT,
+          "custom job 42 ran past its scheduling timeout: The job timed out waiting for its worker" },
+        { "{\"name\": \"x/42\", \"state\": \"JOB_STATE_FAILED\", \"error\": {\"code\": 3, \"message\": \"The replica "
+          "workerpool0-0 exited with a non-zero status of 1 (connection timeout)\"}}",
+          REMOTE_EXITED, 1, 0, REASON_NONE,
+          "custom job 42 failed: The replica workerpool0-0 exited with a non-zero status of 1 (connection timeout)" },
         { "{\"name\": \"x/42\", \"state\": \"JOB_STATE_FAILED\"}", REMOTE_EXITED, -1, 0, REASON_NONE,
           "custom job 42 failed: (no reason given)" },
     };

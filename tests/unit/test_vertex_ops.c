@@ -281,6 +281,8 @@ int main(void)
     cJSON_ReplaceItemInObject(forged, "name", cJSON_CreateString(NAME "/../../x"));
     is_int(ops->cancel(forged, settings, 30000, &e), -1, "cancel refuses a name with a path in it");
     is_int(ops->cleanup(forged, settings, &e), -1, "and so does cleanup");
+    cJSON_ReplaceItemInObject(forged, "name", cJSON_CreateString("4242"));
+    is_int(ops->poll(forged, settings, &st, &e), -1, "a bare id is refused too");
     is_int(script.n_seen, 0, "still before any call");
     cJSON_Delete(forged);
 
