@@ -27,7 +27,7 @@ start_podman || { not_ok "podman starts"; done_testing; }
 podman_images || { not_ok "test images build"; done_testing; }
 start_s3 || { not_ok "the S3 store starts"; done_testing; }
 start_google_auth_fake --tokens "$T/gtokens" --project vx-project || { not_ok "the Google auth fake starts"; done_testing; }
-start_vertex_fake --tokens "$T/gtokens" --stop-grace 3 --start-delay 0.2 --machine-memory e2-small=100663296 \
+start_vertex_fake --tokens "$T/gtokens" --stop-grace 10 --start-delay 0.2 --machine-memory e2-small=100663296 \
     --container-env "AWS_ENDPOINT_URL_S3=$S3_URL" --container-env "AWS_ACCESS_KEY_ID=$S3_AKID" \
     --container-env "AWS_SECRET_ACCESS_KEY=$S3_SECRET" --container-env AWS_REGION=us-east-1 \
     --container-env AWS_EC2_METADATA_DISABLED=true --container-env STEPOP_LOG_INTERVAL=200ms ||
@@ -238,7 +238,7 @@ is_eq "the follow loop rode out 10 s without the Vertex API" "$?" 0
 check "... with the logs complete" grep -q after-the-outage "$T/out11"
 
 # --- a preemption: Vertex AI restarts the worker (restartJobOnWorkerRestart), attempt 2 ---
-vertex_script '{"job": "*", "preempt_after": 4, "preemptions": 1, "count": 1}'
+vertex_script '{"job": "*", "preempt_after": 8, "preemptions": 1, "count": 1}'
 "$STEPOP" submit --operator spot --image "$STEP_IMAGE" -- \
     sh -c 'echo "attempt $STEPOP_ATTEMPT"; if [ "$STEPOP_ATTEMPT" = 1 ]; then sleep 600; fi; echo finished' >"$T/out" 2>"$T/err"
 spot_rc=$?

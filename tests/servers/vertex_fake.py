@@ -469,6 +469,7 @@ class Job:
             if r.get('job') in ('*', msg.display_name) and 'count' in r and r['count'] > 0:
                 r['count'] -= 1
         self.cancel_requested = False
+        self.exec_failed = False    # the last container's command could not be run
         self.cid = None
         self.cids = []
         self.env = {}
@@ -562,9 +563,7 @@ class Job:
                     return self.set_state('JOB_STATE_CANCELLED', 'CANCELED', 1)
             self.start_container(pool)
             with lock:
-                if self.cancel_requested and self.state() == 'JOB_STATE_CANCELLING':
-                    pass
-                elif self.state() != 'JOB_STATE_RUNNING':
+                if self.state() not in ('JOB_STATE_RUNNING', 'JOB_STATE_CANCELLING'):
                     self.set_state('JOB_STATE_RUNNING')
             outcome, code, oom, ran = self.wait(timeout - run_seconds, float(pre['preempt_after']) if left > 0 else None)
             run_seconds += ran
