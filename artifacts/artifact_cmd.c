@@ -50,7 +50,7 @@ static const char usage_text[] =
     "                                         print a URL that grants METHOD on the object for DUR\n"
     "                                         (default 1h, at most 7d; STEPOP_NOW fixes the signing time)\n"
     "\n"
-    "Every subcommand takes --json (a JSON result on stdout). URIs: file://, http://, https://, s3://;\n"
+    "Every subcommand takes --json (a JSON result on stdout). URIs: file://, http://, https://, s3://, gs://, az://;\n"
     "a plain path means a local file. Progress shows on a terminal (STEPOP_NO_PROGRESS=1 hides it).\n"
     "Exit codes: 0 ok, 1 failed, 2 usage, 3 not found, 4 refused (unsafe archive, limit, digest).\n";
 
@@ -140,7 +140,7 @@ static int parse(const char *sub, const char *name, int argc, char **argv, int n
             if (units_parse_duration(v, &a->expires_ms, e) < 0)
                 rc = err_prefix(e, "--expires: ");
             else if (a->expires_ms < 1000 || a->expires_ms > 7LL * 24 * 3600 * 1000)
-                rc = err_set(e, ERR_USAGE, "--expires: from 1s to 7d (SigV4's limit)");
+                rc = err_set(e, ERR_USAGE, "--expires: from 1s to 7d (the limit of S3's and GCS's V4 signatures)");
             if (rc < 0)
                 e->kind = ERR_USAGE;
             break;

@@ -12,6 +12,7 @@
 extern const struct store_ops store_file_ops;
 extern const struct store_ops store_http_ops;
 extern const struct store_ops store_s3_ops;
+extern const struct store_ops store_gcs_ops;
 extern const struct store_ops store_azure_ops;
 
 /* The registry: adding a store touches only this table and its own file. */
@@ -23,6 +24,7 @@ static const struct {
     { "http", &store_http_ops },
     { "https", &store_http_ops },
     { "s3", &store_s3_ops },
+    { "gs", &store_gcs_ops },
     { "az", &store_azure_ops },
 };
 

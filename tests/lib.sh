@@ -272,6 +272,26 @@ start_awsfake() {
 }
 awsfake_count() { curl -s "$AWSFAKE_URL/_/log" | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }
 
+# start_gcs_emulator: firebase-tools' Cloud Storage emulator (its storage app alone, no Java rules
+# runtime: tests/servers/gcs_emulator.js) at $GCS_EMULATOR_URL, its blobs under
+# $GCS_EMULATOR_BLOBS; exports STORAGE_EMULATOR_HOST with the scheme, which the npm client needs.
+start_gcs_emulator() {
+    local port
+    [ -f "$ROOT/tests/servers/node_modules/firebase-tools/lib/emulator/storage/index.js" ] ||
+        { echo "# firebase-tools is missing (make deps)" >&2; return 1; }
+    port=$(free_port)
+    mkdir -p "$T/gcs-tmp"
+    TMPDIR=$T/gcs-tmp node "$ROOT/tests/servers/gcs_emulator.js" "$port" >"$T/gcs-emulator.log" 2>&1 &
+    on_exit "kill $!"
+    GCS_EMULATOR_URL=http://127.0.0.1:$port
+    GCS_EMULATOR_BLOBS=$T/gcs-tmp/firebase/storage/blobs
+    # Up to 30 s: Node loads much of firebase-tools first, slow on a loaded machine.
+    wait_http "$GCS_EMULATOR_URL/storage/v1/b" 2>/dev/null || wait_http "$GCS_EMULATOR_URL/storage/v1/b" 2>/dev/null ||
+        wait_http "$GCS_EMULATOR_URL/storage/v1/b" || { cat "$T/gcs-emulator.log" >&2; return 1; }
+    unset STEPOP_GCS_ENDPOINT STEPOP_GCS_CHUNK_SIZE STEPOP_GCS_PART_SIZE STEPOP_GCS_UPLOAD_THRESHOLD
+    export STORAGE_EMULATOR_HOST=$GCS_EMULATOR_URL
+}
+
 # start_sagemaker_fake [ARGS...]: tests/servers/sagemaker_fake.py at $SAGEMAKER_FAKE_URL (SageMaker
 # and CloudWatch Logs, checked against botocore's models, jobs run with Podman), accepting the keys
 # in $S3_KEYS; needs start_s3 (the keys) and start_podman (storage, containers.conf, the label).

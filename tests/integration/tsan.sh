@@ -2,7 +2,8 @@
 # The threaded paths under ThreadSanitizer (build/tsan/stepop, `make tsan`): S3 multipart upload
 # and parallel ranged GETs (through the signature-checking proxy), both also failing part way,
 # tar.gz packing on pgzip's threads, tar.zst on libzstd's workers, and a `stepop run` with its run prefix on S3 (log
-# shipping beside the step, outputs uploaded). Any ThreadSanitizer report fails the test.
+# shipping beside the step, outputs uploaded); gs:// parallel uploads and downloads. Any ThreadSanitizer report
+# fails the test.
 . "$(dirname "$0")/../lib.sh"
 STEPOP=${STEPOP_TSAN:-$ROOT/build/tsan/stepop}
 [ -x "$STEPOP" ] || skip_all "build/tsan/stepop is not built (make tsan)"
@@ -54,6 +55,27 @@ check "the logs were shipped, to the last line" sh -c "cat '$S3_ROOT'/test/runs/
 check "in several chunks (shipped while the step ran)" test "$(ls "$S3_ROOT"/test/runs/tsan/logs/1/*.log._S3rver_object | wc -l)" -ge 3
 "$STEPOP" artifact get "$run/status.json" "$T/status.json" >/dev/null 2>&1
 is_eq "status.json says succeeded" "$(jq_py "$T/status.json" "d['phase']")" succeeded
+
+# gs://: the parallel uploads (compose, XML multipart) and ranged GETs, against the GCS protocol
+# fake with tokens from the Google auth fake (the token cache shared by the workers).
+if /usr/bin/python3 -c 'import crcmod.predefined, google.auth.jwt' 2>/dev/null && start_google_auth_fake >/dev/null 2>&1 &&
+    google_sa_key "$T/sa.json" tsan@fake-project.iam.gserviceaccount.com; then
+    /usr/bin/python3 "$ROOT/tests/servers/gcs_fake.py" --port-file "$T/gcs.port" \
+        --tokeninfo "$GOOGLE_AUTH_FAKE_URL/tokeninfo" >"$T/gcs_fake.log" 2>&1 &
+    on_exit "kill $!"
+    for _ in $(seq 100); do [ -s "$T/gcs.port" ] && break; sleep 0.05; done
+    for mode in compose xml; do
+        expect_rc 0 "gs:// parallel upload ($mode) of 16 MiB" env GOOGLE_APPLICATION_CREDENTIALS="$T/sa.json" \
+            STEPOP_GCS_ENDPOINT="http://127.0.0.1:$(cat "$T/gcs.port")" STEPOP_GCS_PARALLEL_UPLOAD=$mode \
+            STEPOP_GCS_UPLOAD_THRESHOLD=1MiB STEPOP_GCS_UPLOAD_PART_SIZE=5MiB STEPOP_GCS_CONCURRENCY=4 \
+            "$STEPOP" artifact put "$T/raw.bin" "gs://bkt/$mode.bin"
+        expect_rc 0 "and back in parallel ranges" env GOOGLE_APPLICATION_CREDENTIALS="$T/sa.json" \
+            STEPOP_GCS_ENDPOINT="http://127.0.0.1:$(cat "$T/gcs.port")" STEPOP_GCS_PART_SIZE=1MiB STEPOP_GCS_CONCURRENCY=4 \
+            "$STEPOP" artifact get "gs://bkt/$mode.bin" "$T/gs-$mode.back" --sha256 "$(sha256sum "$T/raw.bin" | cut -d' ' -f1)"
+    done
+else
+    ok "# SKIP gs://: python3-crcmod or python3-google-auth is missing"
+fi
 
 reports=$(ls "$T"/tsan-report* 2>/dev/null)
 if [ -z "$reports" ]; then
