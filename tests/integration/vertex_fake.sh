@@ -287,4 +287,17 @@ check "the fake printed no error" sh -c "! grep -q 'vertex_fake:' '$T/vertex.log
 kill "$VERTEX_FAKE_PID"
 wait "$VERTEX_FAKE_PID" 2>/dev/null
 is_eq "on SIGTERM the fake removed its containers" "$(podman_cli ps -aq --filter label=stepop-test.owner="$PODMAN_OWNER" | wc -l)" 0
+
+# --tokeninfo: tokens checked at the Google auth fake's tokeninfo route instead of a file.
+if type start_google_auth_fake >/dev/null 2>&1 && start_google_auth_fake; then
+    start_vertex_fake --tokeninfo "$GOOGLE_AUTH_FAKE_URL/tokeninfo" || { not_ok "a second Vertex fake starts"; done_testing; }
+    TOKEN=$(curl -s -H 'Metadata-Flavor: Google' "$GOOGLE_AUTH_FAKE_URL/computeMetadata/v1/instance/service-accounts/default/token" |
+        python3 -c "import json,sys; print(json.load(sys.stdin)['access_token'])")
+    api GET "/v1/$P/customJobs"
+    out_has "200" "--tokeninfo: a token the auth fake issued is taken"
+    TOKEN_OVERRIDE=ya29.not-issued api GET "/v1/$P/customJobs"
+    out_has '"status": "UNAUTHENTICATED"' "--tokeninfo: one it did not issue is refused"
+else
+    ok "# SKIP no Google auth fake (tests/lib.sh start_google_auth_fake)"
+fi
 done_testing
