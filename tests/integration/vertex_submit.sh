@@ -54,8 +54,8 @@ job_field() { vertex_jobs | python3 -c "import json,sys; print([j for j in json.
 run_of() { sed -n 's/^stepop: \[\([0-9A-Z]\{26\}\)\].*/\1/p' "${1:-$T/err}" | head -1; }
 # wait_job RUN STATE: until the fake's job has STATE (60 s at most); prints the last one seen.
 wait_job() {
-    local i st=""
-    for i in $(seq 300); do
+    local st=""
+    for _ in $(seq 300); do
         st=$(job_field "$1" state 2>/dev/null)
         [ "$st" = "$2" ] && break
         sleep 0.2
