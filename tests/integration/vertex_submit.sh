@@ -12,9 +12,9 @@
 # is created (7); --dry-run (8); --detach then status, logs -f and cancel, Google's npm
 # JobServiceClient reading the job stepop created (9); the npm client cancelling a running job;
 # a forged handle refused (10); the fake stopped for 10 s while following (11); no credential
-# anywhere (12); a preemption followed as attempt 2. Cancel cases sleep 600 s, so that a loaded
-# machine cannot end the step before the cancel. (Needs start_vertex_fake and
-# start_google_auth_fake from tests/lib.sh.)
+# anywhere (12); a preemption followed as attempt 2; a gs:// store on firebase-tools' storage
+# emulator. Cancel cases sleep 600 s, so that a loaded machine cannot end the step before the
+# cancel. (Needs start_vertex_fake and start_google_auth_fake from tests/lib.sh.)
 . "$(dirname "$0")/../lib.sh"
 type start_vertex_fake >/dev/null 2>&1 || skip_all "tests/lib.sh has no start_vertex_fake (the Vertex fake)"
 type start_google_auth_fake >/dev/null 2>&1 || skip_all "tests/lib.sh has no start_google_auth_fake"
@@ -43,7 +43,8 @@ cat >stepop.json <<JSON
  "operators": {"vx": {"flavor": "vertex", "settings": {$common}},
   "spot": {"flavor": "vertex", "settings": {$common, "strategy": "SPOT", "restart_job_on_worker_restart": true}},
   "flex": {"flavor": "vertex", "settings": {$common, "strategy": "FLEX_START", "max_wait": "1h"}},
-  "small": {"flavor": "vertex", "settings": {$common, "machine_type": "e2-small"}}}}
+  "small": {"flavor": "vertex", "settings": {$common, "machine_type": "e2-small"}},
+  "gcs": {"flavor": "vertex", "settings": {$common, "pass_env": ["STORAGE_EMULATOR_HOST"]}}}}
 JSON
 creates() { vertex_log | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if e.get('rpc') == 'CreateCustomJob'))"; }
 step_file() { printf '{"image": "%s", "command": ["true"], %s}\n' "$STEP_IMAGE" "$2" >"$1"; }
@@ -260,6 +261,21 @@ vertex_script '{"job": "*", "stockout": true, "after": 1, "count": 1}'
 expect_rc 71 "FLEX_START without capacity: EXPIRED, never started (exit 71)" "$STEPOP" submit --operator flex --image "$STEP_IMAGE" -- true
 r=$(run_of)
 is_eq "the fake's job expired" "$(job_field "$r" state)" JOB_STATE_EXPIRED
+
+# --- a gs:// store: firebase-tools' storage emulator (anonymous, as Google's clients are with
+# STORAGE_EMULATOR_HOST, which pass_env hands to the job); Vertex's AIP_* directories under the
+# default base_output_dir ---
+if start_gcs_emulator 2>"$T/gcs-start.err"; then
+    expect_rc 0 "a step on a gs:// store" "$STEPOP" submit --operator gcs --store gs://vx-bucket/pipe --image "$STEP_IMAGE" \
+        --output model=out@tar.gz -- sh -c 'echo "model dir $AIP_MODEL_DIR"; mkdir out; echo weights >out/w.txt'
+    r=$(run_of)
+    out_has "model dir gs://vx-bucket/pipe/runs/$r/vertex-output/model/" "the job's AIP_MODEL_DIR is under the run's vertex-output/"
+    "$STEPOP" artifact get "gs://vx-bucket/pipe/runs/$r/outputs/model.tar.gz" "$T/model.tar.gz" >/dev/null 2>&1
+    is_eq "the output is in the bucket" "$(tar -xzOf "$T/model.tar.gz" w.txt 2>/dev/null)" weights
+    unset STORAGE_EMULATOR_HOST
+else
+    ok "# SKIP the storage emulator did not start (firebase-tools; see $T/gcs-start.err)"
+fi
 
 # --- 12: no credential in any output, dry-run, status or stored object ---
 mapfile -t secrets < <(python3 -c "
