@@ -59,6 +59,10 @@ Control endpoints (no token, under /_/):
 - GET /_/jobs: the jobs ({"name", "id", "display_name", "state", "labels", "containers", "env",
   "started", "error"}).
 On SIGTERM the fake removes the containers it started and exits.
+
+--check DRY_RUN_JSON decodes the requests of a `stepop submit --dry-run` as the server would (the
+route, the strict parse, field_behavior), prints "ok RPC URL" or "refused: ..." for each and exits
+non-zero when one is refused; --compile-only builds the descriptor set and exits.
 """
 import argparse
 import datetime
