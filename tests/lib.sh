@@ -295,6 +295,47 @@ sagemaker_script() { curl -s -X POST --data-binary "$1" "$SAGEMAKER_FAKE_URL/_/s
 sagemaker_log() { curl -s "$SAGEMAKER_FAKE_URL/_/log"; }
 sagemaker_jobs() { curl -s "$SAGEMAKER_FAKE_URL/_/jobs"; }
 
+# azureml_mappers: the serializer mappers of npm @azure/arm-machinelearning as JSON (written once
+# per package version by tests/servers/azureml_mappers.js, cached in build/); prints the path.
+azureml_mappers() {
+    local pkg=$ROOT/tests/servers/node_modules/@azure/arm-machinelearning/package.json ver out
+    [ -f "$pkg" ] || { echo "# npm @azure/arm-machinelearning is missing (make deps)" >&2; return 1; }
+    ver=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['version'])" "$pkg")
+    out=$ROOT/build/azureml-mappers-$ver.json
+    [ -s "$out" ] || node "$ROOT/tests/servers/azureml_mappers.js" "$out" >&2 || return 1
+    echo "$out"
+}
+
+# start_azureml_fake [ARGS...]: tests/servers/azureml_fake.py at $AZUREML_FAKE_URL (ARM for Azure
+# ML, bodies checked with the npm client's mappers, jobs run with Podman, and a v2 token endpoint
+# for client secrets); needs start_podman. Exports the identity chain's environment (a client
+# secret, AZURE_AUTHORITY_HOST at the fake) and AZUREML_SUB, AZUREML_RG, AZUREML_WS for settings.
+AZUREML_CLIENT_ID=11111111-2222-3333-4444-555555555555
+AZUREML_CLIENT_SECRET='aml~Fake.Secret-0123456789abcdefghij'
+start_azureml_fake() {
+    local i m pf=$T/azureml.$RANDOM.port
+    m=$(azureml_mappers) || return 1
+    AZUREML_SUB=00000000-0000-0000-0000-0000000000a1 AZUREML_RG=rg-stepop AZUREML_WS=ws-stepop
+    python3 "$ROOT/tests/servers/azureml_fake.py" --port-file "$pf" --mappers "$m" --podman-dir "$PODMAN_DIR" \
+        --jobs-dir "$T/azureml-jobs" --subscription "$AZUREML_SUB" --resource-group "$AZUREML_RG" \
+        --workspace "$AZUREML_WS" --client-id "$AZUREML_CLIENT_ID" --client-secret "$AZUREML_CLIENT_SECRET" \
+        --container-label "stepop-test.owner=$PODMAN_OWNER" "$@" >>"$T/azureml.log" 2>&1 &
+    AZUREML_FAKE_PID=$!
+    # SIGTERM: the fake removes its containers before it exits.
+    on_exit "kill $AZUREML_FAKE_PID; wait $AZUREML_FAKE_PID"
+    for i in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
+    AZUREML_FAKE_URL=http://127.0.0.1:$(cat "$pf")
+    wait_http "$AZUREML_FAKE_URL/_/log" || return 1
+    unset AZURE_CLIENT_CERTIFICATE_PATH AZURE_CLIENT_CERTIFICATE_PASSWORD AZURE_FEDERATED_TOKEN_FILE \
+        IDENTITY_ENDPOINT IDENTITY_HEADER
+    export AZURE_TENANT_ID=stepop-test-tenant AZURE_CLIENT_ID=$AZUREML_CLIENT_ID \
+        AZURE_CLIENT_SECRET=$AZUREML_CLIENT_SECRET AZURE_AUTHORITY_HOST=$AZUREML_FAKE_URL
+    export AZUREML_SUB AZUREML_RG AZUREML_WS
+}
+azureml_script() { curl -s -X POST --data-binary "$1" "$AZUREML_FAKE_URL/_/script" >/dev/null; }
+azureml_log() { curl -s "$AZUREML_FAKE_URL/_/log"; }
+azureml_jobs() { curl -s "$AZUREML_FAKE_URL/_/jobs"; }
+
 # ---- Podman: a real container engine behind the Docker API (docs/testing.md#containers) ----
 # Storage lives in build/podman/ and is shared by the tests of a run and by later runs, so the
 # test images are built once per content; each test starts its own `podman system service` on a
