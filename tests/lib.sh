@@ -330,7 +330,7 @@ start_azureml_fake() {
         IDENTITY_ENDPOINT IDENTITY_HEADER
     export AZURE_TENANT_ID=stepop-test-tenant AZURE_CLIENT_ID=$AZUREML_CLIENT_ID \
         AZURE_CLIENT_SECRET=$AZUREML_CLIENT_SECRET AZURE_AUTHORITY_HOST=$AZUREML_FAKE_URL
-    export AZUREML_SUB AZUREML_RG AZUREML_WS
+    export AZUREML_SUB AZUREML_RG AZUREML_WS AZUREML_FAKE_URL
 }
 azureml_script() { curl -s -X POST --data-binary "$1" "$AZUREML_FAKE_URL/_/script" >/dev/null; }
 azureml_log() { curl -s "$AZUREML_FAKE_URL/_/log"; }

@@ -43,7 +43,7 @@ for r, cls in ((reqs[1], 'EnvironmentVersion'), (reqs[2], 'JobBase')):
 print('\n'.join(problems))
 sys.exit(1 if problems else 0)
 PY
-walk() { python3 "$T/check.py" "$ROOT/tests/servers" "$MAPPERS" "$1"; }
+walk() { python3 -B "$T/check.py" "$ROOT/tests/servers" "$MAPPERS" "$1"; }
 is_eq "the mappers are the 2022-10-01 model of @azure/arm-machinelearning" "$(jq_py "$MAPPERS" "d['api_version']")" 2022-10-01
 
 expect_rc 0 "--dry-run on a compute cluster" "$STEPOP" submit --dry-run --image "$IMAGE" --timeout 2h --grace 60s -- python train.py
