@@ -172,8 +172,7 @@ is_eq "the job is Canceled" "$(wait_job "$job" Canceled)" Canceled
 "$STEPOP" submit --image "$STEP_IMAGE" -- sh -c 'trap "echo got-term; exit 5" TERM; echo cancel-me; while :; do sleep 0.1; done' >"$T/outc" 2>"$T/errc" &
 sub=$!
 for i in $(seq 600); do grep -q cancel-me "$T/outc" 2>/dev/null && break; sleep 0.1; done
-r=$(sed -n 's/.*run \([0-9A-Z]\{26\}\).*/\1/p' "$T/errc" | head -1)
-job=stepop-$(echo "$r" | lower)
+job=$(azureml_jobs | python3 -c "import json,sys; print(([j['name'] for j in json.load(sys.stdin) if j['status'] == 'Running'] or [''])[-1])")
 if client cancel "$job" >"$T/cancel.out" 2>&1; then
     ok "the npm client cancels a job stepop created (beginCancelAndWait)"
 else
@@ -199,7 +198,7 @@ printf '{"flavor": "azureml", "handle": {"job": "%s"}, "settings": %s}\n' "$fjob
 "$STEPOP" cancel "$forged" >"$T/out" 2>"$T/err"
 check "stepop cancel refuses a handle whose job lacks the run's tags" test $? -ne 0
 err_has "refusing to act on it" "... saying why"
-is_eq "the untagged job runs on" "$(job_field "$fjob" status)" Running
+is_eq "the untagged job runs on" "$(wait_job "$fjob" Running)" Running
 client cancel "$fjob" >/dev/null 2>&1
 
 # --- 11: the ARM API unreachable for 10 s while following (the fake stopped) ---
