@@ -33,7 +33,9 @@ static int aml_open(struct aml_client *k, const cJSON *settings, struct err *e)
     if (aml_parse_settings(settings, &k->cfg, e) < 0)
         return -1;
     /* The identity's authority for a sovereign cloud: the credential chain reads it from the
-     * environment, as Azure's SDKs do; a changed authority forgets the tokens of the old one. */
+     * environment, as Azure's SDKs do; a changed authority forgets the tokens of the old one.
+     * The environment changes at most once, on the first call (submit, or the first poll of
+     * `stepop status|cancel`), before the follow loop starts threads that read it. */
     if (k->cfg.authority_host) {
         const char *now = getenv("AZURE_AUTHORITY_HOST");
         if (!now || strcmp(now, k->cfg.authority_host) != 0) {

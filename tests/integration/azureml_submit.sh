@@ -44,7 +44,7 @@ step_file() { printf '{"image": "%s", "command": ["true"], %s}\n' "$STEP_IMAGE" 
 jobs_count() { azureml_jobs | python3 -c "import json,sys; print(len(json.load(sys.stdin)))"; }
 job_field() { azureml_jobs | python3 -c "import json,sys; print([j for j in json.load(sys.stdin) if j['name']==sys.argv[1]][0][sys.argv[2]])" "$1" "$2"; }
 run_of() { sed -n 's/.*run \([0-9A-Z]\{26\}\).*/\1/p' "$T/err" | head -1; }
-lower() { tr 'A-Z' 'a-z'; }
+lower() { tr '[:upper:]' '[:lower:]'; }
 # wait_job NAME STATUS: until the fake's job has STATUS (30 s at most); prints the last one seen.
 wait_job() {
     local i st=""
