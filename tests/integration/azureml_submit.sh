@@ -9,7 +9,7 @@
 # and unsupported resources refused before anything is created (7); --dry-run (8); --detach, then
 # status, logs -f, cancel, and the npm AzureMachineLearningWorkspaces client reading and canceling
 # a job stepop created (9); a forged handle refused (10); the fake stopped for 10 s while following
-# (11); no credential anywhere (12).
+# (11); a job kept Queued past the pending deadline; no credential anywhere (12).
 . "$(dirname "$0")/../lib.sh"
 type start_azureml_fake >/dev/null 2>&1 || skip_all "tests/lib.sh has no start_azureml_fake (the Azure ML fake)"
 botocore_python >/dev/null || skip_all "python3-botocore is not installed (make deps)"
@@ -211,6 +211,14 @@ kill -CONT "$AZUREML_FAKE_PID"
 wait "$sub"
 is_eq "the follow loop rode out 10 s without the ARM API" "$?" 0
 check "... with the logs complete" grep -q after-the-outage "$T/out11"
+
+# --- a job Azure ML keeps queued: the pending deadline (the rule holds for every later job) ---
+azureml_script '{"job": "*", "stay_queued": true}'
+expect_rc 73 "a job that stays Queued past --pending-timeout (exit 73)" "$STEPOP" submit --pending-timeout 3s \
+    --image "$STEP_IMAGE" -- true
+err_has "Queued" "the message has Azure ML's status"
+r=$(run_of)
+is_eq "the queued job was canceled" "$(wait_job "stepop-$(echo "$r" | lower)" Canceled)" Canceled
 
 # --- 12: no credential in any output, dry-run, status or stored object ---
 is_eq "the fake handed out tokens" "$(azureml_log | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if e.get('grant')) > 0)")" True
