@@ -127,10 +127,11 @@ int passthru_open(int fd, size_t capacity, struct passthru **out, struct err *e)
     return 0;
 }
 
-/* A writer that is keeping up only lagged behind for a moment (the two threads share few
- * CPUs): wait a little for it. One stuck in a write for STALL_MS is blocked: drop at once. */
+/* A writer that is keeping up only lagged behind for a moment: on a busy node it waits for a CPU
+ * or for dirty-page writeback for tens of milliseconds without being blocked, so wait up to
+ * MAX_WAIT_MS for it. One stuck in a write for STALL_MS is blocked: drop at once. */
 #define STALL_MS 100
-#define MAX_WAIT_MS 10
+#define MAX_WAIT_MS 100
 
 static void wait_for_room(struct passthru *p, size_t n)
 {

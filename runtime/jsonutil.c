@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,4 +124,21 @@ void json_add_str(cJSON *obj, const char *key, const char *value)
         cJSON_AddStringToObject(obj, key, value);
     else
         cJSON_AddNullToObject(obj, key);
+}
+
+static void wipe_tree(cJSON *item)
+{
+    for (; item; item = item->next) {
+        if (item->valuestring)
+            OPENSSL_cleanse(item->valuestring, strlen(item->valuestring));
+        if (item->string)
+            OPENSSL_cleanse(item->string, strlen(item->string));
+        wipe_tree(item->child);
+    }
+}
+
+void json_delete_wiped(cJSON *item)
+{
+    wipe_tree(item);
+    cJSON_Delete(item);
 }

@@ -22,5 +22,7 @@ const char *json_str(const cJSON *obj, const char *key);
 char *json_print(const cJSON *item, int pretty);
 /* Adds a string member, or null when value is NULL. */
 void json_add_str(cJSON *obj, const char *key, const char *value);
+/* cJSON_Delete after wiping every string and key in the tree (documents holding credentials). */
+void json_delete_wiped(cJSON *item);
 
 #endif

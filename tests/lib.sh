@@ -459,6 +459,17 @@ kbed_bin() {
     echo "$bin"
 }
 
+# kbed_busybox_image: $KBED_BUSYBOX, the test bed's busybox image, built once per busybox (tagged
+# by its hash); the import's output is in $T/import.log when it fails.
+kbed_busybox_image() {
+    KBED_BUSYBOX=localhost/stepop-test/kbed-busybox:$(sha256sum /bin/busybox | cut -c1-16)
+    podman_cli image exists "$KBED_BUSYBOX" && return 0
+    rm -rf "$T/rootfs"
+    podman_rootfs "$T/rootfs"
+    tar -C "$T/rootfs" -c . | podman_cli import \
+        --change 'CMD ["/bin/sh", "-c", "echo the image CMD ran; exit 99"]' - "$KBED_BUSYBOX" >"$T/import.log" 2>&1
+}
+
 # start_kbed GPUS: Podman, a busybox image ($KBED_BUSYBOX) and the Kubernetes test bed in $T/bed
 # with a node of GPUS nvidia.com/gpu, stopped at exit; its env sourced (KUBECONFIG, KBED_*).
 # Skips the test when the binaries are not built (and STEPOP_TESTBED_BUILD is not 1).
@@ -468,16 +479,10 @@ start_kbed() {
     [ -n "$bin" ] || skip_all "no Kubernetes binaries in ${STEPOP_TESTBED_CACHE:-/var/cache/stepop-testbeds} (tests/testbeds/kubernetes/build.sh builds them, ~11 min)"
     command -v openssl >/dev/null || skip_all "openssl is missing"
     start_podman || { not_ok "podman starts"; done_testing; }
-    # Built once per busybox (tagged by its hash).
-    KBED_BUSYBOX=localhost/stepop-test/kbed-busybox:$(sha256sum /bin/busybox | cut -c1-16)
-    if ! podman_cli image exists "$KBED_BUSYBOX"; then
-        podman_rootfs "$T/rootfs"
-        if ! tar -C "$T/rootfs" -c . | podman_cli import \
-            --change 'CMD ["/bin/sh", "-c", "echo the image CMD ran; exit 99"]' - "$KBED_BUSYBOX" >"$T/import.log" 2>&1; then
-            not_ok "busybox image builds"
-            diag <"$T/import.log"
-            done_testing
-        fi
+    if ! kbed_busybox_image; then
+        not_ok "busybox image builds"
+        diag <"$T/import.log"
+        done_testing
     fi
     start=$SECONDS
     on_exit "'$ROOT/tests/testbeds/kubernetes/stop.sh' '$T/bed'"
@@ -491,3 +496,125 @@ start_kbed() {
     # shellcheck disable=SC1091
     . "$T/bed/env"
 }
+
+# ---- Google credentials (tests/servers/google_auth_fake.py; docs/testing.md) ----
+# start_google_auth_fake [ARGS...]: the fake's token endpoint, STS, IAM generateAccessToken and
+# metadata server at $GOOGLE_AUTH_FAKE_URL (exported). The environment is set so that nothing
+# leaves loopback or reads this machine's own credentials: GCE_METADATA_HOST names the fake,
+# CLOUDSDK_CONFIG an empty directory under $T, GOOGLE_APPLICATION_CREDENTIALS and the project
+# variables are unset. ARGS go to the fake (--project, --email, --tokens FILE).
+start_google_auth_fake() {
+    local i pf=$T/google_auth.$RANDOM.port
+    /usr/bin/python3 -c 'import google.auth.jwt' 2>/dev/null || { echo "# python3-google-auth is missing (make deps)" >&2; return 1; }
+    /usr/bin/python3 "$ROOT/tests/servers/google_auth_fake.py" --port-file "$pf" "$@" >>"$T/google_auth.log" 2>&1 &
+    on_exit "kill $!"
+    for i in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
+    export GOOGLE_AUTH_FAKE_URL=http://127.0.0.1:$(cat "$pf")
+    export GCE_METADATA_HOST=127.0.0.1:$(cat "$pf") CLOUDSDK_CONFIG=$T/gcloud
+    unset GOOGLE_APPLICATION_CREDENTIALS GOOGLE_CLOUD_PROJECT GCLOUD_PROJECT GCE_METADATA_ROOT
+    mkdir -p "$CLOUDSDK_CONFIG"
+    wait_http "$GOOGLE_AUTH_FAKE_URL/_/log"
+}
+# google_sa_key FILE EMAIL [PROJECT]: a fresh RSA key (openssl) in a service_account key file
+# whose token_uri is the fake's, its public key registered with the fake.
+google_sa_key() {
+    local kid
+    kid=$(openssl rand -hex 20)
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1.pem" 2>/dev/null || return 1
+    openssl pkey -in "$1.pem" -pubout -out "$1.pub" 2>/dev/null || return 1
+    /usr/bin/python3 - "$1" "$2" "${3:-fake-project}" "$kid" "$GOOGLE_AUTH_FAKE_URL" <<'PY' || return 1
+import json, sys
+f, email, project, kid, url = sys.argv[1:]
+json.dump({'type': 'service_account', 'project_id': project, 'private_key_id': kid,
+           'private_key': open(f + '.pem').read(), 'client_email': email, 'client_id': '1234567890',
+           'auth_uri': 'https://accounts.google.com/o/oauth2/auth', 'token_uri': url + '/token'}, open(f, 'w'))
+PY
+    google_auth_setup service-account "{\"email\": \"$2\", \"key_id\": \"$kid\", \"public_pem\": $(/usr/bin/python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$1.pub")}"
+}
+# google_auth_setup WHAT JSON: POST /_/WHAT (service-account, user, subject, config) to the fake.
+google_auth_setup() { curl -sf -X POST --data-binary "$2" "$GOOGLE_AUTH_FAKE_URL/_/$1" >/dev/null; }
+google_auth_log() { curl -s "$GOOGLE_AUTH_FAKE_URL/_/log"; }
+# google_auth_count PYEXPR: how many logged requests e satisfy PYEXPR (e.g. "e.get('kind') == 'sts'").
+google_auth_count() { curl -s "$GOOGLE_AUTH_FAKE_URL/_/log" | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }
+
+# ---- Azure identity: tests/servers/azure_auth_fake.py (docs/artifacts.md#identity) ----------
+# start_azure_auth_fake [ARGS...]: the Entra token service fake over http at $AZURE_AUTH_FAKE_URL
+# and https at $AZURE_AUTH_FAKE_TLS_URL (self-signed for 127.0.0.1: $AZURE_AUTH_FAKE_CA), with
+# material under $T/azure/ and these registrations (exported):
+#   AZURE_FAKE_TENANT                          the tenant
+#   AZURE_FAKE_SECRET_CLIENT, AZURE_FAKE_SECRET a client with a secret
+#   AZURE_FAKE_CERT_CLIENT                     a client with the certificate in $T/azure/client.pem
+#                                              (PEM, certificate and key), also as client.pfx with
+#                                              password $AZURE_FAKE_PFX_PASSWORD
+#   AZURE_FAKE_FED_CLIENT                      a client trusting the test identity provider
+#                                              (issuer $AZURE_FAKE_FED_ISSUER, subject
+#                                              $AZURE_FAKE_FED_SUBJECT; azure_federated_token signs)
+#   AZURE_FAKE_MSI_SYSTEM, AZURE_FAKE_MSI_USER  the managed identities (IMDS and App Service)
+#   AZURE_FAKE_APP_HEADER                      App Service's IDENTITY_HEADER
+# Nothing AZURE_* that the chain reads is exported: each test sets the environment it tests.
+# ARGS go to the fake (--lifetime SECONDS). Uses Debian's python3-jwt and python3-cryptography.
+azure_fake_python() {
+    local py
+    for py in /usr/bin/python3 python3; do
+        "$py" -c 'import jwt, cryptography' 2>/dev/null && { echo "$py"; return 0; }
+    done
+    return 1
+}
+
+start_azure_auth_fake() {
+    local py d=$T/azure pf tpf i
+    py=$(azure_fake_python) || { echo "# python3-jwt or python3-cryptography is missing (make deps)" >&2; return 1; }
+    command -v openssl >/dev/null || { echo "# openssl is missing" >&2; return 1; }
+    mkdir -p "$d"
+    export AZURE_FAKE_TENANT=7a3c0d2e-5b1f-4c8e-9d6a-0f1e2d3c4b5a
+    export AZURE_FAKE_SECRET_CLIENT=0a1b2c3d-1111-4111-8111-000000000001
+    export AZURE_FAKE_CERT_CLIENT=0a1b2c3d-2222-4222-8222-000000000002
+    export AZURE_FAKE_FED_CLIENT=0a1b2c3d-3333-4333-8333-000000000003
+    export AZURE_FAKE_MSI_SYSTEM=0a1b2c3d-4444-4444-8444-000000000004
+    export AZURE_FAKE_MSI_USER=0a1b2c3d-5555-4555-8555-000000000005
+    export AZURE_FAKE_SECRET="s3cr3t~$RANDOM$RANDOM.fake" AZURE_FAKE_PFX_PASSWORD="pfx-$RANDOM"
+    export AZURE_FAKE_APP_HEADER="hdr-$RANDOM$RANDOM"
+    export AZURE_FAKE_FED_ISSUER=https://oidc.test.invalid/cluster AZURE_FAKE_FED_SUBJECT=system:serviceaccount:ml:trainer
+    {
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/tls.key" -out "$d/tls.crt" -days 2 \
+            -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1,DNS:localhost &&
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/client.key" -out "$d/client.crt" -days 2 \
+                -subj /CN=stepop-test-client &&
+            cat "$d/client.crt" "$d/client.key" >"$d/client.pem" &&
+            openssl pkcs12 -export -in "$d/client.crt" -inkey "$d/client.key" -out "$d/client.pfx" \
+                -passout "pass:$AZURE_FAKE_PFX_PASSWORD" &&
+            openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$d/idp.key" &&
+            openssl pkey -in "$d/idp.key" -pubout -out "$d/idp.pub"
+    } >"$d/openssl.log" 2>&1 || { diag <"$d/openssl.log"; return 1; }
+    export AZURE_AUTH_FAKE_CA=$d/tls.crt
+    pf=$d/port.$RANDOM tpf=$d/tls-port.$RANDOM
+    "$py" "$ROOT/tests/servers/azure_auth_fake.py" --port-file "$pf" --tls-port-file "$tpf" \
+        --tls-cert "$d/tls.crt" --tls-key "$d/tls.key" --tenant "$AZURE_FAKE_TENANT" \
+        --secret "$AZURE_FAKE_SECRET_CLIENT=$AZURE_FAKE_SECRET" --cert "$AZURE_FAKE_CERT_CLIENT=$d/client.crt" \
+        --federated "$AZURE_FAKE_FED_CLIENT=$AZURE_FAKE_FED_ISSUER|$AZURE_FAKE_FED_SUBJECT|$d/idp.pub" \
+        --msi-system "$AZURE_FAKE_MSI_SYSTEM" --msi-user "$AZURE_FAKE_MSI_USER" \
+        --app-service-header "$AZURE_FAKE_APP_HEADER" "$@" >>"$T/azure_auth_fake.log" 2>&1 &
+    AZURE_AUTH_FAKE_PID=$!
+    on_exit "kill $AZURE_AUTH_FAKE_PID; wait $AZURE_AUTH_FAKE_PID"
+    for i in $(seq 600); do [ -s "$pf" ] && [ -s "$tpf" ] && break; sleep 0.05; done
+    AZURE_AUTH_FAKE_URL=http://127.0.0.1:$(cat "$pf") AZURE_AUTH_FAKE_TLS_URL=https://127.0.0.1:$(cat "$tpf")
+    export AZURE_AUTH_FAKE_URL AZURE_AUTH_FAKE_TLS_URL
+    wait_http "$AZURE_AUTH_FAKE_URL/_/log"
+}
+# azure_federated_token FILE [AUD] [SUBJECT] [LIFETIME]: a token of the test identity provider
+# (what Kubernetes projects for workload identity) written to FILE.
+azure_federated_token() {
+    "$(azure_fake_python)" - "$1" "${2:-api://AzureADTokenExchange}" "${3:-$AZURE_FAKE_FED_SUBJECT}" \
+        "${4:-3600}" "$T/azure/idp.key" "$AZURE_FAKE_FED_ISSUER" <<'PY'
+import sys, time, uuid, jwt
+path, aud, sub, life, key, iss = sys.argv[1:7]
+now = int(time.time())
+tok = jwt.encode({"aud": aud, "iss": iss, "sub": sub, "iat": now, "nbf": now, "exp": now + int(life),
+                  "jti": str(uuid.uuid4())}, open(key).read(), algorithm="RS256", headers={"kid": "idp"})
+open(path, "w").write(tok + "\n")
+PY
+}
+azure_auth_log() { curl -s "$AZURE_AUTH_FAKE_URL/_/log"; }
+# azure_auth_count PYTHON-EXPR: log entries e for which the expression holds
+azure_auth_count() { azure_auth_log | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }
+# ---- end of Azure identity ------------------------------------------------------------------

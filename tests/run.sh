@@ -63,19 +63,6 @@ run_one() { # NAME CMD...
     fi
 }
 
-if [ "$what" = all ] || [ "$what" = unit ]; then
-    for t in build/tests/test_*; do
-        [ -x "$t" ] || continue
-        case "$t" in *"$filter"*) ;; *) continue ;; esac
-        run_one "unit/$(basename "$t")" "$t"
-    done
-    for t in build/asan/tests/test_*; do
-        [ -x "$t" ] || continue
-        case "$t" in *"$filter"*) ;; *) continue ;; esac
-        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-            run_one "asan/$(basename "$t")" "$t"
-    done
-fi
 # With STEPOP_TESTBED_BUILD=1 (CI) the Kubernetes test bed may still be building in the
 # background (.ci/run): wait for it once, before the first kube_* test, outside the per-test
 # timeout (build.sh waits on the build's lock, or builds the bed itself).
@@ -90,9 +77,86 @@ kbed_wait() {
         echo "(the Kubernetes test bed did not build: $logs/kbed-build.log; its tests will say so)"
     fi
 }
+# The container tests (those that start Podman or the Kubernetes bed: start_podman, start_kbed)
+# spend most of their time waiting on containers, so they run in the background, TEST_JOBS at a
+# time (default 3; 0 runs them in order with the others) at nice 10, while the rest runs in the
+# foreground. Their results are printed and counted at the end; each may take TEST_TIMEOUT_POOL
+# seconds (default 1800), since they share the machine.
+pool_dir=$logs/pool
+pool_pid=""
+pool_tests=()
+if { [ "$what" = all ] || [ "$what" = integration ]; } && [ "${TEST_JOBS:-3}" -gt 0 ]; then
+    # The longest first, so that it does not end alone at the end.
+    for t in tests/integration/dockerfile_cuda.sh tests/integration/*.sh; do
+        case "$t" in *"$filter"*) ;; *) continue ;; esac
+        grep -qE '^[^#]*(start_podman|start_kbed)' "$t" || continue
+        case " ${pool_tests[*]} " in *" $t "*) continue ;; esac
+        pool_tests+=("$t")
+    done
+fi
+pool_run() { # TESTS...: TEST_JOBS at a time; NAME.out holds the result line, NAME.counts the sums
+    local t name
+    for t in "$@"; do
+        while [ "$(jobs -rp | wc -l)" -ge "${TEST_JOBS:-3}" ]; do wait -n; done
+        name=$(basename "$t" .sh)
+        (
+            passed=0 failed=0 skipped=0 failures=()
+            case "$t" in */kube_*) kbed_wait >/dev/null ;; esac
+            TEST_TIMEOUT=${TEST_TIMEOUT_POOL:-1800} run_one "integration/$name" bash "$t" >"$pool_dir/$name.out"
+            echo "$passed $failed $skipped ${failures[*]}" >"$pool_dir/$name.counts"
+        ) &
+    done
+    wait
+}
+pool_start() {
+    [ ${#pool_tests[@]} -gt 0 ] || return 0
+    rm -rf "$pool_dir"
+    mkdir -p "$pool_dir"
+    # The images they share are built once, before they start side by side.
+    if ! tests/tools/podman_prepare.sh >"$logs/podman-prepare.log" 2>&1; then
+        echo "(building the shared test images failed: $logs/podman-prepare.log; the container tests will say why)"
+    fi
+    ( renice -n 10 -p "$BASHPID" >/dev/null; pool_run "${pool_tests[@]}" ) &
+    pool_pid=$!
+}
+pool_collect() {
+    [ -n "$pool_pid" ] || return 0
+    wait "$pool_pid"
+    local t name p f s rest
+    for t in "${pool_tests[@]}"; do
+        name=$(basename "$t" .sh)
+        cat "$pool_dir/$name.out" 2>/dev/null
+        if read -r p f s rest <"$pool_dir/$name.counts" 2>/dev/null; then
+            passed=$((passed + p))
+            failed=$((failed + f))
+            skipped=$((skipped + s))
+            [ -z "$rest" ] || failures+=("$rest")
+        else
+            failed=$((failed + 1))
+            failures+=("integration/$name")
+            echo "not ok - integration/$name left no result (the background run died)"
+        fi
+    done
+}
+pool_start
+
+if [ "$what" = all ] || [ "$what" = unit ]; then
+    for t in build/tests/test_*; do
+        [ -x "$t" ] || continue
+        case "$t" in *"$filter"*) ;; *) continue ;; esac
+        run_one "unit/$(basename "$t")" "$t"
+    done
+    for t in build/asan/tests/test_*; do
+        [ -x "$t" ] || continue
+        case "$t" in *"$filter"*) ;; *) continue ;; esac
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+            run_one "asan/$(basename "$t")" "$t"
+    done
+fi
 if [ "$what" = all ] || [ "$what" = integration ]; then
     for t in tests/integration/*.sh; do
         case "$t" in *"$filter"*) ;; *) continue ;; esac
+        case " ${pool_tests[*]} " in *" $t "*) continue ;; esac
         case "$t" in */kube_*) kbed_wait ;; esac
         run_one "integration/$(basename "$t" .sh)" bash "$t"
     done
@@ -125,6 +189,7 @@ if [ "$what" = all ] || [ "$what" = fuzz ]; then
         FUZZ_SECONDS=${FUZZ_SECONDS:-10} run_one "fuzz/$(basename "$t" | sed 's/^fuzz_//')" tests/fuzz/tap.sh "$t"
     done
 fi
+pool_collect
 if [ ${#failures[@]} -gt 0 ]; then
     echo "failing: ${failures[*]} (logs in $logs/)"
 fi

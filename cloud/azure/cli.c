@@ -37,7 +37,7 @@ int azure_parse_cli_answer(const char *body, size_t len, struct azure_tok *t, st
         rc = err_set(e, ERR_AUTH, "az account get-access-token printed an unusable expiry");
     if (rc == 0)
         t->token = xstrdup(token);
-    azure_json_free(j);
+    json_delete_wiped(j);
     return rc;
 }
 

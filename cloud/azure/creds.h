@@ -65,9 +65,7 @@ char *azure_b64url(const void *data, size_t n);
 
 /* Wipes and frees a string (NULL is fine). */
 void azure_wipe_free(char *s);
-/* Wipes every string of a parsed answer (it held a token), then frees it. */
 struct cJSON;
-void azure_json_free(struct cJSON *j);
 /* A number of seconds, given as a JSON number or a string of digits: 1 found, 0 not. */
 int azure_json_seconds(const struct cJSON *obj, const char *key, long long *out);
 

@@ -32,7 +32,7 @@ int azure_parse_msi_answer(const char *body, size_t len, const char *what, struc
         rc = err_set(e, ERR_AUTH, "%s answered without a usable expires_on or expires_in", what);
     if (rc == 0)
         t->token = xstrdup(token);
-    azure_json_free(j);
+    json_delete_wiped(j);
     return rc;
 }
 
@@ -53,7 +53,7 @@ static void explain(const struct http_response *r, struct err *e)
         str_copy(e->msg, sizeof e->msg, msg);
         free(msg);
     }
-    azure_json_free(j);
+    json_delete_wiped(j);
 }
 
 static int get_token(const char *url, const char *header, const char *what, int64_t connect_ms, struct azure_tok *t,

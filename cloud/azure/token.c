@@ -40,23 +40,6 @@ char *azure_scope_resource(const char *scope)
     return xstrndup(scope, n);
 }
 
-static void json_wipe(cJSON *j)
-{
-    for (; j; j = j->next) {
-        json_wipe(j->child);
-        if (j->valuestring)
-            OPENSSL_cleanse(j->valuestring, strlen(j->valuestring));
-    }
-}
-
-void azure_json_free(cJSON *j)
-{
-    if (!j)
-        return;
-    json_wipe(j);
-    cJSON_Delete(j);
-}
-
 int azure_json_seconds(const cJSON *obj, const char *key, long long *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -117,7 +100,7 @@ int azure_parse_token_answer(const char *body, size_t len, long status, const ch
     }
     if (rc == 0)
         t->token = xstrdup(token);
-    azure_json_free(j);
+    json_delete_wiped(j);
     return rc;
 }
 
@@ -137,8 +120,10 @@ static int authority(char **out, struct err *e)
         free(host);
         return err_prefix(e, "AZURE_AUTHORITY_HOST: ");
     }
+    /* Not quoted: user info may hold a password. */
     if (u.has_userinfo || u.query || u.has_fragment)
-        rc = err_set(e, ERR_INVALID, "AZURE_AUTHORITY_HOST \"%s\" must be a plain https:// URL", host);
+        rc = err_set(e, ERR_INVALID, "AZURE_AUTHORITY_HOST must be a plain https:// URL, without user info, "
+                     "query or fragment");
     else if (strcmp(u.scheme, "https") != 0 && !(strcmp(u.scheme, "http") == 0 && url_host_is_loopback(u.host)))
         rc = err_set(e, ERR_INVALID, "AZURE_AUTHORITY_HOST \"%s\" must use https (http only to this machine)", host);
     url_free(&u);
@@ -185,9 +170,13 @@ static int token_request(const char *url, const char *client_id, const char *cre
     char *label = xasprintf("the token endpoint %s (%s)", url, what);
     int rc = http_perform(client, &req, &resp, e);
     /* An error answer's JSON says why (invalid_client, AADSTS...); a bare failure keeps http's words. */
-    if (rc == 0 || (resp.status >= 400 && resp.body.len > 0 && resp.body.data[0] == '{'))
+    if (rc == 0 || (resp.status >= 400 && resp.body.len > 0 && resp.body.data[0] == '{')) {
         rc = azure_parse_token_answer(resp.body.data, resp.body.len, resp.status, label, t, e);
-    else
+        if (rc < 0) {
+            e->http_status = resp.status;
+            e->transient = resp.status >= 500 || resp.status == 429;
+        }
+    } else
         err_prefix(e, "%s: ", label);
     if (resp.body.data)
         OPENSSL_cleanse(resp.body.data, resp.body.len);

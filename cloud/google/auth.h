@@ -22,7 +22,8 @@
 int google_auth_token(char **token, time_t *expires, int force_refresh, struct err *e);
 
 /* An http_sign_fn (ctx unused, may be NULL): adds "Authorization: Bearer <token>" before every
- * attempt, so a retry or a long transfer picks up a refreshed token. */
+ * attempt, so a retry or a long transfer picks up a refreshed token; and x-goog-user-project when
+ * GOOGLE_CLOUD_QUOTA_PROJECT or the file's quota_project_id names one, as Google's libraries do. */
 int google_auth_sign(void *ctx, const struct http_request *req, struct curl_slist **headers, struct err *e);
 
 /* The project: GOOGLE_CLOUD_PROJECT, else GCLOUD_PROJECT, else the credentials file's
