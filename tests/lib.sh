@@ -307,19 +307,20 @@ azureml_mappers() {
 }
 
 # start_azureml_fake [ARGS...]: tests/servers/azureml_fake.py at $AZUREML_FAKE_URL (ARM for Azure
-# ML, bodies checked with the npm client's mappers, jobs run with Podman, and a v2 token endpoint
-# for client secrets); needs start_podman. Exports the identity chain's environment (a client
-# secret, AZURE_AUTHORITY_HOST at the fake) and AZUREML_SUB, AZUREML_RG, AZUREML_WS for settings.
-AZUREML_CLIENT_ID=11111111-2222-3333-4444-555555555555
-AZUREML_CLIENT_SECRET='aml~Fake.Secret-0123456789abcdefghij'
+# ML, bodies checked with the npm client's mappers, jobs run with Podman), accepting the ARM tokens
+# of the Entra fake (start_azure_auth_fake, started here unless it runs); needs start_podman.
+# Exports the identity chain's environment (the Entra fake's client secret, AZURE_AUTHORITY_HOST
+# at it), AZUREML_FAKE_URL and AZUREML_SUB, AZUREML_RG, AZUREML_WS for settings.
 start_azureml_fake() {
     local i m pf=$T/azureml.$RANDOM.port
     m=$(azureml_mappers) || return 1
+    [ -n "${AZURE_AUTH_FAKE_URL:-}" ] || start_azure_auth_fake || { echo "# the Entra fake did not start" >&2; return 1; }
     AZUREML_SUB=00000000-0000-0000-0000-0000000000a1 AZUREML_RG=rg-stepop AZUREML_WS=ws-stepop
     python3 "$ROOT/tests/servers/azureml_fake.py" --port-file "$pf" --mappers "$m" --podman-dir "$PODMAN_DIR" \
         --jobs-dir "$T/azureml-jobs" --subscription "$AZUREML_SUB" --resource-group "$AZUREML_RG" \
-        --workspace "$AZUREML_WS" --client-id "$AZUREML_CLIENT_ID" --client-secret "$AZUREML_CLIENT_SECRET" \
-        --container-label "stepop-test.owner=$PODMAN_OWNER" "$@" >>"$T/azureml.log" 2>&1 &
+        --workspace "$AZUREML_WS" --token-verify "$AZURE_AUTH_FAKE_URL" --tenant "$AZURE_FAKE_TENANT" \
+        --client-id "$AZURE_FAKE_SECRET_CLIENT" --container-label "stepop-test.owner=$PODMAN_OWNER" "$@" \
+        >>"$T/azureml.log" 2>&1 &
     AZUREML_FAKE_PID=$!
     # SIGTERM: the fake removes its containers before it exits.
     on_exit "kill $AZUREML_FAKE_PID; wait $AZUREML_FAKE_PID"
@@ -328,8 +329,8 @@ start_azureml_fake() {
     wait_http "$AZUREML_FAKE_URL/_/log" || return 1
     unset AZURE_CLIENT_CERTIFICATE_PATH AZURE_CLIENT_CERTIFICATE_PASSWORD AZURE_FEDERATED_TOKEN_FILE \
         IDENTITY_ENDPOINT IDENTITY_HEADER
-    export AZURE_TENANT_ID=stepop-test-tenant AZURE_CLIENT_ID=$AZUREML_CLIENT_ID \
-        AZURE_CLIENT_SECRET=$AZUREML_CLIENT_SECRET AZURE_AUTHORITY_HOST=$AZUREML_FAKE_URL
+    export AZURE_TENANT_ID=$AZURE_FAKE_TENANT AZURE_CLIENT_ID=$AZURE_FAKE_SECRET_CLIENT \
+        AZURE_CLIENT_SECRET=$AZURE_FAKE_SECRET AZURE_AUTHORITY_HOST=$AZURE_AUTH_FAKE_URL
     export AZUREML_SUB AZUREML_RG AZUREML_WS AZUREML_FAKE_URL
 }
 azureml_script() { curl -s -X POST --data-binary "$1" "$AZUREML_FAKE_URL/_/script" >/dev/null; }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # stepop submit with the azureml flavor end to end against tests/servers/azureml_fake.py (ARM
-# bodies walked with npm @azure/arm-machinelearning's mappers, tokens from its client secret token
-# endpoint, the command job's container run in Podman): the real `stepop run` in the job writes to
-# the S3 store (s3rver behind the signature-checking proxy). DESIGN.md §8's conformance list,
+# bodies walked with npm @azure/arm-machinelearning's mappers, bearer tokens from the Entra fake
+# azure_auth_fake.py for a client secret, the command job's container run in Podman): the real
+# `stepop run` in the job writes to the S3 store (s3rver behind the signature-checking proxy). DESIGN.md §8's conformance list,
 # numbered as there: success, exit codes (1); logs while the step runs and to its last line (2); a
 # file and an unpacked tar.zst input, outputs fetched back, outputs.json (3); Ctrl-C (4); a timeout
 # and an OOM (5); an image without stepop and an image that is not there (6); an unknown setting
@@ -14,6 +14,7 @@
 type start_azureml_fake >/dev/null 2>&1 || skip_all "tests/lib.sh has no start_azureml_fake (the Azure ML fake)"
 botocore_python >/dev/null || skip_all "python3-botocore is not installed (make deps)"
 command -v node >/dev/null || skip_all "node is missing"
+azure_fake_python >/dev/null || skip_all "python3-jwt or python3-cryptography is missing (the Entra fake; make deps)"
 [ -f "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" ] || skip_all "s3rver is not installed (make deps)"
 start_podman || { not_ok "podman starts"; done_testing; }
 podman_images || { not_ok "test images build"; done_testing; }
@@ -68,7 +69,17 @@ is_eq "its statuses" "$(job_field "$job" history)" "['NotStarted', 'Queued', 'St
 is_eq "the environment version and the job were accepted by the mappers' walker" \
     "$(azureml_log | python3 -c "import json,sys; print(sorted(set(e.get('validation') for e in json.load(sys.stdin) if e['method'] == 'PUT')))")" "['ok']"
 is_eq "every ARM call had a token from the identity chain" \
-    "$(azureml_log | python3 -c "import json,sys; print(sorted(set(e.get('auth') for e in json.load(sys.stdin) if 'grant' not in e)))")" "['ok']"
+    "$(azureml_log | python3 -c "import json,sys; print(sorted(set(e.get('auth') for e in json.load(sys.stdin))))")" "['ok']"
+# A token of the chain for another audience (Azure Storage) is refused by ARM.
+if [ -x "$ROOT/build/tests/tools/azure_token" ]; then
+    "$ROOT/build/tests/tools/azure_token" https://storage.azure.com/.default \
+        "$AZUREML_FAKE_URL/subscriptions/$AZUREML_SUB/resourceGroups/$AZUREML_RG/providers/Microsoft.MachineLearningServices/workspaces/$AZUREML_WS/jobs/$job?api-version=2022-10-01" \
+        >"$T/storage-token.out" 2>&1
+    check "a storage token is refused by the fake's ARM (401, wrong audience)" \
+        sh -c "grep -q 'HTTP 401' '$T/storage-token.out' && grep -q InvalidAuthenticationTokenAudience '$T/storage-token.out'"
+else
+    ok "a storage token is refused # SKIP build/tests/tools/azure_token is not built (make integration-test builds it)"
+fi
 expect_rc 7 "a failing step's exit code is submit's" "$STEPOP" submit --image "$STEP_IMAGE" -- sh -c 'echo failing; exit 7'
 out_has "failing" "its output arrives"
 expect_rc 137 "a step killed by SIGKILL: 137" "$STEPOP" submit --image "$STEP_IMAGE" -- sh -c 'kill -9 $$'
@@ -221,8 +232,10 @@ r=$(run_of)
 is_eq "the queued job was canceled" "$(wait_job "stepop-$(echo "$r" | lower)" Canceled)" Canceled
 
 # --- 12: no credential in any output, dry-run, status or stored object ---
-is_eq "the fake handed out tokens" "$(azureml_log | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if e.get('grant')) > 0)")" True
-leaks=$(grep -rlF -e "$AZUREML_CLIENT_SECRET" -e "fake-arm-" -e "$S3_SECRET" "$T"/*.out "$T"/*.err "$T"/out* "$T"/err* \
-    "$T"/*.json "$S3_ROOT" 2>/dev/null | sort -u)
+is_eq "the Entra fake issued ARM tokens for the client secret" \
+    "$(azure_auth_count "e.get('how') == 'secret' and e.get('status') == 200 and 'management.azure.com' in str(e.get('resource'))" | awk '{print ($1 > 0)}')" 1
+# Issued tokens are JWTs: base64url of '{"alg"' or '{"typ"' starts every one.
+leaks=$(grep -rlF -e "$AZURE_FAKE_SECRET" -e "eyJhbGci" -e "eyJ0eXAi" -e "$S3_SECRET" "$T"/*.out "$T"/*.err "$T"/out* \
+    "$T"/err* "$T"/*.json "$S3_ROOT" 2>/dev/null | sort -u)
 is_eq "no client secret, token or key in any output, dry-run, status or stored object" "$leaks" ""
 done_testing

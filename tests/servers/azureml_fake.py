@@ -9,11 +9,10 @@ Boolean, Dictionary, Sequence, TimeSpan as ISO 8601, Enum) and constraints (Patt
 MaxLength ...). Every answer this fake builds is walked too (read-only properties allowed there);
 a mismatch is a bug here and answers 500. Only the mappers' api-version is served.
 
-Identity: a v2 token endpoint (POST /<tenant>/oauth2/v2.0/token, grant_type client_credentials
-with client_id and client_secret, scope https://management.azure.com/.default) that checks the
-secret against --client-secret and hands out random tokens valid for --token-lifetime seconds;
-every ARM call needs one of them as a bearer token (401 InvalidAuthenticationToken otherwise).
-Certificate and federated assertions are not verified here.
+Identity: every ARM call needs a bearer token that tests/servers/azure_auth_fake.py (the Entra
+fake, --token-verify URL) issued: its signature and expiry are checked there (GET /_/whoami), and
+here its audience (https://management.azure.com: a storage token is refused), its tenant
+(--tenant) and, with --client-id, its appid. Answers are cached for 30 s per token.
 
 Resources, under /subscriptions/<--subscription>/resourceGroups/<--resource-group>/providers/
 Microsoft.MachineLearningServices/workspaces/<--workspace>:
@@ -53,11 +52,13 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 
 PROVIDER = 'Microsoft.MachineLearningServices'
-ARM_SCOPE = 'https://management.azure.com/.default'
+ARM_RESOURCE = 'https://management.azure.com'
 # Properties this fake adds to its answers beyond the model (see above).
 ANSWER_EXTENSIONS = {'error'}
 
@@ -70,7 +71,7 @@ faults = []
 jobs = {}
 envs = {}
 ops = {}
-tokens = {}
+verified = {}   # token -> (claims or None, when checked)
 containers = set()
 stopping = threading.Event()
 
@@ -253,8 +254,8 @@ def ws_path():
 
 def system_data(created):
     ts = time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(created)) + 'Z'
-    return {'createdAt': ts, 'createdBy': args.client_id, 'createdByType': 'Application', 'lastModifiedAt': ts,
-            'lastModifiedBy': args.client_id, 'lastModifiedByType': 'Application'}
+    return {'createdAt': ts, 'createdBy': args.client_id or 'stepop-test', 'createdByType': 'Application', 'lastModifiedAt': ts,
+            'lastModifiedBy': args.client_id or 'stepop-test', 'lastModifiedByType': 'Application'}
 
 
 class Job:
@@ -456,8 +457,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.entry = {'method': method, 'path': u.path}
         if u.path.startswith('/_/'):
             return self.control(method, u.path, raw)
-        if method == 'POST' and u.path.endswith('/oauth2/v2.0/token'):
-            return self.token(raw)
         with lock:
             calls.append(self.entry)
         try:
@@ -477,46 +476,36 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_DELETE(self):
         self.handle_any('DELETE')
 
-    # -- the identity platform's token endpoint (client secrets only)
-    def token(self, raw):
-        f = dict(urllib.parse.parse_qsl(raw.decode('utf-8', 'replace')))
-        self.entry['grant'] = f.get('grant_type')
-        with lock:
-            calls.append(self.entry)
-        if f.get('grant_type') != 'client_credentials':
-            return self.reply(400, {'error': 'unsupported_grant_type', 'error_description': 'AADSTS70003: this fake '
-                                    'takes client_credentials only'})
-        if f.get('client_id') != args.client_id or not f.get('client_secret'):
-            return self.reply(400, {'error': 'unauthorized_client', 'error_description': 'AADSTS700016: Application '
-                                    'with identifier \'%s\' was not found' % f.get('client_id')})
-        if not secrets.compare_digest(f.get('client_secret', ''), args.client_secret):
-            return self.reply(401, {'error': 'invalid_client', 'error_description': 'AADSTS7000215: Invalid client '
-                                    'secret provided.'})
-        if f.get('scope') != ARM_SCOPE:
-            return self.reply(400, {'error': 'invalid_scope', 'error_description': 'AADSTS70011: scope %r is not '
-                                    'served here' % f.get('scope')})
-        tok = 'fake-arm-' + secrets.token_urlsafe(24)
-        with lock:
-            tokens[tok] = time.time() + args.token_lifetime
-        self.reply(200, {'token_type': 'Bearer', 'expires_in': args.token_lifetime, 'ext_expires_in':
-                         args.token_lifetime, 'access_token': tok})
-
     def authorize(self):
         auth = self.headers.get('Authorization') or ''
-        bad = {'WWW-Authenticate': 'Bearer authorization_uri="%s", error="invalid_token"' % args.url}
-        if not auth.startswith('Bearer ') or not auth[7:].strip():
+        bad = {'WWW-Authenticate': 'Bearer authorization_uri="%s", error="invalid_token"' % args.token_verify}
+        tok = auth[7:].strip() if auth.startswith('Bearer ') else ''
+        if not tok:
             self.entry['auth'] = 'missing'
             raise ApiError(401, 'AuthenticationFailed', 'Authentication failed. The \'Authorization\' header is '
                            'missing.', bad)
         with lock:
-            exp = tokens.get(auth[7:].strip())
-        if exp is None:
-            self.entry['auth'] = 'unknown'
-            raise ApiError(401, 'InvalidAuthenticationToken', 'The access token is invalid.', bad)
-        if time.time() > exp:
-            self.entry['auth'] = 'expired'
-            raise ApiError(401, 'ExpiredAuthenticationToken', 'The access token expiry UTC time is earlier than '
-                           'current UTC time.', bad)
+            claims, when = verified.get(tok, (None, 0))
+        if time.time() - when > 30:
+            req = urllib.request.Request(args.token_verify + '/_/whoami', headers={'Authorization': 'Bearer ' + tok})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    claims = json.load(r)
+            except urllib.error.HTTPError:
+                claims = None
+            with lock:
+                verified[tok] = (claims, time.time())
+        if claims is None:
+            self.entry['auth'] = 'refused'
+            raise ApiError(401, 'InvalidAuthenticationToken', 'The access token is invalid or expired.', bad)
+        if claims.get('aud', '').rstrip('/') != ARM_RESOURCE:
+            self.entry['auth'] = 'audience'
+            raise ApiError(401, 'InvalidAuthenticationTokenAudience', 'The access token has been obtained for the '
+                           'wrong audience or resource \'%s\'.' % claims.get('aud'), bad)
+        if claims.get('tid') != args.tenant or (args.client_id and claims.get('appid') != args.client_id):
+            self.entry['auth'] = 'tenant'
+            raise ApiError(401, 'InvalidAuthenticationTokenTenant', 'The access token is from the wrong issuer or '
+                           'application.', bad)
         self.entry['auth'] = 'ok'
 
     def arm(self, method, u, raw):
@@ -706,9 +695,9 @@ def main():
     p.add_argument('--resource-group', default='rg-stepop')
     p.add_argument('--workspace', default='ws-stepop')
     p.add_argument('--computes', action='append', default=[])
-    p.add_argument('--client-id', required=True)
-    p.add_argument('--client-secret', required=True)
-    p.add_argument('--token-lifetime', type=int, default=3600)
+    p.add_argument('--token-verify', required=True, help="azure_auth_fake.py's URL (its /_/whoami)")
+    p.add_argument('--tenant', required=True)
+    p.add_argument('--client-id', default='', help='the only appid accepted (any when empty)')
     p.add_argument('--container-label', action='append', default=[])
     p.add_argument('--container-env', action='append', default=[])
     p.add_argument('--compute-memory', action='append', default=[], help='NAME=BYTES: a compute or instance type')
