@@ -59,7 +59,7 @@ char *aml_workspace_path(const struct aml_cfg *c);
 char *aml_env_url(const struct aml_cfg *c, const char *image);
 char *aml_job_url(const struct aml_cfg *c, const char *job, const char *suffix);
 /* The EnvironmentVersion body for the image. */
-cJSON *aml_env_body(const struct job *j, const struct aml_cfg *c);
+cJSON *aml_env_body(const struct job *j);
 /* The command job body; NULL with e set when the manifest's URI is too long. */
 cJSON *aml_job_body(const struct job *j, const struct aml_cfg *c, struct err *e);
 /* ISO 8601 duration "PT<seconds>S" of ms, rounded up. Caller frees. */

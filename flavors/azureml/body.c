@@ -83,9 +83,8 @@ char *aml_timeout(int64_t ms)
     return xasprintf("PT%lldS", (long long)((ms + 999) / 1000));
 }
 
-cJSON *aml_env_body(const struct job *j, const struct aml_cfg *c)
+cJSON *aml_env_body(const struct job *j)
 {
-    (void)c;
     cJSON *b = cJSON_CreateObject(), *p = cJSON_AddObjectToObject(b, "properties");
     cJSON_AddStringToObject(p, "description", "stepop: the image of its steps (named by a digest of the reference)");
     cJSON_AddStringToObject(p, "image", j->m->image);

@@ -117,7 +117,7 @@ static int aml_prepare(const struct job *j, struct aml_cfg *c, cJSON **env, cJSO
     *body = aml_job_body(j, c, e);
     if (!*body)
         return -1;
-    *env = aml_env_body(j, c);
+    *env = aml_env_body(j);
     return 0;
 }
 
@@ -185,7 +185,7 @@ static int aml_ensure_env(struct aml_client *k, const struct job *j, struct err 
                                          "another workspace", name, AML_ENV_VERSION, image ? image : "(none)", j->m->image);
     } else if (e->kind == ERR_NOT_FOUND) {
         err_clear(e);
-        cJSON *body = aml_env_body(j, &k->cfg);
+        cJSON *body = aml_env_body(j);
         rc = aml_call(k, "PUT", url, body, NULL, NULL, e);
         cJSON_Delete(body);
         if (rc == 0)

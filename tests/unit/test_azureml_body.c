@@ -234,7 +234,7 @@ static void test_body(void)
     ok(!jp(p, "limits", NULL), "no timeout: no limits");
     cJSON_Delete(b);
 
-    b = aml_env_body(&j, &c);
+    b = aml_env_body(&j);
     is_str(js(jp(b, "properties", "image", NULL)), m.image, "the environment holds the image");
     is_str(js(jp(b, "properties", "osType", NULL)), "Linux", "osType Linux");
     cJSON_Delete(b);
