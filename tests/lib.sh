@@ -349,6 +349,48 @@ vertex_script() { curl -s -X POST --data-binary "$1" "$VERTEX_FAKE_URL/_/script"
 vertex_log() { curl -s "$VERTEX_FAKE_URL/_/log"; }
 vertex_jobs() { curl -s "$VERTEX_FAKE_URL/_/jobs"; }
 
+# azureml_mappers: the serializer mappers of npm @azure/arm-machinelearning as JSON (written once
+# per package version by tests/servers/azureml_mappers.js, cached in build/); prints the path.
+azureml_mappers() {
+    local pkg=$ROOT/tests/servers/node_modules/@azure/arm-machinelearning/package.json ver out
+    [ -f "$pkg" ] || { echo "# npm @azure/arm-machinelearning is missing (make deps)" >&2; return 1; }
+    ver=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['version'])" "$pkg")
+    out=$ROOT/build/azureml-mappers-$ver.json
+    [ -s "$out" ] || node "$ROOT/tests/servers/azureml_mappers.js" "$out" >&2 || return 1
+    echo "$out"
+}
+
+# start_azureml_fake [ARGS...]: tests/servers/azureml_fake.py at $AZUREML_FAKE_URL (ARM for Azure
+# ML, bodies checked with the npm client's mappers, jobs run with Podman), accepting the ARM tokens
+# of the Entra fake (start_azure_auth_fake, started here unless it runs); needs start_podman.
+# Exports the identity chain's environment (the Entra fake's client secret, AZURE_AUTHORITY_HOST
+# at it), AZUREML_FAKE_URL and AZUREML_SUB, AZUREML_RG, AZUREML_WS for settings.
+start_azureml_fake() {
+    local i m pf=$T/azureml.$RANDOM.port
+    m=$(azureml_mappers) || return 1
+    [ -n "${AZURE_AUTH_FAKE_URL:-}" ] || start_azure_auth_fake || { echo "# the Entra fake did not start" >&2; return 1; }
+    AZUREML_SUB=00000000-0000-0000-0000-0000000000a1 AZUREML_RG=rg-stepop AZUREML_WS=ws-stepop
+    python3 "$ROOT/tests/servers/azureml_fake.py" --port-file "$pf" --mappers "$m" --podman-dir "$PODMAN_DIR" \
+        --jobs-dir "$T/azureml-jobs" --subscription "$AZUREML_SUB" --resource-group "$AZUREML_RG" \
+        --workspace "$AZUREML_WS" --token-verify "$AZURE_AUTH_FAKE_URL" --tenant "$AZURE_FAKE_TENANT" \
+        --client-id "$AZURE_FAKE_SECRET_CLIENT" --container-label "stepop-test.owner=$PODMAN_OWNER" "$@" \
+        >>"$T/azureml.log" 2>&1 &
+    AZUREML_FAKE_PID=$!
+    # SIGTERM: the fake removes its containers before it exits.
+    on_exit "kill $AZUREML_FAKE_PID; wait $AZUREML_FAKE_PID"
+    for i in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
+    AZUREML_FAKE_URL=http://127.0.0.1:$(cat "$pf")
+    wait_http "$AZUREML_FAKE_URL/_/log" || return 1
+    unset AZURE_CLIENT_CERTIFICATE_PATH AZURE_CLIENT_CERTIFICATE_PASSWORD AZURE_FEDERATED_TOKEN_FILE \
+        IDENTITY_ENDPOINT IDENTITY_HEADER
+    export AZURE_TENANT_ID=$AZURE_FAKE_TENANT AZURE_CLIENT_ID=$AZURE_FAKE_SECRET_CLIENT \
+        AZURE_CLIENT_SECRET=$AZURE_FAKE_SECRET AZURE_AUTHORITY_HOST=$AZURE_AUTH_FAKE_URL
+    export AZUREML_SUB AZUREML_RG AZUREML_WS AZUREML_FAKE_URL
+}
+azureml_script() { curl -s -X POST --data-binary "$1" "$AZUREML_FAKE_URL/_/script" >/dev/null; }
+azureml_log() { curl -s "$AZUREML_FAKE_URL/_/log"; }
+azureml_jobs() { curl -s "$AZUREML_FAKE_URL/_/jobs"; }
+
 # ---- Podman: a real container engine behind the Docker API (docs/testing.md#containers) ----
 # Storage lives in build/podman/ and is shared by the tests of a run and by later runs, so the
 # test images are built once per content; each test starts its own `podman system service` on a
