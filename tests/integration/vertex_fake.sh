@@ -8,8 +8,9 @@
 # (EXPIRED or FAILED, never started) and preemption (a second container with
 # restartJobOnWorkerRestart); bodies Google's protos refuse (unknown field, bad enum, bad duration,
 # REQUIRED missing, OUTPUT_ONLY set) and calls without a valid bearer token are refused;
-# Cloud Logging's entries:list holds the container's output; and the real `stepop run` executes as
-# a job, its status and logs in the S3 store.
+# Cloud Logging's entries:list holds the container's output; the real `stepop run` executes as
+# a job, its status and logs in the S3 store; and --tokeninfo checks tokens at the Google auth
+# fake's tokeninfo route.
 . "$(dirname "$0")/../lib.sh"
 protobuf_python >/dev/null || skip_all "python3-protobuf is not installed (make deps)"
 command -v protoc >/dev/null || skip_all "protoc is not installed (make deps)"
