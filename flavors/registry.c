@@ -8,6 +8,7 @@ extern const struct flavor_ops flavor_docker_ops;
 extern const struct flavor_ops flavor_kubernetes_ops;
 extern const struct flavor_ops flavor_sagemaker_ops;
 extern const struct flavor_ops flavor_vertex_ops;
+extern const struct flavor_ops flavor_azureml_ops;
 extern const struct flavor_ops flavor_modal_ops;
 
 /* The registry: adding a flavor touches only this table and its own file. */
@@ -19,7 +20,7 @@ static const struct flavor_info flavors[] = {
     { "kubernetes", "Kubernetes batch/v1 Jobs", "in-cluster or KUBECONFIG credentials", &flavor_kubernetes_ops },
     { "sagemaker", "Amazon SageMaker training jobs", "AWS credential chain; spot with checkpoints", &flavor_sagemaker_ops },
     { "vertex", "Google Vertex AI custom jobs", "Google application default credentials", &flavor_vertex_ops },
-    { "azureml", "Azure Machine Learning command jobs", "Azure identity", NULL },
+    { "azureml", "Azure Machine Learning command jobs", "Azure identity chain; compute clusters or serverless", &flavor_azureml_ops },
     { "spark", "spark-submit / Spark on Kubernetes", "driver runs stepop run", NULL },
     { "modal", "Modal sandboxes over Modal's gRPC API", "Modal token (MODAL_TOKEN_ID, ~/.modal.toml); GPU strings "
       "such as H100:2", &flavor_modal_ops },

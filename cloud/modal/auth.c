@@ -346,6 +346,21 @@ static int modal_auth_refresh(struct modal_auth *a, struct err *e)
     return rc;
 }
 
+int modal_auth_reauth(void *ctx)
+{
+    struct modal_auth *a = ctx;
+    if (!a->auth_token)
+        return 0;
+    cleanse_free(a->auth_token);
+    a->auth_token = NULL;
+    if (token_cache.token) {
+        OPENSSL_cleanse(token_cache.token, strlen(token_cache.token));
+        free(token_cache.token);
+        token_cache.token = NULL;
+    }
+    return 1;
+}
+
 int modal_auth_headers(void *ctx, const char *method, struct curl_slist **headers, struct err *e)
 {
     struct modal_auth *a = ctx;

@@ -38,6 +38,9 @@ struct modal_auth {
 int modal_auth_load(struct modal_auth *a, const char *server_url, struct err *e);
 int modal_auth_require(const struct modal_auth *a, struct err *e);
 void modal_auth_free(struct modal_auth *a);
+/* grpc_channel.reauth: drops the auth token (the server refused it: expired early, revoked), so
+ * that the next call fetches one; 0 when there was none to drop. */
+int modal_auth_reauth(void *ctx);
 /* grpc_headers_fn: ctx is a struct modal_auth. */
 int modal_auth_headers(void *ctx, const char *method, struct curl_slist **headers, struct err *e);
 

@@ -6,6 +6,7 @@
 #include "../../runtime/timeutil.h"
 
 #include <ctype.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +59,6 @@ int grpc_deframe(struct grpc_deframer *d, const void *data, size_t n, struct err
         }
         if (d->pending.len - at - 5 < len)
             break;
-        d->messages++;
         int r = d->on_msg ? d->on_msg(d->ctx, p + 5, len, e) : 0;
         at += 5 + (size_t)len;
         if (r != 0) {
@@ -214,6 +214,14 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_
     return http_cancelled();
 }
 
+/* Frees a header list, its lines wiped first: they hold the token secret and the auth token. */
+static void grpc_slist_wipe(struct curl_slist *l)
+{
+    for (struct curl_slist *it = l; it; it = it->next)
+        OPENSSL_cleanse(it->data, strlen(it->data));
+    curl_slist_free_all(l);
+}
+
 /* A version 4 UUID, as the JS SDK's idempotency keys are. */
 static void grpc_uuid(char out[37])
 {
@@ -260,7 +268,7 @@ static int grpc_attempt(struct grpc_channel *ch, const char *method, const struc
         hl = curl_slist_append(hl, line);
     }
     if (ch->headers && ch->headers(ch->headers_ctx, method, &hl, e) < 0) {
-        curl_slist_free_all(hl);
+        grpc_slist_wipe(hl);
         curl_easy_cleanup(h);
         *code = GRPC_UNAUTHENTICATED;
         return -1;
@@ -299,7 +307,7 @@ static int grpc_attempt(struct grpc_channel *ch, const char *method, const struc
     long version = 0;
     curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version);
     curl_easy_cleanup(h);
-    curl_slist_free_all(hl);
+    grpc_slist_wipe(hl);
     free(url);
     int rc = 0;
     if (x.cb_failed) {
@@ -320,7 +328,8 @@ static int grpc_attempt(struct grpc_channel *ch, const char *method, const struc
         long s = x.res.http_status;
         *code = s == 401 ? GRPC_UNAUTHENTICATED : s == 403 ? GRPC_PERMISSION_DENIED : s == 404 ? GRPC_UNIMPLEMENTED
               : (s == 429 || s == 502 || s == 503 || s == 504) ? GRPC_UNAVAILABLE : GRPC_UNKNOWN;
-        rc = err_set(e, ERR_HTTP, "%s: HTTP %ld without a gRPC status from %s", method, s, ch->base);
+        rc = err_set(e, ERR_HTTP, "%s: HTTP %ld without a gRPC status from %s (content-type %s)", method, s, ch->base,
+                     x.res.content_type[0] ? x.res.content_type : "none");
         e->transient = grpc_retryable(*code);
     } else if (x.res.code != GRPC_OK) {
         *code = x.res.code;
@@ -375,7 +384,7 @@ int grpc_unary(struct grpc_channel *ch, const char *method, const struct buf *re
     grpc_uuid(key);
     const struct http_config *cfg = http_config();
     int max = ch->max_attempts > 0 ? ch->max_attempts : cfg->max_attempts;
-    int rc = -1;
+    int rc = -1, reauthed = 0;
     for (int attempt = 0;; attempt++) {
         struct grpc_unary_ctx u = { resp, 0 };
         resp->len = 0;
@@ -385,6 +394,11 @@ int grpc_unary(struct grpc_channel *ch, const char *method, const struct buf *re
         rc = grpc_attempt(ch, method, &framed, grpc_keep, &u, timeout_ms, key, attempt, &code, e);
         if (rc == 0 && u.count != 1)
             rc = err_set(e, ERR_INVALID, "%s: the answer holds no message", method);
+        if (rc < 0 && code == GRPC_UNAUTHENTICATED && !reauthed && ch->reauth && ch->reauth(ch->headers_ctx)) {
+            reauthed = 1;
+            log_debug("%s: %s; again with a fresh auth token", method, e->msg);
+            continue;
+        }
         if (rc == 0 || attempt + 1 >= max || e->kind == ERR_CANCELLED || !(code < 0 ? e->transient : grpc_retryable(code)))
             break;
         unsigned rnd;

@@ -52,6 +52,9 @@ struct grpc_channel {
                              kept (grpc.c says why) */
     grpc_headers_fn headers;
     void *headers_ctx;
+    /* Called once per call on UNAUTHENTICATED: 1 when fresh credentials may help (a short-lived
+     * token was dropped), and the call is sent again. NULL: never. */
+    int (*reauth)(void *headers_ctx);
     int max_attempts;     /* unary calls; 0: runtime/http.h's configuration */
 };
 
@@ -79,7 +82,6 @@ struct grpc_deframer {
     struct buf pending;    /* bytes of an incomplete frame */
     grpc_msg_fn on_msg;
     void *ctx;
-    int64_t messages;
 };
 /* Feeds received bytes; calls on_msg for each complete message. 1 when on_msg asked to stop. A
  * compressed frame (nothing asked for compression) or one over GRPC_MAX_MESSAGE fails. */

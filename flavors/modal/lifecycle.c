@@ -51,6 +51,7 @@ static int md_conn_open(const cJSON *settings, struct md_conn *k, int need_creds
         return -1;
     }
     k->auth.ch = &k->ch;
+    k->ch.reauth = modal_auth_reauth;
     return 0;
 }
 
@@ -78,10 +79,14 @@ static int md_render(const struct job *j, cJSON **requests, struct err *e)
 {
     struct md_conn k;
     *requests = NULL;
+    /* The job is checked before the credentials are read, so that its errors come first; the
+     * connection's settings are parsed afresh, and checked again to fill gpu_count. */
     if (md_prepare(j, &k.cfg, e) < 0 || md_conn_open(j->settings, &k, 0, e) < 0)
         return -1;
-    /* md_conn_open parsed afresh: the job's checks fill gpu_count again. */
-    md_check_job(j, &k.cfg, e);
+    if (md_check_job(j, &k.cfg, e) < 0) {
+        md_conn_close(&k);
+        return -1;
+    }
     struct md_plan p;
     md_plan_build(j, &k.cfg, &p);
     *requests = md_plan_render(&p, &k.cfg, j, k.ch.base, k.auth.environment);

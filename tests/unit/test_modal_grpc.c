@@ -197,6 +197,29 @@ static void test_auth_env(void)
            !strcmp(a.host, "[::1]"),
        "the server_url setting wins");
     modal_auth_free(&a);
+    /* An auth token outlives its struct modal_auth for the same server and token id, and is
+     * dropped by modal_auth_reauth (the server refused it). */
+    ok(modal_auth_load(&a, NULL, &e) == 0 && !a.auth_token, "no auth token yet");
+    a.auth_token = xstrdup("e30.eyJleHAiOjE5MDAwMDAwMDB9.x");
+    a.refresh_at = 1800000000;
+    modal_auth_free(&a);
+    ok(modal_auth_load(&a, NULL, &e) == 0 && a.auth_token && !strcmp(a.auth_token, "e30.eyJleHAiOjE5MDAwMDAwMDB9.x"),
+       "the auth token is kept for the next load");
+    is_int(modal_auth_reauth(&a), 1, "reauth drops it");
+    ok(!a.auth_token, "... from the struct");
+    is_int(modal_auth_reauth(&a), 0, "nothing left to drop");
+    modal_auth_free(&a);
+    ok(modal_auth_load(&a, NULL, &e) == 0 && !a.auth_token, "... and from the cache");
+    modal_auth_free(&a);
+    setenv("MODAL_TOKEN_SECRET", "as-other", 1);
+    ok(modal_auth_load(&a, NULL, &e) == 0, "another load");
+    a.auth_token = xstrdup("tok");
+    a.refresh_at = 1800000000;
+    modal_auth_free(&a);
+    setenv("MODAL_TOKEN_ID", "ak-other", 1);
+    ok(modal_auth_load(&a, NULL, &e) == 0 && !a.auth_token, "another token id does not get the cached token");
+    modal_auth_free(&a);
+    unsetenv("MODAL_TOKEN_ID");
     setenv("MODAL_CONFIG_PATH", "/nonexistent/modal.toml", 1);
     unsetenv("MODAL_TOKEN_SECRET");
     ok(modal_auth_load(&a, NULL, &e) == 0 && modal_auth_require(&a, &e) < 0 && e.kind == ERR_AUTH &&
