@@ -735,7 +735,7 @@ azure_auth_log() { curl -s "$AZURE_AUTH_FAKE_URL/_/log"; }
 azure_auth_count() { azure_auth_log | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }
 # ---- end of Azure identity ------------------------------------------------------------------
 
-# ---- Modal: tests/servers/modal_fake.js (docs/testing.md#modal) -------------------------------
+# ---- Modal: tests/servers/modal_fake.js (docs/testing.md#the-modal-fake) --------------------
 # start_modal_fake [ARGS...]: the Modal API fake (gRPC with the npm modal SDK's own codecs,
 # sandboxes run with Podman) on loopback, stopped at exit (its containers removed); needs
 # start_podman. Exports MODAL_SERVER_URL (cleartext http://, as the SDKs take it), MODAL_TOKEN_ID,
