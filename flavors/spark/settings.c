@@ -268,13 +268,41 @@ static int ends_with_ci(const char *s, const char *suffix)
     return n > k && strcasecmp(s + n - k, suffix) == 0;
 }
 
-/* Anything the driver pod must reach: not a path on this machine, not this machine's loopback
- * unless the pod shares the node's network. */
+/* Whether a driver volume of conf (spark.kubernetes.driver.volumes.TYPE.NAME.mount.path) is
+ * mounted at path or above it. */
+static int driver_mounts(const struct spark_cfg *c, const char *path)
+{
+    static const char prefix[] = "spark.kubernetes.driver.volumes.";
+    for (const cJSON *it = c->conf ? c->conf->child : NULL; it; it = it->next) {
+        if (!str_has_prefix(it->string, prefix) || !str_has_suffix(it->string, ".mount.path"))
+            continue;
+        const char *mp = it->valuestring;
+        size_t n = strlen(mp);
+        while (n > 1 && mp[n - 1] == '/')
+            n--;
+        if (n && strncmp(path, mp, n) == 0 && (path[n] == '/' || path[n] == '\0' || n == 1))
+            return 1;
+    }
+    return 0;
+}
+
+/* Anything the driver pod must reach: a path on this machine only through a driver volume
+ * mounted at that path, this machine's loopback only when the pod shares the node's network. */
 static int check_reach(const struct spark_cfg *c, const char *what, const char *uri, struct err *e)
 {
-    if (str_has_prefix(uri, "file:"))
-        return err_set(e, ERR_INVALID, "%s: %s is a path on this machine, which the driver pod cannot reach: use an "
-                       "s3://, gs://, az:// or http(s):// store (or deploy_mode client)", what, uri);
+    if (str_has_prefix(uri, "file:")) {
+        char *path;
+        if (uri_file_path(uri, &path, e) < 0)
+            return err_prefix(e, "%s: ", what);
+        int ok = driver_mounts(c, path);
+        free(path);
+        if (!ok)
+            return err_set(e, ERR_INVALID, "%s: %s is a path on this machine, which the driver pod cannot reach: use "
+                           "an s3://, gs://, az:// or http(s):// store, mount it in the driver at the same path "
+                           "(settings.conf spark.kubernetes.driver.volumes.*), or use deploy_mode client",
+                           what, uri);
+        return 0;
+    }
     if (!c->host_network && url_is_loopback(uri))
         return err_set(e, ERR_INVALID, "%s is on this machine's loopback address, which the driver pod cannot reach: use "
                        "an address the cluster can reach, or set settings.host_network to true when the pod runs on "

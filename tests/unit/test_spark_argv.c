@@ -213,7 +213,15 @@ static void test_refusals(void)
     m.run_uri = (char *)"file:///srv/runs/r/";
     is_str(check_err(&m, k8s),
            "the run's store: file:///srv/runs/r/ is a path on this machine, which the driver pod cannot reach: use an "
-           "s3://, gs://, az:// or http(s):// store (or deploy_mode client)", "a file store in cluster mode");
+           "s3://, gs://, az:// or http(s):// store, mount it in the driver at the same path (settings.conf "
+           "spark.kubernetes.driver.volumes.*), or use deploy_mode client", "a file store in cluster mode");
+    is_str(check_err(&m, "{\"master\":\"k8s://https://k:6443\",\"conf\":{"
+                         "\"spark.kubernetes.driver.volumes.hostPath.s.mount.path\":\"/srv/\","
+                         "\"spark.kubernetes.driver.volumes.hostPath.s.options.path\":\"/srv\"}}"),
+           "", "a file store mounted in the driver at the same path");
+    is_str(check_err(&m, "{\"master\":\"k8s://https://k:6443\",\"conf\":{"
+                         "\"spark.kubernetes.driver.volumes.hostPath.s.mount.path\":\"/sr\"}}")[0] ? "refused" : "",
+           "refused", "a mount at a mere prefix of the name does not count");
     m.run_uri = (char *)"http://127.0.0.1:9000/runs/r/";
     ok(strstr(check_err(&m, k8s), "loopback") != NULL, "a loopback store without host_network");
     is_str(check_err(&m, "{\"master\":\"k8s://https://k:6443\",\"host_network\":true}"), "",
