@@ -10,7 +10,8 @@ what Spark's documentation says spark-submit does for the two paths the spark fl
   (spark.kubernetes.driver.podTemplateFile, the container named by podTemplateContainerName),
   adds its labels (spark-app-selector, spark-role=driver, spark.kubernetes.driver.label.*), the
   image, pull policy, service account, driverEnv.* and secretKeyRef.* as env, hostPath volumes
-  from spark.kubernetes.driver.volumes.hostPath.*, and the container's args (driver
+  from spark.kubernetes.driver.volumes.hostPath.*, the memory limit from --driver-memory (without
+  Spark's overhead), GPUs as the limit VENDOR/gpu, and the container's args (driver
   --properties-file ... [--class C] APP ARGS), creates it through the API server and returns.
   Here the API server is the Kubernetes test bed's, reached with the kubeconfig's server and
   client certificate.
@@ -128,6 +129,11 @@ def cluster_k8s(o):
     if o.get("driver-memory"):
         mem = o["driver-memory"]
         c.setdefault("resources", {}).setdefault("limits", {})["memory"] = mem[:-1] + "Mi" if mem.endswith("m") else mem
+    if conf.get("spark.driver.resource.gpu.amount"):
+        vendor = conf.get("spark.driver.resource.gpu.vendor")
+        if not vendor:
+            fail("spark.driver.resource.gpu.vendor is required on Kubernetes")
+        c.setdefault("resources", {}).setdefault("limits", {})[vendor + "/gpu"] = conf["spark.driver.resource.gpu.amount"]
     args = ["driver", "--properties-file", "/opt/spark/conf/spark.properties"]
     if o.get("class"):
         args += ["--class", o["class"]]
