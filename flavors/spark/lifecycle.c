@@ -136,8 +136,10 @@ static int write_template(const struct job *j, const struct spark_cfg *c, char *
     int fd = mkstemps(path, 5);
     if (fd < 0)
         return err_set(e, ERR_IO, "%s: %s", path, strerror(errno));
+    /* Compact JSON: valid YAML, which Spark reads the template as; cJSON's pretty form indents
+     * with tabs, which YAML refuses. */
     cJSON *t = spark_pod_template(j, c);
-    char *text = json_print(t, 1);
+    char *text = json_print(t, 0);
     cJSON_Delete(t);
     size_t n = strlen(text), off = 0;
     while (off < n) {

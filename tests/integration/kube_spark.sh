@@ -59,8 +59,9 @@ app() { echo "local://$STORE/app/job.py"; }
 
 # --- 1-3: an input and an output; the driver pod as Spark makes it ---
 t0=$SECONDS
+printf '{"settings": {"keep": true}}\n' >"$T/keep.json"
 expect_rc 0 "a Spark application's driver runs in a pod under stepop run" \
-    "$STEPOP" submit --image "$STEP_IMAGE" --env MODE=m1 --input data="file://$STORE/data/in.txt" \
+    "$STEPOP" submit "$T/keep.json" --image "$STEP_IMAGE" --env MODE=m1 --input data="file://$STORE/data/in.txt" \
     --output result=result.txt@file -- "$(app)" ok
 out_has "driver read: the input mode m1" "the driver reads the fetched input and the step's env"
 out_has "last line" "the logs are complete"
@@ -82,9 +83,13 @@ assert c['args'][0] == 'driver' and c['args'][-2:] == ['local://$STORE/app/job.p
 env = {e['name']: e.get('value') for e in c['env']}
 assert env['STEPOP_MANIFEST'].endswith('/runs/$r/manifest.json') and env['MODE'] == 'm1', env"
 echo "# success took $((SECONDS - t0)) s"
+check "settings.keep left the driver pod" kc delete pod "stepop-$(echo "$r" | tr A-Z a-z)-driver" --wait=false
 
 expect_rc 3 "the driver's exit code 3 comes back" "$STEPOP" submit --image "$STEP_IMAGE" -- "$(app)" fail
 is_eq "status failed user_error 3" "$(status_of "$(last_run)" "d['phase'], d['reason'], d['exit_code']")" "failed user_error 3"
+r=$(last_run)
+for _ in $(seq 120); do [ -z "$(pods_of "$r")" ] && break; sleep 0.5; done
+is_eq "cleanup removed its driver pod" "$(pods_of "$r")" ""
 
 # --- 5: OOM ---
 expect_rc 137 "a driver over its memory limit" "$STEPOP" submit --image "$STEP_IMAGE" --memory 48MiB -- "$(app)" oom
