@@ -138,7 +138,6 @@ expect_rc 0 "with the impostor gone, cancel stops the real driver" "$STEPOP" can
 is_eq "terminated" "$(status_of "$rb" "d['phase']")" terminated
 
 # --- 8, 12: --dry-run creates nothing; no credential anywhere ---
-before=$(kc get pods -o name | wc -l)
 expect_rc 0 "--dry-run" "$STEPOP" submit --dry-run --image "$STEP_IMAGE" --memory 1GiB --gpus 1 -- "$(app)" ok
 check "it shows the argv, the pod template and the driver's environment" python3 -c "
 import json; d = json.load(open('$T/out'))['requests']
@@ -146,6 +145,7 @@ r = d['requests'][0]
 assert 'spark.kubernetes.submission.waitAppCompletion=false' in r['argv'], r['argv']
 assert r['pod_template']['spec']['containers'][0]['command'][1:4] == ['run', '--exec', '--'], r
 assert 'STEPOP_MANIFEST' in r['driver_env'], r"
-is_eq "nothing was created" "$(kc get pods -o name | wc -l)" "$before"
+r=$(jq_py "$T/out" "d['run_id']")
+is_eq "nothing was created: no pod, no run" "$(pods_of "$r")$(ls "$runs" | grep -c "$r")" "0"
 check "no kubeconfig key or token in any run's files" sh -c "! grep -rqF \"\$(sed -n 2p '$T/bed/pki/admin.key' 2>/dev/null || echo none)\" '$runs'"
 done_testing
