@@ -4,7 +4,7 @@
 # the driver pod from the flavor's pod template and confs through the API server and returns, as
 # Spark's Kubernetes submission client does; the test kubelet runs the driver in Podman, where the
 # real `stepop run --exec` runs a stand-in of Spark's entrypoint. The conformance list of
-# DESIGN.md §8 where it applies: success with an input and an output, exit codes, OOM, a missing
+# DESIGN.md §8 where it applies: success with an input and an output, exit codes, timeout, OOM, a missing
 # image, unschedulable, --detach with status, logs and cancel, an impostor pod refused,
 # --dry-run. Spark itself is not run (docs/flavors.md#spark).
 . "$(dirname "$0")/../lib.sh"
@@ -91,7 +91,9 @@ r=$(last_run)
 for _ in $(seq 120); do [ -z "$(pods_of "$r")" ] && break; sleep 0.5; done
 is_eq "cleanup removed its driver pod" "$(pods_of "$r")" ""
 
-# --- 5: OOM ---
+# --- 5: timeout and OOM ---
+expect_rc 143 "the manifest's timeout ends the driver" "$STEPOP" submit --image "$STEP_IMAGE" --timeout 1s --grace 2s -- "$(app)" slow
+is_eq "reason timeout" "$(status_of "$(last_run)" "d['phase'], d['reason']")" "failed timeout"
 expect_rc 137 "a driver over its memory limit" "$STEPOP" submit --image "$STEP_IMAGE" --memory 48MiB -- "$(app)" oom
 is_eq "reason oom_killed" "$(status_of "$(last_run)" "d['phase'], d['reason']")" "failed oom_killed"
 

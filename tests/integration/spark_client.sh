@@ -66,6 +66,12 @@ expect_rc 3 "the driver's exit code 3 comes back" "$STEPOP" submit "$T/fail.json
 r=$(last_run)
 is_eq "status failed user_error 3" "$(jq_py "$runs/$r/status.json" "d['phase'], d['reason'], d['exit_code']")" "failed user_error 3"
 
+# --- 5: timeout ---
+step "$T/slow0.json" slow
+expect_rc 143 "the manifest's timeout ends the driver" "$STEPOP" submit --timeout 1s --grace 2s "$T/slow0.json"
+r=$(last_run)
+is_eq "reason timeout" "$(jq_py "$runs/$r/status.json" "d['phase'], d['reason']")" "failed timeout"
+
 # --- 4: Ctrl-C at the submitter: the driver gets SIGTERM ---
 step "$T/trap.json" trap
 "$STEPOP" submit "$T/trap.json" >"$T/int.out" 2>"$T/int.err" &
