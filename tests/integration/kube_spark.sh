@@ -4,9 +4,9 @@
 # the driver pod from the flavor's pod template and confs through the API server and returns, as
 # Spark's Kubernetes submission client does; the test kubelet runs the driver in Podman, where the
 # real `stepop run --exec` runs a stand-in of Spark's entrypoint. The conformance list of
-# DESIGN.md §8 where it applies: success with an input and an output, exit codes, timeout, OOM, a missing
-# image, unschedulable, --detach with status, logs and cancel, an impostor pod refused,
-# --dry-run. Spark itself is not run (docs/flavors.md#spark).
+# DESIGN.md §8 where it applies: success with an input and an output, exit codes, timeout, OOM,
+# a missing image, unschedulable, --detach with status, logs and cancel, the API server stopped
+# for 10 s, an impostor pod refused, --dry-run. Spark itself is not run (docs/flavors.md#spark).
 . "$(dirname "$0")/../lib.sh"
 
 start_kbed 1
@@ -40,6 +40,7 @@ fail) echo "failing on purpose"; exit 3 ;;
 oom) echo filling; exec dd if=/dev/zero of=/dev/null bs=200M count=1 ;;
 trap) trap 'echo "driver got TERM"; exit 9' TERM; echo "driver started"; while :; do sleep 0.2; done ;;
 slow) echo slow-start; sleep 3; echo slow-end; exit 4 ;;
+outage) echo before; sleep 14; echo after-the-outage ;;
 esac
 SH
 printf 'the input\n' >"$STORE/data/in.txt"
@@ -119,6 +120,18 @@ expect_rc 0 "stepop cancel --wait a detached run" sh -c "r=\$('$STEPOP' submit -
     for i in \$(seq 240); do grep -qs 'driver started' '$runs'/\$r/logs/1/*.log && break; sleep 0.25; done; '$STEPOP' cancel --wait \$r && echo \$r"
 r=$(tail -1 "$T/out")
 is_eq "the cancelled driver ran its trap; status terminated" "$(status_of "$r" "d['phase'], d['exit_code']")" "terminated 9"
+
+# --- 11: the API server stopped for 10 s while following ---
+"$STEPOP" submit --image "$STEP_IMAGE" -- "$(app)" outage >"$T/out11" 2>"$T/err11" &
+sub=$!
+for _ in $(seq 600); do grep -q before "$T/out11" 2>/dev/null && break; sleep 0.1; done
+api=$(awk '$1 == "kube-apiserver" {print $2}' "$KBED_DIR/pids")
+kill -STOP "$api"
+sleep 10
+kill -CONT "$api"
+wait "$sub"
+is_eq "the follow loop rode out 10 s without the API server" "$?" 0
+check "... with the logs complete" grep -q after-the-outage "$T/out11"
 
 # --- 10: a pod that carries the run's labels but is not its driver is refused ---
 expect_rc 0 "a run to impersonate" "$STEPOP" submit --detach --grace 5s --image "$STEP_IMAGE" -- "$(app)" trap
