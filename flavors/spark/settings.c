@@ -200,8 +200,8 @@ int spark_parse_settings(const cJSON *s, struct spark_cfg *c, struct err *e)
     return 0;
 }
 
-/* Words in a property name that say its value is a credential, and the suffixes that say it only
- * names one (a file holding it, a provider class, a Kubernetes secret). */
+/* Words in a property name that say its value is a credential, and the prefixes and suffixes that
+ * say it only names one. */
 static int key_is_credential(const char *key)
 {
     static const char *const words[] = { "secret", "password", "passwd", "token", "credential", "access.key",
@@ -212,9 +212,15 @@ static int key_is_credential(const char *key)
     for (const char *const *n = naming; *n; n++)
         if (str_has_prefix(key, *n))
             return 0;
+    /* A file holding it, a provider class, a switch, a secret's name or key
+     * (spark.kubernetes.kerberos.tokenSecret.name, spark.security.credentials.hive.enabled). */
+    static const char *const suffixes[] = { "file", "provider", ".enabled", ".name", ".itemkey", NULL };
     size_t len = strlen(key);
-    if ((len > 4 && strcasecmp(key + len - 4, "file") == 0) || (len > 8 && strcasecmp(key + len - 8, "provider") == 0))
-        return 0;
+    for (const char *const *x = suffixes; *x; x++) {
+        size_t n = strlen(*x);
+        if (len > n && strcasecmp(key + len - n, *x) == 0)
+            return 0;
+    }
     char lower[512];
     size_t i;
     for (i = 0; i + 1 < sizeof lower && key[i]; i++)

@@ -128,7 +128,8 @@ static void test_settings(void)
     ok(parse_err("{\"master\":\"yarn\",\"conf\":{\"spark.x\":\"https://u:p@h/\"}}")[0], "a URL with a password is refused");
     is_str(parse_err("{\"master\":\"yarn\",\"conf\":{\"spark.hadoop.fs.s3a.aws.credentials.provider\":"
                      "\"com.amazonaws.auth.WebIdentityTokenCredentialsProvider\",\"spark.kubernetes.authenticate.driver."
-                     "oauthTokenFile\":\"/var/run/t\",\"spark.kubernetes.driver.secretKeyRef.K\":\"s:k\",\"spark.ui.port\":\"4050\"}}"),
+                     "oauthTokenFile\":\"/var/run/t\",\"spark.security.credentials.hive.enabled\":\"false\","
+                     "\"spark.kubernetes.kerberos.tokenSecret.name\":\"krb\",\"spark.kubernetes.driver.secretKeyRef.K\":\"s:k\",\"spark.ui.port\":\"4050\"}}"),
            "", "a credentials provider, a token file and a secret's name are no credentials");
     is_str(parse_err("{\"master\":\"yarn\",\"conf\":{\"fs.s3a.endpoint\":\"x\"}}"),
            "settings.conf.fs.s3a.endpoint: not a Spark property (they start with \"spark.\"; Hadoop's go as spark.hadoop.*)",
