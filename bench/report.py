@@ -16,6 +16,7 @@ TARGETS = {
     "submit-docker": "stepop submit <= 1.25x podman run (speed column >= 0.8)",
     "submit-kubernetes": "stepop submit --detach <= 0.5x kubectl create -f's time (speed column >= 2.0)",
     "submit-sagemaker": "stepop submit --detach <= 0.25x aws sagemaker create-training-job's time (speed column >= 4.0)",
+    "submit-vertex": "reported, no target: stepop submit --detach against one node process creating the same custom job with the npm JobServiceClient",
     "entrypoint-file": "stepop run overhead <= 10 ms beyond the step (median)",
     "log-latency": "median <= 1 s and p95 <= 2 s from the step's print to the submitter's",
     "log-objects": "a chatty step (a line every 10 ms) writes a bounded number of log objects (~60 a minute)",

@@ -2,7 +2,7 @@
 # make bench: stepop against the tools users would pick instead, on the same work, in one run.
 # Generates its own data, starts its own servers on loopback, runs every case round-robin after
 # the data is warm, and prints medians and ratios (bench/report.py). Never part of `make test`.
-# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8 10 11 12 13; case 9, the
+# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8 10 11 12 13 14 15; case 9, the
 # 20 GiB streamed S3 upload, only when named: it needs about 65 GB of free disk — the source tree,
 # s3rver's parts and the object it assembles from them — and 15 minutes or more).
 set -u
@@ -11,7 +11,7 @@ set -u
 export STEPOP_NO_PROGRESS=1
 SIZE=${BENCH_SIZE_MIB:-2048}
 REPEATS=${BENCH_REPEATS:-3}
-CASES=${BENCH_CASES:-1 2 3 4 5 6 7 8 10 11 12 13}
+CASES=${BENCH_CASES:-1 2 3 4 5 6 7 8 10 11 12 13 14 15}
 BENCH_TMP=$T
 BENCH_LOG=$ROOT/build/bench/bench.log
 : >"$RESULTS"
@@ -375,6 +375,75 @@ if want 13; then
         unset STEPOP_GCS_CHUNK_SIZE STORAGE_EMULATOR_HOST
     else
         echo "  skipped: firebase-tools or @google-cloud/storage is missing, or the emulator did not start" >&2
+    fi
+fi
+
+if want 14; then
+    echo "case 14: stepop submit --detach to a command job accepted, against the npm AzureMachineLearningWorkspaces client's jobs.createOrUpdate, on the Azure ML fake" >&2
+    if ! command -v node >/dev/null; then
+        echo "  skipped: node is missing" >&2
+    elif start_s3 2>>"$BENCH_LOG"; then
+        (
+            # --start-delay 3600: every job stays NotStarted for the whole run, so only the API
+            # work is timed and no container ever starts (nor needs Podman).
+            PODMAN_OWNER=${PODMAN_OWNER:-bench14}
+            start_azureml_fake --start-delay 3600 2>>"$BENCH_LOG" || { echo "  skipped: the Azure ML fake did not start" >&2; exit 0; }
+            export XDG_CONFIG_HOME=$T/xdgc14
+            mkdir -p "$XDG_CONFIG_HOME/stepop"
+            cat >"$XDG_CONFIG_HOME/stepop/config.json" <<JSON
+{"store": "s3://test/bench14", "default_operator": "aml",
+ "operators": {"aml": {"flavor": "azureml", "settings": {"subscription_id": "$AZUREML_SUB", "resource_group": "$AZUREML_RG",
+   "workspace": "$AZUREML_WS", "compute": "cpu", "api_version": "2022-10-01", "arm_endpoint": "$AZUREML_FAKE_URL"}}}}
+JSON
+            # The first submit makes the image's environment version, which both then use.
+            "$STEPOP" submit --detach --image busybox:1 -- true >/dev/null 2>>"$BENCH_LOG"
+            env_id=$("$STEPOP" submit --dry-run --image busybox:1 -- true 2>>"$BENCH_LOG" |
+                python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"]["requests"][2]["body"]["properties"]["environmentId"])')
+            echo 0 >"$T/n14"
+            next='n=$(($(cat '"$T/n14"') + 1)); echo $n >'"$T/n14"
+            compare "submit-azureml" 0 "$REPEATS" "$next" \
+                -- "npm client jobs.createOrUpdate" "node '$ROOT/tests/servers/azureml_client.js' create npm-\$(cat '$T/n14') '$env_id' '${env_id%%/environments/*}/computes/cpu' 'stepop run'" \
+                -- "stepop submit --detach (azureml)" "'$STEPOP' submit --detach --image busybox:1 -- true"
+        )
+    else
+        echo "  skipped: the S3 test server did not start (see $BENCH_LOG)" >&2
+    fi
+fi
+
+if want 15; then
+    echo "case 15: stepop submit --detach to a custom job accepted, against one node process doing the npm JobServiceClient's createCustomJob, on the Vertex fake" >&2
+    if ! protobuf_python >/dev/null || ! command -v protoc >/dev/null || ! command -v node >/dev/null ||
+        [ ! -f "$ROOT/tests/servers/node_modules/@google-cloud/aiplatform/package.json" ]; then
+        echo "  skipped: python3-protobuf, protoc, node or npm @google-cloud/aiplatform is missing" >&2
+    elif start_s3 2>>"$BENCH_LOG"; then
+        (
+            # --start-delay 3600: every job stays QUEUED for the whole run, so only the API work is
+            # timed and no container ever starts (nor needs Podman). Both sides take their bearer
+            # token from the auth fake's metadata server.
+            PODMAN_OWNER=${PODMAN_OWNER:-bench15}
+            start_google_auth_fake --tokens "$T/gtokens15" --project bench-project 2>>"$BENCH_LOG" &&
+                start_vertex_fake --tokens "$T/gtokens15" --start-delay 3600 2>>"$BENCH_LOG" ||
+                { echo "  skipped: the Google auth fake or the Vertex fake did not start" >&2; exit 0; }
+            export XDG_CONFIG_HOME=$T/xdgc15
+            mkdir -p "$XDG_CONFIG_HOME/stepop"
+            cat >"$XDG_CONFIG_HOME/stepop/config.json" <<JSON
+{"store": "s3://test/bench15", "default_operator": "vx",
+ "operators": {"vx": {"flavor": "vertex", "settings": {"api_endpoint": "$VERTEX_FAKE_URL",
+   "logging_endpoint": "$VERTEX_FAKE_URL", "entrypoint": ["/usr/local/bin/stepop", "run"]}}}}
+JSON
+            # Google's client sends the very CustomJob stepop would (its --dry-run).
+            "$STEPOP" submit --dry-run --image busybox:1 -- true 2>>"$BENCH_LOG" |
+                python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["requests"]["requests"][0]["body"]))' >"$T/job15.json"
+            VERTEX_TOKEN=$(curl -s -H 'Metadata-Flavor: Google' \
+                "$GOOGLE_AUTH_FAKE_URL/computeMetadata/v1/instance/service-accounts/default/token" |
+                python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+            export VERTEX_TOKEN
+            compare "submit-vertex" 0 "$REPEATS" "true" \
+                -- "node: JobServiceClient.createCustomJob" "node '$ROOT/tests/servers/vertex_client.js' '$VERTEX_FAKE_HOST' create projects/bench-project/locations/us-central1 '$T/job15.json'" \
+                -- "stepop submit --detach (vertex)" "'$STEPOP' submit --detach --image busybox:1 -- true"
+        )
+    else
+        echo "  skipped: the S3 test server did not start (see $BENCH_LOG)" >&2
     fi
 fi
 

@@ -8,6 +8,7 @@ extern const struct flavor_ops flavor_docker_ops;
 extern const struct flavor_ops flavor_kubernetes_ops;
 extern const struct flavor_ops flavor_sagemaker_ops;
 extern const struct flavor_ops flavor_vertex_ops;
+extern const struct flavor_ops flavor_azureml_ops;
 extern const struct flavor_ops flavor_spark_ops;
 
 /* The registry: adding a flavor touches only this table and its own file. */
@@ -19,7 +20,7 @@ static const struct flavor_info flavors[] = {
     { "kubernetes", "Kubernetes batch/v1 Jobs", "in-cluster or KUBECONFIG credentials", &flavor_kubernetes_ops },
     { "sagemaker", "Amazon SageMaker training jobs", "AWS credential chain; spot with checkpoints", &flavor_sagemaker_ops },
     { "vertex", "Google Vertex AI custom jobs", "Google application default credentials", &flavor_vertex_ops },
-    { "azureml", "Azure Machine Learning command jobs", "Azure identity", NULL },
+    { "azureml", "Azure Machine Learning command jobs", "Azure identity chain; compute clusters or serverless", &flavor_azureml_ops },
     { "spark", "spark-submit; Spark on Kubernetes with the driver pod from a template",
       "driver runs under stepop run (cluster mode on Kubernetes, client mode elsewhere)", &flavor_spark_ops },
     { "modal", "Modal functions", "Modal token", NULL },

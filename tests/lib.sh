@@ -315,6 +315,82 @@ sagemaker_script() { curl -s -X POST --data-binary "$1" "$SAGEMAKER_FAKE_URL/_/s
 sagemaker_log() { curl -s "$SAGEMAKER_FAKE_URL/_/log"; }
 sagemaker_jobs() { curl -s "$SAGEMAKER_FAKE_URL/_/jobs"; }
 
+# A python3 with Debian's python3-protobuf (the Vertex fake parses bodies with it).
+protobuf_python() {
+    local py
+    for py in /usr/bin/python3 python3; do
+        "$py" -c 'import google.protobuf.json_format' >/dev/null 2>&1 && { echo "$py"; return 0; }
+    done
+    return 1
+}
+
+# start_vertex_fake [ARGS...]: tests/servers/vertex_fake.py at $VERTEX_FAKE_URL ($VERTEX_FAKE_HOST
+# is host:port): Vertex AI's JobService custom jobs and Cloud Logging's entries:list, bodies
+# checked against the .proto files of npm @google-cloud/aiplatform (compiled by protoc into
+# build/protos), jobs run with Podman. Needs start_podman. ARGS go to the fake (--tokens FILE or
+# --tokeninfo URL: which bearer tokens it takes; --container-env, --stop-grace ...).
+start_vertex_fake() {
+    local py i pf=$T/vertex.$RANDOM.port
+    py=$(protobuf_python) || { echo "# python3-protobuf is missing (make deps)" >&2; return 1; }
+    command -v protoc >/dev/null || { echo "# protoc is missing (make deps)" >&2; return 1; }
+    "$py" "$ROOT/tests/servers/vertex_fake.py" --port-file "$pf" --podman-dir "$PODMAN_DIR" \
+        --jobs-dir "$T/vertex-jobs" --proto-cache "$ROOT/build/protos" \
+        --container-label "stepop-test.owner=$PODMAN_OWNER" "$@" >>"$T/vertex.log" 2>&1 &
+    VERTEX_FAKE_PID=$!
+    # SIGTERM: the fake removes its containers before it exits.
+    on_exit "kill $VERTEX_FAKE_PID; wait $VERTEX_FAKE_PID"
+    for i in $(seq 300); do [ -s "$pf" ] && break; kill -0 "$VERTEX_FAKE_PID" 2>/dev/null || break; sleep 0.05; done
+    [ -s "$pf" ] || { echo "# the Vertex fake did not start:" >&2; sed 's/^/#   /' "$T/vertex.log" >&2; return 1; }
+    VERTEX_FAKE_HOST=127.0.0.1:$(cat "$pf")
+    VERTEX_FAKE_URL=http://$VERTEX_FAKE_HOST
+    wait_http "$VERTEX_FAKE_URL/_/log"
+}
+vertex_script() { curl -s -X POST --data-binary "$1" "$VERTEX_FAKE_URL/_/script" >/dev/null; }
+vertex_log() { curl -s "$VERTEX_FAKE_URL/_/log"; }
+vertex_jobs() { curl -s "$VERTEX_FAKE_URL/_/jobs"; }
+
+# azureml_mappers: the serializer mappers of npm @azure/arm-machinelearning as JSON (written once
+# per package version by tests/servers/azureml_mappers.js, cached in build/); prints the path.
+azureml_mappers() {
+    local pkg=$ROOT/tests/servers/node_modules/@azure/arm-machinelearning/package.json ver out
+    [ -f "$pkg" ] || { echo "# npm @azure/arm-machinelearning is missing (make deps)" >&2; return 1; }
+    ver=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['version'])" "$pkg")
+    out=$ROOT/build/azureml-mappers-$ver.json
+    [ -s "$out" ] || node "$ROOT/tests/servers/azureml_mappers.js" "$out" >&2 || return 1
+    echo "$out"
+}
+
+# start_azureml_fake [ARGS...]: tests/servers/azureml_fake.py at $AZUREML_FAKE_URL (ARM for Azure
+# ML, bodies checked with the npm client's mappers, jobs run with Podman), accepting the ARM tokens
+# of the Entra fake (start_azure_auth_fake, started here unless it runs); needs start_podman.
+# Exports the identity chain's environment (the Entra fake's client secret, AZURE_AUTHORITY_HOST
+# at it), AZUREML_FAKE_URL and AZUREML_SUB, AZUREML_RG, AZUREML_WS for settings.
+start_azureml_fake() {
+    local i m pf=$T/azureml.$RANDOM.port
+    m=$(azureml_mappers) || return 1
+    [ -n "${AZURE_AUTH_FAKE_URL:-}" ] || start_azure_auth_fake || { echo "# the Entra fake did not start" >&2; return 1; }
+    AZUREML_SUB=00000000-0000-0000-0000-0000000000a1 AZUREML_RG=rg-stepop AZUREML_WS=ws-stepop
+    python3 "$ROOT/tests/servers/azureml_fake.py" --port-file "$pf" --mappers "$m" --podman-dir "$PODMAN_DIR" \
+        --jobs-dir "$T/azureml-jobs" --subscription "$AZUREML_SUB" --resource-group "$AZUREML_RG" \
+        --workspace "$AZUREML_WS" --token-verify "$AZURE_AUTH_FAKE_URL" --tenant "$AZURE_FAKE_TENANT" \
+        --client-id "$AZURE_FAKE_SECRET_CLIENT" --container-label "stepop-test.owner=$PODMAN_OWNER" "$@" \
+        >>"$T/azureml.log" 2>&1 &
+    AZUREML_FAKE_PID=$!
+    # SIGTERM: the fake removes its containers before it exits.
+    on_exit "kill $AZUREML_FAKE_PID; wait $AZUREML_FAKE_PID"
+    for i in $(seq 100); do [ -s "$pf" ] && break; sleep 0.05; done
+    AZUREML_FAKE_URL=http://127.0.0.1:$(cat "$pf")
+    wait_http "$AZUREML_FAKE_URL/_/log" || return 1
+    unset AZURE_CLIENT_CERTIFICATE_PATH AZURE_CLIENT_CERTIFICATE_PASSWORD AZURE_FEDERATED_TOKEN_FILE \
+        IDENTITY_ENDPOINT IDENTITY_HEADER
+    export AZURE_TENANT_ID=$AZURE_FAKE_TENANT AZURE_CLIENT_ID=$AZURE_FAKE_SECRET_CLIENT \
+        AZURE_CLIENT_SECRET=$AZURE_FAKE_SECRET AZURE_AUTHORITY_HOST=$AZURE_AUTH_FAKE_URL
+    export AZUREML_SUB AZUREML_RG AZUREML_WS AZUREML_FAKE_URL
+}
+azureml_script() { curl -s -X POST --data-binary "$1" "$AZUREML_FAKE_URL/_/script" >/dev/null; }
+azureml_log() { curl -s "$AZUREML_FAKE_URL/_/log"; }
+azureml_jobs() { curl -s "$AZUREML_FAKE_URL/_/jobs"; }
+
 # ---- Podman: a real container engine behind the Docker API (docs/testing.md#containers) ----
 # Storage lives in build/podman/ and is shared by the tests of a run and by later runs, so the
 # test images are built once per content; each test starts its own `podman system service` on a
