@@ -47,7 +47,7 @@ printf 'the input\n' >"$STORE/data/in.txt"
 cat >stepop.json <<JSON
 {"store": "file://$STORE", "default_operator": "spark",
  "operators": {"spark": {"flavor": "spark", "settings": {
-   "master": "k8s://$(python3 -c "import yaml; c = yaml.safe_load(open('$KUBECONFIG')); print(c['clusters'][0]['cluster']['server'])")",
+   "master": "k8s://$(/usr/bin/python3 -c "import yaml; c = yaml.safe_load(open('$KUBECONFIG')); print(c['clusters'][0]['cluster']['server'])")",
    "spark_submit": "$ROOT/tests/servers/spark_submit_standin.py",
    "stepop_path": "/usr/local/bin/stepop", "spark_entrypoint": "$STORE/app/entrypoint.sh",
    "conf": {"spark.kubernetes.driver.volumes.hostPath.store.mount.path": "$STORE",

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """A stand-in for spark-submit, used only by the tests (Spark cannot be installed here). It does
 what Spark's documentation says spark-submit does for the two paths the spark flavor uses:
 
@@ -16,7 +16,8 @@ what Spark's documentation says spark-submit does for the two paths the spark fl
   Here the API server is the Kubernetes test bed's, reached with the kubeconfig's server and
   client certificate.
 
-SPARK_STANDIN_ARGV=FILE: the argv is written there as JSON, for the tests to compare.
+SPARK_STANDIN_ARGV=FILE: the argv is written there as JSON, for the tests to compare. Debian's
+python3 (python3-yaml) reads the template as YAML, as Spark does.
 """
 import json
 import os
