@@ -17,7 +17,7 @@ static="build-essential dpkg-dev libssl-dev zlib1g-dev libzstd-dev libexpat1-dev
 tests="nginx-light libnginx-mod-http-dav-ext openssl tar zstd gzip pigz curl util-linux procps time
        libarchive-tools python3
        nodejs npm valgrind python3-botocore awscli rclone
-       protobuf-compiler python3-protobuf python3-google-auth python3-jwt python3-cryptography python3-crcmod
+       protobuf-compiler python3-protobuf python3-google-auth python3-jwt python3-cryptography python3-yaml python3-crcmod
        podman runc busybox-static debootstrap"
 # make bench: the peers stepop is measured against (docs/benchmarks.md), s3rver included.
 bench="nginx-light libnginx-mod-http-dav-ext curl tar zstd gzip pigz time python3 python3-boto3 awscli rclone
