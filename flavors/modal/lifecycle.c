@@ -438,7 +438,7 @@ static int md_have_final_status(const char *run_uri)
     return have;
 }
 
-void md_remote_state(const char *sandbox_id, const struct modal_result *r, const char *log_tail,
+void md_remote_state(const char *sandbox_id, const struct modal_result *r, const char *log_tail, int no_status,
                      struct remote_state *st)
 {
     const char *ex = r->exception && r->exception[0] ? r->exception : NULL;
@@ -454,6 +454,14 @@ void md_remote_state(const char *sandbox_id, const struct modal_result *r, const
         snprintf(st->message, sizeof st->message, "Modal sandbox %s succeeded", sandbox_id);
         return;
     case MODAL_ST_FAILURE:
+        if (r->exitcode == 127 && no_status) {
+            /* The runtime found no stepop to run: the entrypoint never ran, so there is no step
+             * exit code to report (EXIT_SUBMIT_LOST, as vertex and azureml say it). */
+            snprintf(st->message, sizeof st->message,
+                     "Modal sandbox %.60s: the image has no stepop on its PATH (its command exited 127; add it, see "
+                     "docs/containers.md)%.300s", sandbox_id, said);
+            return;
+        }
         st->exit_code = r->exitcode > 0 && r->exitcode <= 255 ? r->exitcode : -1;
         snprintf(st->message, sizeof st->message, "Modal sandbox %s failed with exit code %d%s", sandbox_id,
                  r->exitcode, said);
@@ -519,10 +527,13 @@ static int md_poll(const cJSON *handle, const cJSON *settings, struct remote_sta
     }
     if (rc == 0 && r.present && r.status != MODAL_ST_UNSPECIFIED) {
         char tail[200] = "";
+        int no_status = 0;
         /* The entrypoint never wrote its last word: the sandbox's own output says why. */
-        if (r.status != MODAL_ST_SUCCESS && !md_have_final_status(json_str(handle, "run_uri")))
+        if (r.status != MODAL_ST_SUCCESS && !md_have_final_status(json_str(handle, "run_uri"))) {
+            no_status = 1;
             md_log_tail(&t, tail, sizeof tail);
-        md_remote_state(t.id, &r, tail, st);
+        }
+        md_remote_state(t.id, &r, tail, no_status, st);
     } else if (rc == 0) {
         struct buf req = { 0 }, resp = { 0 };
         char *task = NULL;
@@ -536,7 +547,7 @@ static int md_poll(const cJSON *handle, const cJSON *settings, struct remote_sta
             rc = modal_dec_string(&resp, 1, &task, e) < 0 || modal_dec_result_at(&resp, 2, &r, e) < 0 ? -1 : 0;
         }
         if (rc == 0 && r.present && r.status != MODAL_ST_UNSPECIFIED && r.status != MODAL_ST_SUCCESS) {
-            md_remote_state(t.id, &r, NULL, st);
+            md_remote_state(t.id, &r, NULL, 0, st);
             if (st->phase == REMOTE_EXITED && r.status == MODAL_ST_FAILURE && !task)
                 st->phase = REMOTE_CANNOT_START;
         } else if (rc == 0) {

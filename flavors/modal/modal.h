@@ -78,8 +78,9 @@ cJSON *md_plan_render(const struct md_plan *p, const struct md_cfg *c, const str
 /* ---- lifecycle.c ---- */
 
 /* Maps a finished sandbox's GenericResult onto a remote_state; log_tail, when not NULL, is the
- * sandbox's last output lines to quote. */
-void md_remote_state(const char *sandbox_id, const struct modal_result *r, const char *log_tail,
+ * sandbox's last output lines to quote; no_status says the entrypoint wrote no final status (an
+ * exit 127 then means the image has no stepop, reported as lost like the other flavors do). */
+void md_remote_state(const char *sandbox_id, const struct modal_result *r, const char *log_tail, int no_status,
                      struct remote_state *st);
 
 #endif

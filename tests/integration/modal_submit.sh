@@ -124,7 +124,8 @@ r=$(run_of "$T/int.err")
 check "the fake saw SandboxTerminate: TERMINATED" wait_sb "$r" "(s['result'] or {}).get('status') == 'TERMINATED'"
 
 # --- 6: an image without stepop; INIT_FAILURE; no capacity within the pending deadline ---
-expect_rc 127 "an image without stepop: the runtime's exit code for a missing command (127)" "$STEPOP" submit --image "$BARE_IMAGE" -- true
+expect_rc 72 "an image without stepop: no final status and no step exit code (72)" "$STEPOP" submit --image "$BARE_IMAGE" -- true
+err_has "the image has no stepop on its PATH" "... the message says the image lacks stepop"
 err_has 'stepop": executable file not found' "... the message quotes the sandbox's output naming the missing entrypoint"
 modal_script '{"sandbox": "*", "result": "INIT_FAILURE", "exception": "Mount failed: volume not found"}'
 expect_rc 71 "INIT_FAILURE: the sandbox cannot start (71)" "$STEPOP" submit --image "$STEP_IMAGE" -- true

@@ -211,7 +211,7 @@ static void state_of(int status, int exitcode, const char *exception, struct rem
 {
     struct modal_result r = { .present = 1, .status = status, .exitcode = exitcode, .exception = (char *)exception };
     memset(st, 0, sizeof *st);
-    md_remote_state("sb-1", &r, "Traceback | KeyError: 'x'", st);
+    md_remote_state("sb-1", &r, "Traceback | KeyError: 'x'", 0, st);
 }
 
 static void test_states(void)
@@ -223,6 +223,14 @@ static void test_states(void)
     ok(st.phase == REMOTE_EXITED && st.exit_code == 3 && strstr(st.message, "exit code 3") &&
            strstr(st.message, "KeyError"),
        "FAILURE: its exit code, the last output quoted: %s", st.message);
+    state_of(MODAL_ST_FAILURE, 127, NULL, &st);
+    ok(st.exit_code == 127, "FAILURE 127 after a final status: the step's own exit code");
+    struct modal_result r127 = { .present = 1, .status = MODAL_ST_FAILURE, .exitcode = 127 };
+    memset(&st, 0, sizeof st);
+    md_remote_state("sb-1", &r127, "exec: \"stepop\": executable file not found in $PATH", 1, &st);
+    ok(st.phase == REMOTE_EXITED && st.exit_code == -1 && strstr(st.message, "no stepop") &&
+           strstr(st.message, "executable file not found"),
+       "FAILURE 127 without a final status: an image without stepop, no exit code (lost): %s", st.message);
     state_of(MODAL_ST_TERMINATED, 0, NULL, &st);
     ok(st.phase == REMOTE_EXITED && st.exit_code == 137 && strstr(st.message, "terminated"), "TERMINATED");
     state_of(MODAL_ST_TIMEOUT, 0, NULL, &st);
