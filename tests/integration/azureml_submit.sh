@@ -3,7 +3,8 @@
 # bodies walked with npm @azure/arm-machinelearning's mappers, bearer tokens from the Entra fake
 # azure_auth_fake.py for a client secret, the command job's container run in Podman): the real
 # `stepop run` in the job writes to an az:// store on Azurite (its connection string handed to the
-# container the way Azure would give the job an identity). DESIGN.md §8's conformance list, numbered as there: success, exit codes (1); logs while the step runs and to its last line (2); a
+# container the way Azure would give the job an identity). DESIGN.md §8's conformance list,
+# numbered as there: success, exit codes (1); logs while the step runs and to its last line (2); a
 # file and an unpacked tar.zst input, outputs fetched back, outputs.json (3); Ctrl-C (4); a timeout
 # and an OOM (5); an image without stepop and an image that is not there (6); an unknown setting
 # and unsupported resources refused before anything is created (7); --dry-run (8); --detach, then
