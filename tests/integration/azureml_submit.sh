@@ -2,7 +2,8 @@
 # stepop submit with the azureml flavor end to end against tests/servers/azureml_fake.py (ARM
 # bodies walked with npm @azure/arm-machinelearning's mappers, bearer tokens from the Entra fake
 # azure_auth_fake.py for a client secret, the command job's container run in Podman): the real
-# `stepop run` in the job writes to the S3 store (s3rver behind the signature-checking proxy). DESIGN.md §8's conformance list,
+# `stepop run` in the job writes to an az:// store on Azurite (its connection string handed to the
+# container the way Azure would give the job an identity). DESIGN.md §8's conformance list,
 # numbered as there: success, exit codes (1); logs while the step runs and to its last line (2); a
 # file and an unpacked tar.zst input, outputs fetched back, outputs.json (3); Ctrl-C (4); a timeout
 # and an OOM (5); an image without stepop and an image that is not there (6); an unknown setting
@@ -12,18 +13,20 @@
 # (11); a job kept Queued past the pending deadline; no credential anywhere (12).
 . "$(dirname "$0")/../lib.sh"
 type start_azureml_fake >/dev/null 2>&1 || skip_all "tests/lib.sh has no start_azureml_fake (the Azure ML fake)"
-botocore_python >/dev/null || skip_all "python3-botocore is not installed (make deps)"
 command -v node >/dev/null || skip_all "node is missing"
 azure_fake_python >/dev/null || skip_all "python3-jwt or python3-cryptography is missing (the Entra fake; make deps)"
-[ -f "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" ] || skip_all "s3rver is not installed (make deps)"
+azurite_available || skip_all "Azurite or @azure/storage-blob is not installed (make deps)"
 start_podman || { not_ok "podman starts"; done_testing; }
 podman_images || { not_ok "test images build"; done_testing; }
-start_s3 || { not_ok "the S3 store starts"; done_testing; }
-# The job reaches the store with static keys in its environment (Azure would give it an identity).
+# Azurite's debug log records the requests in order (outputs.json after the outputs, below). It
+# comes first: it clears the Azure environment that start_azureml_fake then sets.
+start_azurite --skipApiVersionCheck --debug "$T/azurite-debug.log" || { not_ok "Azurite starts"; done_testing; }
+azblob mkcontainer test >"$T/mkcontainer.out" 2>&1 ||
+    { not_ok "the official client creates the store's container"; diag <"$T/mkcontainer.out"; done_testing; }
+# The job reaches the store with the connection string in its environment (Azure would give it an
+# identity); neither the manifest nor a setting holds it.
 start_azureml_fake --stop-grace 5 --start-delay 0.2 --computes cpu-cluster --computes small-cluster \
-    --compute-memory small-cluster=100663296 --container-env "AWS_ENDPOINT_URL_S3=$S3_URL" \
-    --container-env "AWS_ACCESS_KEY_ID=$S3_AKID" --container-env "AWS_SECRET_ACCESS_KEY=$S3_SECRET" \
-    --container-env AWS_REGION=us-east-1 --container-env AWS_EC2_METADATA_DISABLED=true \
+    --compute-memory small-cluster=100663296 --container-env "AZURE_STORAGE_CONNECTION_STRING=$AZURITE_CS" \
     --container-env STEPOP_LOG_INTERVAL=200ms ||
     { not_ok "the Azure ML fake starts"; diag <"$T/azureml.log"; done_testing; }
 
@@ -35,7 +38,7 @@ settings() { # COMPUTE
         "$AZUREML_SUB" "$AZUREML_RG" "$AZUREML_WS" "$1" "$AZUREML_FAKE_URL"
 }
 cat >stepop.json <<JSON
-{"store": "s3://test/aml", "default_operator": "aml",
+{"store": "az://test/aml", "default_operator": "aml",
  "operators": {"aml": {"flavor": "azureml", "settings": $(settings cpu-cluster)},
   "small": {"flavor": "azureml", "settings": $(settings small-cluster)}}}
 JSON
@@ -57,7 +60,7 @@ wait_job() {
     echo "$st"
 }
 
-# --- 1: success; the job runs stepop run, which writes to the S3 store ---
+# --- 1: success; the job runs stepop run, which writes to the az:// store on Azurite ---
 expect_rc 0 "a step runs as a command job" "$STEPOP" submit --image "$STEP_IMAGE" -- \
     sh -c 'echo "hello from a command job, attempt $STEPOP_ATTEMPT"'
 out_has "hello from a command job, attempt 1" "its output streams back from the store"
@@ -88,10 +91,10 @@ is_eq "one environment version for the image, reused" \
 
 # --- 2, 3: logs while the step runs and to its last line; inputs and outputs ---
 mkdir -p "$T/tree/sub" && printf 'packed\n' >"$T/tree/sub/p.txt"
-"$STEPOP" artifact put "$T/tree" s3://test/data/tree.tar.zst >/dev/null 2>&1
+"$STEPOP" artifact put "$T/tree" az://test/data/tree.tar.zst >/dev/null 2>&1
 printf 'the input\n' >"$T/in.txt"
-"$STEPOP" artifact put "$T/in.txt" s3://test/data/in.txt >/dev/null 2>&1
-"$STEPOP" submit --image "$STEP_IMAGE" --input data=s3://test/data/in.txt --input tree=s3://test/data/tree.tar.zst \
+"$STEPOP" artifact put "$T/in.txt" az://test/data/in.txt >/dev/null 2>&1
+"$STEPOP" submit --image "$STEP_IMAGE" --input data=az://test/data/in.txt --input tree=az://test/data/tree.tar.zst \
     --output result=out@tar.zst --output one=one.txt@file -- \
     sh -c 'echo early-line; cat data tree/sub/p.txt; mkdir out; cat data > out/copy.txt; echo single > one.txt
            sleep 6; printf "last line"' >"$T/out23" 2>"$T/err23" &
@@ -103,14 +106,17 @@ is_eq "the step with inputs and outputs succeeds" "$?" 0
 check "the line printed just before exit arrived" grep -q "last line" "$T/out23"
 check "a file input and an unpacked tar.zst input were fetched" grep -q packed "$T/out23"
 r=$(sed -n 's/.*run \([0-9A-Z]\{26\}\).*/\1/p' "$T/err23" | head -1)
-"$STEPOP" artifact get "s3://test/aml/runs/$r/outputs/result.tar.zst" "$T/result.tar.zst" >/dev/null 2>&1
+"$STEPOP" artifact get "az://test/aml/runs/$r/outputs/result.tar.zst" "$T/result.tar.zst" >/dev/null 2>&1
 is_eq "a tar.zst output fetched back is identical" "$(zstd -dc "$T/result.tar.zst" 2>/dev/null | tar -xO copy.txt 2>/dev/null)" "the input"
-"$STEPOP" artifact get "s3://test/aml/runs/$r/outputs/one" "$T/one" >/dev/null 2>&1
+"$STEPOP" artifact get "az://test/aml/runs/$r/outputs/one" "$T/one" >/dev/null 2>&1
 is_eq "a file output" "$(cat "$T/one" 2>/dev/null)" single
-"$STEPOP" artifact get "s3://test/aml/runs/$r/outputs.json" "$T/outputs.json" >/dev/null 2>&1
+"$STEPOP" artifact get "az://test/aml/runs/$r/outputs.json" "$T/outputs.json" >/dev/null 2>&1
 is_eq "outputs.json names both outputs" "$(jq_py "$T/outputs.json" "' '.join(sorted(o['name'] for o in d['outputs']))" 2>/dev/null)" "one result"
-check "outputs.json was stored after the outputs" bash -c "! [ '$(s3_object_file test "aml/runs/$r/outputs/result.tar.zst")' -nt \
-    '$(s3_object_file test "aml/runs/$r/outputs.json")' ]"
+# Azurite's debug log has the requests in the order they came: the first PUT of outputs.json comes
+# after the output's last PUT.
+is_eq "outputs.json was stored after the outputs" "$(grep 'RequestMethod=PUT RequestURL=' "$T/azurite-debug.log" |
+    awk -v o="/aml/runs/$r/outputs.json" -v t="/aml/runs/$r/outputs/result.tar.zst" \
+    'index($0, t) { last = NR } index($0, o) && !first { first = NR } END { print (last > 0 && first > last) }')" 1
 
 # --- 5: the step's timeout (stepop run ends it, SIGTERM first); an OOM on a 96 MiB compute ---
 expect_rc 143 "--timeout ends the step (SIGTERM: 143)" "$STEPOP" submit --image "$STEP_IMAGE" --timeout 2s --grace 1s -- sleep 600
@@ -125,8 +131,8 @@ trap 'echo "step got TERM"; sleep 1; echo "step cleaned up"; exit 9' TERM
 echo "step started"
 while :; do sleep 0.1; done
 SH
-"$STEPOP" artifact put "$T/trap.sh" s3://test/data/trap.sh >/dev/null 2>&1
-"$STEPOP" submit --image "$STEP_IMAGE" --grace 4s --input s=s3://test/data/trap.sh -- sh s >"$T/int.out" 2>"$T/int.err" &
+"$STEPOP" artifact put "$T/trap.sh" az://test/data/trap.sh >/dev/null 2>&1
+"$STEPOP" submit --image "$STEP_IMAGE" --grace 4s --input s=az://test/data/trap.sh -- sh s >"$T/int.out" 2>"$T/int.err" &
 sub=$!
 for i in $(seq 600); do grep -q "step started" "$T/int.out" 2>/dev/null && break; sleep 0.1; done
 kill -INT "$sub"
@@ -205,7 +211,7 @@ envid=/subscriptions/$AZUREML_SUB/resourceGroups/$AZUREML_RG/providers/Microsoft
 check "the npm client creates a job without tags" client create "$fjob" "$envid" \
     "/subscriptions/$AZUREML_SUB/resourceGroups/$AZUREML_RG/providers/Microsoft.MachineLearningServices/workspaces/$AZUREML_WS/computes/cpu-cluster" "sleep 600"
 printf '{"flavor": "azureml", "handle": {"job": "%s"}, "settings": %s}\n' "$fjob" "$(settings cpu-cluster)" >"$T/forged.json"
-"$STEPOP" artifact put "$T/forged.json" "s3://test/aml/runs/$forged/submission.json" >/dev/null 2>&1
+"$STEPOP" artifact put "$T/forged.json" "az://test/aml/runs/$forged/submission.json" >/dev/null 2>&1
 "$STEPOP" cancel "$forged" >"$T/out" 2>"$T/err"
 check "stepop cancel refuses a handle whose job lacks the run's tags" test $? -ne 0
 err_has "refusing to act on it" "... saying why"
@@ -235,7 +241,7 @@ is_eq "the queued job was canceled" "$(wait_job "stepop-$(echo "$r" | lower)" Ca
 is_eq "the Entra fake issued ARM tokens for the client secret" \
     "$(azure_auth_count "e.get('how') == 'secret' and e.get('status') == 200 and 'management.azure.com' in str(e.get('resource'))" | awk '{print ($1 > 0)}')" 1
 # Issued tokens are JWTs: base64url of '{"alg"' or '{"typ"' starts every one.
-leaks=$(grep -rlF -e "$AZURE_FAKE_SECRET" -e "eyJhbGci" -e "eyJ0eXAi" -e "$S3_SECRET" "$T"/*.out "$T"/*.err "$T"/out* \
-    "$T"/err* "$T"/*.json "$S3_ROOT" 2>/dev/null | sort -u)
+leaks=$(grep -rlF -e "$AZURE_FAKE_SECRET" -e "eyJhbGci" -e "eyJ0eXAi" -e "$AZURITE_KEY" "$T"/*.out "$T"/*.err "$T"/out* \
+    "$T"/err* "$T"/*.json "$T/azurite" 2>/dev/null | sort -u)
 is_eq "no client secret, token or key in any output, dry-run, status or stored object" "$leaks" ""
 done_testing
