@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# stepop doctor against cheap local beds: the file store and the local flavor, an http store with
+# nothing listening, S3 (s3rver behind the verifying proxy) with good and wrong keys and STS
+# GetCallerIdentity on awsfake, the --json shape, and no secret in any output. Exact lines are
+# compared after the probe object's name (pid, time) is normalised.
+. "$(dirname "$0")/../lib.sh"
+
+export XDG_CONFIG_HOME=$T/xdg HOME=$T/home XDG_DATA_HOME=$T/data
+mkdir -p "$T/cfg" "$T/xdg/stepop" "$T/home"
+cd "$T/cfg" || exit 1
+# Every line but the GPU's, which depends on the machine; the probe's name normalised.
+lines() { grep -v '^. gpu: ' "$T/out" | sed 's/probe-[0-9]*-[0-9]*/probe-N/'; }
+gpu_ok() { grep -qE '^(✔|–) gpu: ' "$T/out"; }
+
+echo '{"store": "'"$T"'/store"}' >stepop.json
+chmod 600 stepop.json
+expect_rc 0 "a good configuration: file store, local flavor" "$STEPOP" doctor
+is_eq "its exact lines" "$(lines)" "✔ config: $T/cfg/stepop.json
+✔ store reachable: file://$T/store/
+✔ store writable: put and removed file://$T/store/doctor/probe-N
+– operator: none configured: steps run with the local flavor
+– flavor: local: no checks of its own"
+check "the GPU line is there and is no failure here" gpu_ok
+check "the probe object is gone" sh -c "[ -z \"\$(ls -A '$T/store/doctor')\" ]"
+
+echo '{}' >"$T/xdg/stepop/config.json"
+chmod 666 "$T/xdg/stepop/config.json"
+expect_rc 1 "an ignored (world-writable) configuration fails" "$STEPOP" doctor
+out_has "✘ config ignored: $T/xdg/stepop/config.json: it is world-writable (mode 0666); chmod go-w it to use it" \
+    "the ignored file and why"
+chmod 600 "$T/xdg/stepop/config.json"
+expect_rc 0 "the XDG file behind ./stepop.json" "$STEPOP" doctor
+out_has "– config ignored: $T/xdg/stepop/config.json: ./stepop.json comes first" "says which comes first"
+
+expect_rc 0 "--json" "$STEPOP" doctor --json
+check "--json shape: ok, checks with check/status/detail" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["ok"] is True and isinstance(d["checks"], list)
+for c in d["checks"]:
+    assert set(c) == {"check", "status", "detail"} and c["status"] in ("ok", "fail", "skip"), c
+assert [c["check"] for c in d["checks"]][:4] == ["config ignored", "config", "store reachable", "store writable"]
+' "$T/out"
+
+rm "$T/xdg/stepop/config.json"
+port=$(free_port)
+echo '{"store": "http://127.0.0.1:'"$port"'/store"}' >stepop.json
+expect_rc 1 "an http store with nothing listening" "$STEPOP" doctor
+out_has "✘ store reachable: http://127.0.0.1:$port/store/: " "store reachable fails"
+out_has "(hint: is the server up, are the credentials right?)" "with a hint"
+out_has "– store writable: not tried: the store is not reachable" "writable is not tried"
+
+echo '{"store": "s3://test/root", "operators": {"nope": {"flavor": "nebius"}}}' >stepop.json
+if start_s3; then
+    expect_rc 0 "S3 with good keys (a custom endpoint, no STS named)" "$STEPOP" doctor
+    is_eq "its exact lines" "$(lines)" "✔ config: $T/cfg/stepop.json
+✔ store reachable: s3://test/root/
+✔ store writable: put and removed s3://test/root/doctor/probe-N
+✔ store credentials: AWS environment (profile default, region us-east-1)
+– store identity: custom S3 endpoint ${S3_URL#http://}: STS not asked (set AWS_ENDPOINT_URL_STS to ask one)
+– operator: none configured: steps run with the local flavor
+– flavor: local: no checks of its own"
+    if start_awsfake; then
+        AWS_ENDPOINT_URL_STS=$AWSFAKE_URL expect_rc 0 "S3 with STS GetCallerIdentity" "$STEPOP" doctor
+        out_has "✔ store identity: arn:aws:iam::123456789012:user/$S3_AKID (account 123456789012)" "whose keys"
+        check "awsfake verified one signed GetCallerIdentity" test "$(awsfake_count "e.get('action') == 'GetCallerIdentity' and e.get('signed')")" = 1
+        AWS_ENDPOINT_URL_STS=$AWSFAKE_URL AWS_SECRET_ACCESS_KEY=wrongsecretwrongsecretwrongsecret0000000 \
+            expect_rc 1 "S3 with a wrong secret" "$STEPOP" doctor
+        out_has "✘ store reachable: s3://test/root/: " "the store refuses"
+        out_has "✘ store identity: STS GetCallerIdentity at $AWSFAKE_URL/: HTTP 403 SignatureDoesNotMatch" "so does STS"
+        check "no secret in any output" sh -c "! grep -qF -e '$S3_SECRET' -e wrongsecretwrongsecret '$T/out' '$T/err'"
+    else
+        not_ok "awsfake starts"
+    fi
+    AWS_ACCESS_KEY_ID=AKIDUNKNOWN000000000 expect_rc 1 "S3 with an unknown key" "$STEPOP" doctor
+    out_has "✘ store reachable: s3://test/root/: " "refused"
+    expect_rc 1 "--operator naming a planned flavor" "$STEPOP" doctor --operator nope
+    out_has "✔ operator: nope (flavor nebius)" "the operator"
+    out_has "✘ flavor: " "the flavor is not in this build"
+    expect_rc 1 "--operator naming no operator" "$STEPOP" doctor --operator missing
+    out_has "✘ operator: " "says so"
+    check "no secret in any output" sh -c "! grep -rqF '$S3_SECRET' '$T/out' '$T/err'"
+else
+    not_ok "s3rver and its proxy start"
+fi
+expect_rc 2 "a stray argument is a usage error" "$STEPOP" doctor extra
+done_testing
