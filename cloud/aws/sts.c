@@ -1,14 +1,17 @@
 /* STS GetCallerIdentity, signed like every AWS call of stepop (sign.h). */
 #include "sts.h"
 
+#include "creds.h"
 #include "endpoint.h"
 #include "sign.h"
 #include "sigv4.h"
 
+#include "../../runtime/doctor.h"
 #include "../../runtime/http.h"
 #include "../../runtime/util.h"
 #include "../../runtime/xmlwalk.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,4 +56,29 @@ int aws_sts_caller_identity(char **arn, char **account, struct err *e)
     aws_endpoint_free(&ep);
     free(url);
     return rc;
+}
+
+int aws_doctor_lines(struct doctor *d, const char *what)
+{
+    struct aws_credentials c;
+    struct err e = { 0 };
+    char name[64];
+    snprintf(name, sizeof name, "%s credentials", what);
+    if (aws_credentials_get(&c, 0, &e) < 0) {
+        doctor_add(d, DOCTOR_FAIL, name, "%s (hint: docs/artifacts.md lists the AWS sources)", e.msg);
+        return -1;
+    }
+    char *region = aws_region();
+    doctor_add(d, DOCTOR_OK, name, "AWS %s (profile %s, region %s)", c.provider, aws_profile(), region);
+    free(region);
+    aws_credentials_free(&c);
+    snprintf(name, sizeof name, "%s identity", what);
+    char *arn, *account;
+    if (aws_sts_caller_identity(&arn, &account, &e) < 0)
+        doctor_add(d, DOCTOR_FAIL, name, "%s (hint: are the keys valid?)", e.msg);
+    else
+        doctor_add(d, DOCTOR_OK, name, "%s (account %s)", arn, account ? account : "unknown");
+    free(arn);
+    free(account);
+    return 0;
 }

@@ -10,4 +10,10 @@
 /* *arn and *account (caller frees) from the answer's GetCallerIdentityResult. */
 int aws_sts_caller_identity(char **arn, char **account, struct err *e);
 
+struct doctor;
+/* `stepop doctor`'s lines for a user of the AWS chain: "<what> credentials" (which provider gave
+ * them: "environment", "web identity", ...) and "<what> identity" (GetCallerIdentity's Arn and
+ * Account). Returns 0 when the credentials were found. */
+int aws_doctor_lines(struct doctor *d, const char *what);
+
 #endif

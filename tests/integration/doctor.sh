@@ -69,6 +69,25 @@ if start_s3; then
         out_has "✘ store reachable: s3://test/root/: " "the store refuses"
         out_has "✘ store identity: STS GetCallerIdentity at $AWSFAKE_URL/: HTTP 403 SignatureDoesNotMatch" "so does STS"
         check "no secret in any output" sh -c "! grep -qF -e '$S3_SECRET' -e wrongsecretwrongsecret '$T/out' '$T/err'"
+        # The sagemaker flavor on the SageMaker fake (botocore's model and SigV4 check; no job is made,
+        # so Podman is never asked).
+        PODMAN_DIR=$T/podman PODMAN_OWNER=doctor
+        if start_sagemaker_fake; then
+            echo '{"store": "s3://test/root", "operators": {"sm": {"flavor": "sagemaker", "settings": {"region": "us-east-1"}}}}' >stepop.json
+            AWS_ENDPOINT_URL_STS=$AWSFAKE_URL expect_rc 0 "the sagemaker flavor" "$STEPOP" doctor --operator sm
+            is_eq "its lines" "$(lines | sed -n '/operator/,$p')" "✔ operator: sm (flavor sagemaker)
+✔ sagemaker credentials: AWS environment (profile default, region us-east-1)
+✔ sagemaker identity: arn:aws:iam::123456789012:user/$S3_AKID (account 123456789012)
+✔ flavor sagemaker: $SAGEMAKER_FAKE_URL/ (region us-east-1): ListTrainingJobs answered"
+            check "the fake saw ListTrainingJobs and no CreateTrainingJob" sh -c "curl -s '$SAGEMAKER_FAKE_URL/_/log' | grep -q ListTrainingJobs && ! curl -s '$SAGEMAKER_FAKE_URL/_/log' | grep -q CreateTrainingJob"
+            AWS_ENDPOINT_URL_STS=$AWSFAKE_URL AWS_SECRET_ACCESS_KEY=wrongsecretwrongsecretwrongsecret0000000 \
+                expect_rc 1 "the sagemaker flavor with a wrong secret" "$STEPOP" doctor --operator sm
+            out_has "✘ flavor sagemaker: $SAGEMAKER_FAKE_URL/: " "ListTrainingJobs refused"
+            out_has "(hint: the role needs sagemaker:ListTrainingJobs)" "with a hint"
+            echo '{"store": "s3://test/root", "operators": {"nope": {"flavor": "nebius"}}}' >stepop.json
+        else
+            not_ok "the SageMaker fake starts"
+        fi
     else
         not_ok "awsfake starts"
     fi
