@@ -102,5 +102,30 @@ if start_s3; then
 else
     not_ok "s3rver and its proxy start"
 fi
+# The vertex flavor on the Vertex fake, with tokens from the Google auth fake: a service account
+# key (whose account is said) and the metadata server (whose is not, without a call).
+PODMAN_DIR=$T/podman PODMAN_OWNER=doctor
+if start_google_auth_fake --tokens "$T/gtokens" --project vx-project && start_vertex_fake --tokens "$T/gtokens"; then
+    echo '{"store": "'"$T"'/store", "default_operator": "vx", "operators": {"vx": {"flavor": "vertex", "settings": {"api_endpoint": "'"$VERTEX_FAKE_URL"'"}}}}' >stepop.json
+    expect_rc 0 "the vertex flavor with the metadata server's token" "$STEPOP" doctor
+    is_eq "its lines" "$(lines | sed -n '/operator/,$p')" "✔ operator: vx (flavor vertex)
+✔ vertex credentials: Google metadata server
+– vertex identity: not said by the metadata server without a call
+✔ flavor vertex: $VERTEX_FAKE_URL/v1/projects/vx-project/locations/us-central1/customJobs: ListCustomJobs answered"
+    if google_sa_key "$T/sa.json" doctor@vx-project.iam.gserviceaccount.com vx-project; then
+        GOOGLE_APPLICATION_CREDENTIALS=$T/sa.json expect_rc 0 "the vertex flavor with a service account key" "$STEPOP" doctor
+        out_has "✔ vertex credentials: Google service account key" "the source"
+        out_has "✔ vertex identity: service account doctor@vx-project.iam.gserviceaccount.com" "the account"
+        check "no private key or token in the output" sh -c "! grep -qE 'PRIVATE KEY|ya29' '$T/out' '$T/err'"
+    else
+        not_ok "a service account key is made"
+    fi
+    check "the fake saw ListCustomJobs only" sh -c "curl -s '$VERTEX_FAKE_URL/_/log' | grep -q ListCustomJobs && ! curl -s '$VERTEX_FAKE_URL/_/log' | grep -q CreateCustomJob"
+    echo '{"store": "'"$T"'/store", "default_operator": "vx", "operators": {"vx": {"flavor": "vertex", "settings": {"api_endpoint": "http://127.0.0.1:'"$(free_port)"'"}}}}' >stepop.json
+    expect_rc 1 "the vertex flavor with nothing listening" "$STEPOP" doctor
+    out_has "(hint: the account needs aiplatform.customJobs.list)" "fails with a hint"
+else
+    not_ok "the Google auth and Vertex fakes start"
+fi
 expect_rc 2 "a stray argument is a usage error" "$STEPOP" doctor extra
 done_testing
