@@ -127,5 +127,23 @@ if start_google_auth_fake --tokens "$T/gtokens" --project vx-project && start_ve
 else
     not_ok "the Google auth and Vertex fakes start"
 fi
+# The azureml flavor on the Azure ML fake, with a token of the Entra fake (client secret): the
+# identity is the token's appid and oid claims, never the token.
+if start_azureml_fake; then
+    aml='{"subscription_id": "'"$AZUREML_SUB"'", "resource_group": "'"$AZUREML_RG"'", "workspace": "'"$AZUREML_WS"'", "compute": "c", "api_version": "2022-10-01", "arm_endpoint": "'"$AZUREML_FAKE_URL"'"}'
+    echo '{"store": "'"$T"'/store", "operators": {"aml": {"flavor": "azureml", "settings": '"$aml"'}}}' >stepop.json
+    expect_rc 0 "the azureml flavor" "$STEPOP" doctor --operator aml
+    oid=$(python3 -c "import uuid,sys; print(uuid.uuid5(uuid.NAMESPACE_URL, sys.argv[1]))" "$AZURE_FAKE_SECRET_CLIENT")
+    is_eq "its lines" "$(lines | sed -n '/operator/,$p')" "✔ operator: aml (flavor azureml)
+✔ azureml credentials: Azure environment (client secret)
+✔ azureml identity: appid $AZURE_FAKE_SECRET_CLIENT, oid $oid
+✔ flavor azureml: workspace $AZUREML_WS: the jobs list answered"
+    check "no secret or token in the output" sh -c "! grep -qF -e '$AZURE_FAKE_SECRET' -e eyJ '$T/out' '$T/err'"
+    AZURE_CLIENT_SECRET=Wr0ngS3cretXyz expect_rc 1 "the azureml flavor with a wrong secret" "$STEPOP" doctor --operator aml
+    out_has "✘ azureml credentials: " "fails at the token"
+    check "not even the wrong secret in the output" sh -c "! grep -qF Wr0ngS3cretXyz '$T/out' '$T/err'"
+else
+    not_ok "the Azure ML fake starts"
+fi
 expect_rc 2 "a stray argument is a usage error" "$STEPOP" doctor extra
 done_testing
