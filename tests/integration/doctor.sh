@@ -9,7 +9,7 @@ export XDG_CONFIG_HOME=$T/xdg HOME=$T/home XDG_DATA_HOME=$T/data
 mkdir -p "$T/cfg" "$T/xdg/stepop" "$T/home"
 cd "$T/cfg" || exit 1
 # Every line but the GPU's, which depends on the machine; the probe's name normalised.
-lines() { grep -v '^. gpu: ' "$T/out" | sed 's/probe-[0-9]*-[0-9]*/probe-N/'; }
+lines() { grep -v -e '^. gpu: ' -e '^✔ store space: ' "$T/out" | sed 's/probe-[0-9]*-[0-9]*/probe-N/'; }
 gpu_ok() { grep -qE '^(✔|–) gpu: ' "$T/out"; }
 
 echo '{"store": "'"$T"'/store"}' >stepop.json
@@ -19,7 +19,8 @@ is_eq "its exact lines" "$(lines)" "✔ config: $T/cfg/stepop.json
 ✔ store reachable: file://$T/store/
 ✔ store writable: put and removed file://$T/store/doctor/probe-N
 – operator: none configured: steps run with the local flavor
-– flavor: local: no checks of its own"
+✔ flavor local: steps run as processes of this machine, as uid $(id -u)"
+out_has "free in $T/store/" "the file store's room"
 check "the GPU line is there and is no failure here" gpu_ok
 check "the probe object is gone" sh -c "[ -z \"\$(ls -A '$T/store/doctor')\" ]"
 
@@ -49,6 +50,13 @@ expect_rc 1 "an http store with nothing listening" "$STEPOP" doctor
 out_has "✘ store reachable: http://127.0.0.1:$port/store/: " "store reachable fails"
 out_has "(hint: is the server up, are the credentials right?)" "with a hint"
 out_has "– store writable: not tried: the store is not reachable" "writable is not tried"
+out_has "– store credentials: none (STEPOP_HTTP_BEARER_TOKEN is not set)" "no bearer token"
+STEPOP_HTTP_BEARER_TOKEN=s3cr3t-bearer-tok expect_rc 1 "the same with a bearer token" "$STEPOP" doctor
+out_has "✔ store credentials: STEPOP_HTTP_BEARER_TOKEN, sent to 127.0.0.1 port $port only" "where the token goes"
+check "never the token" sh -c "! grep -qF s3cr3t-bearer-tok '$T/out' '$T/err'"
+echo '{"store": "'"$T"'/store", "operators": {"l": {"flavor": "local", "settings": {"state_dir": "'"$T"'/nowhere"}}}}' >stepop.json
+expect_rc 1 "the local flavor with a missing state_dir" "$STEPOP" doctor --operator l
+out_has "✘ flavor local: settings.state_dir $T/nowhere: No such file or directory (hint: create it, writable by you)" "says so"
 
 echo '{"store": "s3://test/root", "operators": {"nope": {"flavor": "nebius"}}}' >stepop.json
 if start_s3; then
@@ -59,7 +67,7 @@ if start_s3; then
 ✔ store credentials: AWS environment (profile default, region us-east-1)
 – store identity: custom S3 endpoint ${S3_URL#http://}: STS not asked (set AWS_ENDPOINT_URL_STS to ask one)
 – operator: none configured: steps run with the local flavor
-– flavor: local: no checks of its own"
+✔ flavor local: steps run as processes of this machine, as uid $(id -u)"
     if start_awsfake; then
         AWS_ENDPOINT_URL_STS=$AWSFAKE_URL expect_rc 0 "S3 with STS GetCallerIdentity" "$STEPOP" doctor
         out_has "✔ store identity: arn:aws:iam::123456789012:user/$S3_AKID (account 123456789012)" "whose keys"
