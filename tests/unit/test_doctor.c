@@ -2,6 +2,7 @@
  * flavors against loopback servers that answer from a script: the engine's ping and version, the
  * API server's /version and the SelfSubjectAccessReview it is asked (allowed, denied, refused),
  * the exact detail of each line, and what each request carried. */
+#include "../../cloud/azure/auth.h"
 #include "../../flavors/flavor.h"
 #include "../../runtime/doctor.h"
 #include "../../runtime/http.h"
@@ -9,6 +10,7 @@
 #include "http_server.h"
 #include "tap.h"
 
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,41 @@ static void test_checklist(void)
     is_str(field(&d, 2, "status"), "skip", "skip");
     is_str(field(&d, 1, "detail"), "line one line two", "a detail stays one line");
     doctor_free(&d);
+}
+
+/* JWT payloads: base64url of every length modulo 4, '-' and '_', and what is not a JWT. */
+static void test_jwt_claims(void)
+{
+    /* {"appid":"a-1","oid":"o-2"} and {"appid":"a?>","x":1}: the second has '-' / '_' in base64url */
+    static const char *const tokens[] = {
+        "eyJhbGciOiJSUzI1NiJ9.eyJhcHBpZCI6ImEtMSIsIm9pZCI6Im8tMiJ9.c2ln",
+        "h.eyJhcHBpZCI6ImE_PiIsIngiOjF9.s",
+    };
+    cJSON *c = azure_jwt_claims(tokens[0]);
+    ok(c && strcmp(cJSON_GetObjectItemCaseSensitive(c, "appid")->valuestring, "a-1") == 0 &&
+           strcmp(cJSON_GetObjectItemCaseSensitive(c, "oid")->valuestring, "o-2") == 0,
+       "jwt: appid and oid");
+    cJSON_Delete(c);
+    c = azure_jwt_claims(tokens[1]);
+    ok(c && strcmp(cJSON_GetObjectItemCaseSensitive(c, "appid")->valuestring, "a?>") == 0, "jwt: base64url '_'");
+    cJSON_Delete(c);
+    for (int pad = 0; pad < 3; pad++) {
+        /* {"a":"x"}, {"a":"xx"}, {"a":"xxx"}: 9, 10, 11 bytes, so no, two and one padding bytes */
+        char json[32], tok[64];
+        snprintf(json, sizeof json, "{\"a\":\"%.*s\"}", pad + 1, "xxx");
+        unsigned char b64[64];
+        int n = EVP_EncodeBlock(b64, (const unsigned char *)json, (int)strlen(json));
+        while (n > 0 && b64[n - 1] == '=')
+            n--;
+        snprintf(tok, sizeof tok, "h.%.*s.s", n, (const char *)b64);
+        c = azure_jwt_claims(tok);
+        ok(c && strlen(cJSON_GetObjectItemCaseSensitive(c, "a")->valuestring) == (size_t)pad + 1,
+           "jwt: a payload of %zu bytes", strlen(json));
+        cJSON_Delete(c);
+    }
+    ok(azure_jwt_claims("opaque-token") == NULL, "jwt: an opaque token has no claims");
+    ok(azure_jwt_claims("a.bm90IGpzb24.b") == NULL, "jwt: a payload that is not JSON");
+    ok(azure_jwt_claims("a.WzFd.b") == NULL, "jwt: a payload that is no object");
 }
 
 static void kube(const char *ssar_status, const char *ssar_body, int want_failed, const char *want1,
@@ -164,6 +201,7 @@ int main(void)
     setenv("KUBECONFIG", path, 1);
 
     test_checklist();
+    test_jwt_claims();
     kube("201 Created", "{\"kind\":\"SelfSubjectAccessReview\",\"status\":{\"allowed\":true}}", 0,
          "may create jobs in namespace ml", "kubernetes allowed");
     kube("201 Created",
