@@ -219,7 +219,8 @@ static int file_list(struct store *s, const char *uri, store_list_fn fn, void *c
         names[count++] = xstrdup(de->d_name);
     }
     closedir(d);
-    qsort(names, count, sizeof *names, name_cmp);
+    if (count) /* an empty directory leaves names NULL, which qsort must not get */
+        qsort(names, count, sizeof *names, name_cmp);
     int rc = 0;
     for (size_t i = 0; i < count; i++) {
         char *full = xasprintf("%s/%s", path, names[i]);
