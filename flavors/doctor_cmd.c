@@ -61,8 +61,8 @@ static void check_store(struct doctor *d, const char *root)
     }
     char *prefix = xasprintf("%sdoctor/", root);
     if (store_list(s, prefix, drop_entry, NULL, &e) < 0 && e.kind != ERR_NOT_FOUND) {
-        doctor_add(d, DOCTOR_FAIL, "store reachable", "%s: %s (hint: is the server up, are the credentials right?)", root,
-                   e.msg);
+        doctor_add(d, DOCTOR_FAIL, "store reachable", "%s: %s (hint: is the server up, are the credentials right?)",
+                   root, e.msg);
         doctor_add(d, DOCTOR_SKIP, "store writable", "not tried: the store is not reachable");
     } else {
         doctor_add(d, DOCTOR_OK, "store reachable", "%s", root);

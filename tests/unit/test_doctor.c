@@ -103,7 +103,8 @@ static void kube(const char *ssar_status, const char *ssar_body, int want_failed
     ok(strncmp(s.heads[1], "POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews ", 60) == 0,
        "%s: POST selfsubjectaccessreviews", desc);
     cJSON *r = cJSON_Parse(s.bodies[1]);
-    const cJSON *ra = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "spec"), "resourceAttributes");
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(r, "spec");
+    const cJSON *ra = cJSON_GetObjectItemCaseSensitive(spec, "resourceAttributes");
     ok(r && strcmp(cJSON_GetObjectItemCaseSensitive(r, "kind")->valuestring, "SelfSubjectAccessReview") == 0 &&
            strcmp(cJSON_GetObjectItemCaseSensitive(ra, "verb")->valuestring, "create") == 0 &&
            strcmp(cJSON_GetObjectItemCaseSensitive(ra, "group")->valuestring, "batch") == 0 &&
@@ -205,7 +206,9 @@ int main(void)
     kube("201 Created", "{\"kind\":\"SelfSubjectAccessReview\",\"status\":{\"allowed\":true}}", 0,
          "may create jobs in namespace ml", "kubernetes allowed");
     kube("201 Created",
-         "{\"kind\":\"SelfSubjectAccessReview\",\"status\":{\"allowed\":false,\"reason\":\"no RBAC policy matched\"}}", 1,
+         "{\"kind\":\"SelfSubjectAccessReview\",\"status\":{\"allowed\":false,"
+         "\"reason\":\"no RBAC policy matched\"}}",
+         1,
          "may not create jobs in namespace ml: no RBAC policy matched (hint: a Role granting create on batch/jobs)",
          "kubernetes denied");
     kube("403 Forbidden",
