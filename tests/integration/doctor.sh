@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # stepop doctor against cheap local beds: the file store and the local flavor, an http store with
 # nothing listening, S3 (s3rver behind the verifying proxy) with good and wrong keys and STS
-# GetCallerIdentity on awsfake, the --json shape, and no secret in any output. Exact lines are
-# compared after the probe object's name (pid, time) is normalised.
+# GetCallerIdentity on awsfake, the sagemaker, vertex and azureml flavors on their fakes, the gs
+# store on the GCS fake, the az store on Azurite, the --json shape, and no secret in any output.
+# Exact lines are compared after the probe object's name (pid, time) is normalised.
 . "$(dirname "$0")/../lib.sh"
 
 export XDG_CONFIG_HOME=$T/xdg HOME=$T/home XDG_DATA_HOME=$T/data
@@ -128,6 +129,25 @@ if start_google_auth_fake --tokens "$T/gtokens" --project vx-project && start_ve
     else
         not_ok "a service account key is made"
     fi
+    # The gs store on tests/servers/gcs_fake.py, which takes only tokens the auth fake issued.
+    if /usr/bin/python3 -c 'import crcmod.predefined' 2>/dev/null && [ -s "$T/sa.json" ]; then
+        /usr/bin/python3 "$ROOT/tests/servers/gcs_fake.py" --port-file "$T/gcs.port" \
+            --tokeninfo "$GOOGLE_AUTH_FAKE_URL/tokeninfo" >"$T/gcs_fake.log" 2>&1 &
+        on_exit "kill $!"
+        for _ in $(seq 100); do [ -s "$T/gcs.port" ] && break; sleep 0.05; done
+        if wait_http "http://127.0.0.1:$(cat "$T/gcs.port")/_/log"; then
+            echo '{"store": "gs://doctor-bucket/root"}' >stepop.json
+            STEPOP_GCS_ENDPOINT=http://127.0.0.1:$(cat "$T/gcs.port") GOOGLE_APPLICATION_CREDENTIALS=$T/sa.json \
+                expect_rc 0 "a gs store" "$STEPOP" doctor
+            is_eq "its lines" "$(lines | sed -n '/store/,/identity/p')" "✔ store reachable: gs://doctor-bucket/root/
+✔ store writable: put and removed gs://doctor-bucket/root/doctor/probe-N
+✔ store credentials: Google service account key
+✔ store identity: service account doctor@vx-project.iam.gserviceaccount.com"
+            echo '{"store": "'"$T"'/store", "default_operator": "vx", "operators": {"vx": {"flavor": "vertex", "settings": {"api_endpoint": "'"$VERTEX_FAKE_URL"'"}}}}' >stepop.json
+        else
+            not_ok "the GCS fake starts"
+        fi
+    fi
     check "the fake saw ListCustomJobs only" sh -c "curl -s '$VERTEX_FAKE_URL/_/log' | grep -q ListCustomJobs && ! curl -s '$VERTEX_FAKE_URL/_/log' | grep -q CreateCustomJob"
     echo '{"store": "'"$T"'/store", "default_operator": "vx", "operators": {"vx": {"flavor": "vertex", "settings": {"api_endpoint": "http://127.0.0.1:'"$(free_port)"'"}}}}' >stepop.json
     expect_rc 1 "the vertex flavor with nothing listening" "$STEPOP" doctor
@@ -152,6 +172,29 @@ if start_azureml_fake; then
     check "not even the wrong secret in the output" sh -c "! grep -qF Wr0ngS3cretXyz '$T/out' '$T/err'"
 else
     not_ok "the Azure ML fake starts"
+fi
+# The az store on Azurite (strict, Shared Key checked): the key is named, never shown; a missing
+# container fails the write.
+if ! azurite_available; then
+    ok "# SKIP Azurite is not installed (make deps)"
+elif start_azurite --skipApiVersionCheck; then
+    if azblob mkcontainer doctor >"$T/azblob.log" 2>&1; then
+        echo '{"store": "az://doctor/root"}' >stepop.json
+        expect_rc 0 "an az store with the account key" "$STEPOP" doctor
+        is_eq "its lines" "$(lines | sed -n '/store/,/credentials/p')" "✔ store reachable: az://doctor/root/
+✔ store writable: put and removed az://doctor/root/doctor/probe-N
+✔ store credentials: account key of $AZURITE_ACCOUNT (Shared Key)"
+        check "never the key" sh -c "! grep -qF '$AZURITE_KEY' '$T/out' '$T/err'"
+        echo '{"store": "az://no-such-container/root"}' >stepop.json
+        expect_rc 1 "an az store whose container is missing" "$STEPOP" doctor
+        out_has "✘ store writable: az://no-such-container/root/doctor/probe-" "the write fails"
+    else
+        not_ok "the container is made"
+        diag <"$T/azblob.log"
+    fi
+    azure_env_clear
+else
+    not_ok "Azurite starts"
 fi
 expect_rc 2 "a stray argument is a usage error" "$STEPOP" doctor extra
 done_testing
