@@ -45,6 +45,9 @@ assert [c["check"] for c in d["checks"]][:4] == ["config ignored", "config", "st
 ' "$T/out"
 
 rm "$T/xdg/stepop/config.json"
+echo '{"stores": "x"}' >stepop.json
+expect_rc 1 "a configuration with an unknown field" "$STEPOP" doctor
+out_has "✘ config: $T/cfg/stepop.json: stores: unknown field (store, default_operator, operators)" "its error"
 port=$(free_port)
 echo '{"store": "http://127.0.0.1:'"$port"'/store"}' >stepop.json
 expect_rc 1 "an http store with nothing listening" "$STEPOP" doctor
