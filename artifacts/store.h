@@ -36,6 +36,7 @@ struct store_source {
 };
 
 struct store;
+struct doctor;
 
 struct store_ops {
     const char *scheme;
@@ -55,6 +56,9 @@ struct store_ops {
     /* A URL that grants method on the object for expires_s seconds; NULL when unsupported. */
     int (*presign)(struct store *s, const char *uri, const char *method, int64_t expires_s, char **url,
                    struct err *e);
+    /* `stepop doctor`: adds the store's own checks for root (where its credentials came from,
+     * whose they are), with calls that change nothing. NULL: no checks of its own. */
+    void (*doctor)(struct store *s, const char *root, struct doctor *d);
 };
 
 struct store {

@@ -10,6 +10,8 @@
  * Blob names are taken literally from the URI: "az://c/a%20b" is the blob "a%20b". */
 #include "azure_internal.h"
 
+#include "../cloud/azure/auth.h"
+#include "../runtime/doctor.h"
 #include "../runtime/log.h"
 #include "../runtime/timeutil.h"
 #include "../runtime/units.h"
@@ -503,6 +505,20 @@ static int az_put(struct store *st, const char *uri, struct store_source *src, s
     return az_put_blob(st->state, uri, src, e);
 }
 
+/* `stepop doctor`: which credentials the store signs with (a key or a SAS as configured, never
+ * their value), and for Entra ID the source and the token's appid and oid. */
+static void az_doctor(struct store *st, const char *root, struct doctor *d)
+{
+    (void)root;
+    struct az *a = st->state;
+    if (a->cfg.auth == AZ_AUTH_KEY)
+        doctor_add(d, DOCTOR_OK, "store credentials", "account key of %s (Shared Key)", a->cfg.account);
+    else if (a->cfg.auth == AZ_AUTH_SAS)
+        doctor_add(d, DOCTOR_OK, "store credentials", "SAS token for account %s", a->cfg.account);
+    else
+        azure_doctor_lines(d, "store", AZURE_SCOPE_STORAGE);
+}
+
 const struct store_ops store_azure_ops = {
     .scheme = "az",
     .summary = "Azure Blob Storage (Shared Key, SAS or Entra ID; blocks uploaded and ranges downloaded in parallel)",
@@ -514,4 +530,5 @@ const struct store_ops store_azure_ops = {
     .list = az_list,
     .remove = az_remove,
     .presign = az_presign,
+    .doctor = az_doctor,
 };

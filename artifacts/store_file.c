@@ -2,7 +2,9 @@
  * it into place after fsync, so a reader never sees a partial object. */
 #include "store.h"
 
+#include "../runtime/doctor.h"
 #include "../runtime/fsutil.h"
+#include "../runtime/units.h"
 #include "../runtime/uri.h"
 #include "../runtime/util.h"
 
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define FILE_CHUNK (1u << 20)
@@ -216,7 +219,8 @@ static int file_list(struct store *s, const char *uri, store_list_fn fn, void *c
         names[count++] = xstrdup(de->d_name);
     }
     closedir(d);
-    qsort(names, count, sizeof *names, name_cmp);
+    if (count) /* an empty directory leaves names NULL, which qsort must not get */
+        qsort(names, count, sizeof *names, name_cmp);
     int rc = 0;
     for (size_t i = 0; i < count; i++) {
         char *full = xasprintf("%s/%s", path, names[i]);
@@ -250,6 +254,25 @@ static int file_remove(struct store *s, const char *uri, struct err *e)
     return rc;
 }
 
+/* `stepop doctor`: the directory and the room left in it (a full disk fails every upload). */
+static void file_doctor(struct store *s, const char *root, struct doctor *d)
+{
+    (void)s;
+    char *path;
+    struct err e = { 0 };
+    struct statvfs v;
+    if (path_of(root, &path, &e) < 0)
+        return;
+    if (statvfs(path, &v) < 0) {
+        doctor_add(d, DOCTOR_SKIP, "store space", "%s: %s", path, strerror(errno));
+    } else {
+        char room[32];
+        units_format_size((int64_t)v.f_bavail * (int64_t)v.f_frsize, room, sizeof room);
+        doctor_add(d, DOCTOR_OK, "store space", "%s free in %s", room, path);
+    }
+    free(path);
+}
+
 const struct store_ops store_file_ops = {
     .scheme = "file",
     .summary = "local or mounted file system (NFS, FUSE mounts, bind mounts into containers)",
@@ -258,4 +281,5 @@ const struct store_ops store_file_ops = {
     .stat = file_stat,
     .list = file_list,
     .remove = file_remove,
+    .doctor = file_doctor,
 };

@@ -9,6 +9,7 @@
 
 #include "../cloud/google/auth.h"
 #include "../runtime/crc32c.h"
+#include "../runtime/doctor.h"
 #include "../runtime/jsonutil.h"
 #include "../runtime/timeutil.h"
 #include "../runtime/units.h"
@@ -578,6 +579,18 @@ static int gcs_presign(struct store *st, const char *uri, const char *method, in
     return gcs_presign_url(st->state, uri, method, expires_s, url, e);
 }
 
+/* `stepop doctor`: the credentials' source and service account; an emulator takes none. */
+static void gcs_doctor(struct store *st, const char *root, struct doctor *d)
+{
+    (void)root;
+    struct gcs *g = st->state;
+    if (g->cfg.anonymous)
+        doctor_add(d, DOCTOR_SKIP, "store credentials", "none: STORAGE_EMULATOR_HOST (%s) takes no credentials",
+                   g->cfg.base);
+    else
+        google_doctor_lines(d, "store");
+}
+
 const struct store_ops store_gcs_ops = {
     .scheme = "gs",
     .summary = "Google Cloud Storage (JSON API; resumable upload, ranged download in parallel, V4 signed URLs)",
@@ -589,4 +602,5 @@ const struct store_ops store_gcs_ops = {
     .list = gcs_list,
     .remove = gcs_remove,
     .presign = gcs_presign,
+    .doctor = gcs_doctor,
 };

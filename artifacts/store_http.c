@@ -4,6 +4,7 @@
  * or a bearer token in STEPOP_HTTP_BEARER_TOKEN, sent to one host only. */
 #include "store.h"
 
+#include "../runtime/doctor.h"
 #include "../runtime/http.h"
 #include "../runtime/log.h"
 #include "../runtime/uri.h"
@@ -445,6 +446,22 @@ out:
     return rc;
 }
 
+/* `stepop doctor`: whether the bearer token goes to this store, and where it may go (never the
+ * token itself). */
+static void http_store_doctor(struct store *s, const char *root, struct doctor *d)
+{
+    struct http_store *hs = s->state;
+    if (!hs->auth_header)
+        doctor_add(d, DOCTOR_SKIP, "store credentials", "none (STEPOP_HTTP_BEARER_TOKEN is not set)");
+    else if (bearer_for(hs, root))
+        doctor_add(d, DOCTOR_OK, "store credentials", "STEPOP_HTTP_BEARER_TOKEN, sent to %s port %ld only",
+                   hs->scope.host, hs->scope.port);
+    else
+        doctor_add(d, DOCTOR_FAIL, "store credentials",
+                   "STEPOP_HTTP_BEARER_TOKEN is set but not sent to %s (hint: STEPOP_HTTP_BEARER_HOST names %s)",
+                   root, hs->scope.host ? hs->scope.host : "no host");
+}
+
 const struct store_ops store_http_ops = {
     .scheme = "http",
     .summary = "any HTTP server for GET; PUT/DELETE/PROPFIND with WebDAV (nginx dav, Apache mod_dav)",
@@ -455,4 +472,5 @@ const struct store_ops store_http_ops = {
     .stat = http_stat,
     .list = http_list,
     .remove = http_remove,
+    .doctor = http_store_doctor,
 };

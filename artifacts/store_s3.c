@@ -12,6 +12,8 @@
 #include "../cloud/aws/creds.h"
 #include "../cloud/aws/endpoint.h"
 #include "../cloud/aws/sigv4.h"
+#include "../cloud/aws/sts.h"
+#include "../runtime/doctor.h"
 #include "../runtime/log.h"
 #include "../runtime/timeutil.h"
 #include "../runtime/units.h"
@@ -349,6 +351,30 @@ static int s3_put(struct store *st, const char *uri, struct store_source *src, s
     return s3_put_object(st->state, uri, src, e);
 }
 
+/* `stepop doctor`: which provider of the chain gave the keys, and whose they are (STS). An
+ * S3-compatible server (a custom S3 endpoint) seldom has STS: asked only when an STS endpoint is
+ * named too. */
+static void s3_doctor(struct store *st, const char *root, struct doctor *d)
+{
+    (void)root;
+    struct s3 *s = st->state;
+    if (!s->cfg.custom || aws_endpoint_override("STS")) {
+        aws_doctor_lines(d, "store");
+        return;
+    }
+    struct aws_credentials c;
+    struct err e = { 0 };
+    if (aws_credentials_get(&c, 0, &e) < 0) {
+        doctor_add(d, DOCTOR_FAIL, "store credentials", "%s (hint: docs/artifacts.md lists the AWS sources)", e.msg);
+        return;
+    }
+    doctor_add(d, DOCTOR_OK, "store credentials", "AWS %s (profile %s, region %s)", c.provider, aws_profile(),
+               s->cfg.region);
+    aws_credentials_free(&c);
+    doctor_add(d, DOCTOR_SKIP, "store identity",
+               "custom S3 endpoint %s: STS not asked (set AWS_ENDPOINT_URL_STS to ask one)", s->cfg.host);
+}
+
 const struct store_ops store_s3_ops = {
     .scheme = "s3",
     .summary = "AWS S3 and S3-compatible servers (SigV4; multipart upload and ranged download in parallel)",
@@ -360,4 +386,5 @@ const struct store_ops store_s3_ops = {
     .list = s3_list,
     .remove = s3_remove,
     .presign = s3_presign,
+    .doctor = s3_doctor,
 };

@@ -7,6 +7,7 @@
 #include "../runtime/util.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,40 +26,56 @@ char *config_default_store(void)
 
 /* A configuration picks the Docker host, mounts and the variables passed to steps: a file that
  * someone else owns or could write to is ignored, with a warning naming it and why. */
-static int config_file_trusted(const char *path)
+int config_file_distrust(const char *path, char *why, size_t n)
 {
     struct stat st;
-    if (stat(path, &st) < 0)
-        return 0;
+    if (stat(path, &st) < 0) {
+        snprintf(why, n, "absent");
+        return 1;
+    }
     if (st.st_uid != getuid()) {
-        log_warn("ignoring configuration %s: it belongs to uid %u, not to you (uid %u)", path, (unsigned)st.st_uid,
-                 (unsigned)getuid());
-        return 0;
+        snprintf(why, n, "it belongs to uid %u, not to you (uid %u)", (unsigned)st.st_uid, (unsigned)getuid());
+        return 1;
     }
     if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        log_warn("ignoring configuration %s: it is %s-writable (mode %04o); chmod go-w it to use it", path,
+        snprintf(why, n, "it is %s-writable (mode %04o); chmod go-w it to use it",
                  st.st_mode & S_IWOTH ? "world" : "group", (unsigned)(st.st_mode & 07777));
-        return 0;
+        return 1;
     }
-    return 1;
+    return 0;
+}
+
+static int config_file_trusted(const char *path)
+{
+    char why[160];
+    if (!config_file_distrust(path, why, sizeof why))
+        return 1;
+    if (access(path, F_OK) == 0)
+        log_warn("ignoring configuration %s: %s", path, why);
+    return 0;
+}
+
+void config_candidates(char *paths[2])
+{
+    char cwd[PATH_MAX];
+    paths[0] = getcwd(cwd, sizeof cwd) ? xasprintf("%s/stepop.json", cwd) : xstrdup("stepop.json");
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    paths[1] = xdg && *xdg ? xasprintf("%s/stepop/config.json", xdg)
+                           : xasprintf("%s/.config/stepop/config.json", env_or("HOME", "/tmp"));
 }
 
 static char *config_file(void)
 {
-    if (access("stepop.json", F_OK) == 0) {
-        char cwd[PATH_MAX];
-        char *here = getcwd(cwd, sizeof cwd) ? xasprintf("%s/stepop.json", cwd) : xstrdup("stepop.json");
-        if (config_file_trusted(here))
-            return here;
-        free(here);
+    char *paths[2];
+    config_candidates(paths);
+    char *found = NULL;
+    for (int i = 0; i < 2; i++) {
+        if (!found && access(i == 0 ? "stepop.json" : paths[i], F_OK) == 0 && config_file_trusted(paths[i]))
+            found = paths[i];
+        else
+            free(paths[i]);
     }
-    const char *xdg = getenv("XDG_CONFIG_HOME");
-    char *p = xdg && *xdg ? xasprintf("%s/stepop/config.json", xdg)
-                          : xasprintf("%s/.config/stepop/config.json", env_or("HOME", "/tmp"));
-    if (access(p, F_OK) == 0 && config_file_trusted(p))
-        return p;
-    free(p);
-    return NULL;
+    return found;
 }
 
 const char *config_source(const struct config *c)

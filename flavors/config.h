@@ -8,6 +8,7 @@
 #include "../runtime/err.h"
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 
 struct config {
     char *path;          /* the file read, or NULL when there is none */
@@ -20,6 +21,12 @@ int config_load(struct config *c, struct err *e);
 /* The configuration file in use (an absolute path), or words saying there is none: for the
  * submit banner and --dry-run. */
 const char *config_source(const struct config *c);
+/* The files config_load looks for, in order: ./stepop.json (absolute), then the XDG one; caller
+ * frees both. */
+void config_candidates(char *paths[2]);
+/* 0 when path may be used; 1 with why filled when it is absent or ignored (someone else's, or
+ * writable by group or others). */
+int config_file_distrust(const char *path, char *why, size_t n);
 void config_free(struct config *c);
 /* The operator called name, or NULL with e set. */
 const cJSON *config_operator(const struct config *c, const char *name, struct err *e);

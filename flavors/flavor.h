@@ -13,6 +13,8 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 
+struct doctor;
+
 /* What a flavor is given to launch. */
 struct job {
     const struct manifest *m;   /* run_id, run_uri, image, resources, gpus, timeout, grace period */
@@ -69,6 +71,9 @@ struct flavor_ops {
      * SageMaker spot restarts): the follow loop then asks poll before it takes a failed status
      * as the run's last. NULL: never. */
     int (*may_restart)(const cJSON *settings);
+    /* `stepop doctor`: adds this flavor's checks (reachable, authorised) for these settings,
+     * with read-only calls only. NULL: no checks of its own. */
+    void (*doctor)(const cJSON *settings, struct doctor *d);
 };
 
 struct flavor_info {

@@ -2,6 +2,7 @@
  * work directory. The embedded default: it needs no configuration at all. */
 #include "flavor.h"
 
+#include "../runtime/doctor.h"
 #include "../runtime/fsutil.h"
 #include "../runtime/jsonutil.h"
 #include "../runtime/uri.h"
@@ -366,6 +367,31 @@ static int local_cleanup(const cJSON *handle, const cJSON *settings, struct err 
     return rc;
 }
 
+/* `stepop doctor`: the settings, and a settings.state_dir this user can write to (the step's work
+ * directory and output go there). */
+static void local_doctor(const cJSON *settings, struct doctor *d)
+{
+    struct err e = { 0 };
+    const char *dir;
+    int keep;
+    if (flavor_check_settings(settings, "local", known_settings, &e) < 0 ||
+        flavor_setting_bool(settings, "keep", 0, &keep, &e) < 0 ||
+        flavor_setting_str(settings, "state_dir", NULL, &dir, &e) < 0) {
+        doctor_add(d, DOCTOR_FAIL, "flavor local", "%s", e.msg);
+        return;
+    }
+    if (!dir) {
+        doctor_add(d, DOCTOR_OK, "flavor local", "steps run as processes of this machine, as uid %u",
+                   (unsigned)getuid());
+        return;
+    }
+    if (access(dir, W_OK) == 0)
+        doctor_add(d, DOCTOR_OK, "flavor local", "steps run as processes of this machine; state in %s", dir);
+    else
+        doctor_add(d, DOCTOR_FAIL, "flavor local", "settings.state_dir %s: %s (hint: create it, writable by you)", dir,
+                   strerror(errno));
+}
+
 const struct flavor_ops flavor_local_ops = {
     .name = "local",
     .validate = local_validate,
@@ -374,4 +400,5 @@ const struct flavor_ops flavor_local_ops = {
     .poll = local_poll,
     .cancel = local_cancel,
     .cleanup = local_cleanup,
+    .doctor = local_doctor,
 };

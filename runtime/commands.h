@@ -14,4 +14,7 @@ int cmd_cancel(int argc, char **argv);
 int cmd_flavor(int argc, char **argv);
 int cmd_operator(int argc, char **argv);
 
+/* stepop doctor (flavors/doctor_cmd.c) */
+int cmd_doctor(int argc, char **argv);
+
 #endif

@@ -26,6 +26,8 @@ static const struct command commands[] = {
     { "artifact", "move artifacts: put, get, stat, ls, rm, presign", cmd_artifact },
     { "gpu", "check GPUs and the CUDA driver: check, smoke", cmd_gpu },
     { "version", "print version, commit and library versions", cmd_version },
+    /* stepop doctor */
+    { "doctor", "check the configuration, store, flavor and GPU before a submit", cmd_doctor },
 };
 
 static void usage(FILE *out)

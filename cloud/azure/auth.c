@@ -2,10 +2,14 @@
 #include "auth.h"
 #include "creds.h"
 
+#include "../../runtime/doctor.h"
+#include "../../runtime/jsonutil.h"
 #include "../../runtime/log.h"
 #include "../../runtime/util.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,4 +182,61 @@ void azure_auth_reset(void)
     source = -1;
     provider = NULL;
     pthread_mutex_unlock(&lock);
+}
+
+cJSON *azure_jwt_claims(const char *token)
+{
+    const char *a = strchr(token, '.'), *b = a ? strchr(a + 1, '.') : NULL;
+    if (!b || b - a - 1 > 64 * 1024)
+        return NULL;
+    size_t n = (size_t)(b - a - 1);
+    /* base64url to base64, padded to a multiple of 4 */
+    char *std = xmalloc(n + 4);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        std[m++] = a[1 + i] == '-' ? '+' : a[1 + i] == '_' ? '/' : a[1 + i];
+    while (m % 4)
+        std[m++] = '=';
+    unsigned char *raw = xmalloc(m / 4 * 3 + 1);
+    int len = EVP_DecodeBlock(raw, (unsigned char *)std, (int)m);
+    cJSON *claims = NULL;
+    if (len >= 0) {
+        while (len > 0 && m > 0 && std[m - 1] == '=') /* EVP_DecodeBlock counts padding as zero bytes */
+            len--, m--;
+        raw[len] = 0;
+        claims = cJSON_ParseWithLength((const char *)raw, (size_t)len);
+        if (claims && !cJSON_IsObject(claims)) {
+            cJSON_Delete(claims);
+            claims = NULL;
+        }
+    }
+    free(std);
+    free(raw);
+    return claims;
+}
+
+int azure_doctor_lines(struct doctor *d, const char *what, const char *scope)
+{
+    char name[64], *token = NULL;
+    time_t exp;
+    struct err e = { 0 };
+    snprintf(name, sizeof name, "%s credentials", what);
+    if (azure_auth_token(scope, &token, &exp, 0, &e) < 0) {
+        doctor_add(d, DOCTOR_FAIL, name, "%s (hint: docs/artifacts.md lists the Azure sources)", e.msg);
+        return -1;
+    }
+    doctor_add(d, DOCTOR_OK, name, "Azure %s", azure_auth_provider());
+    cJSON *claims = azure_jwt_claims(token);
+    OPENSSL_cleanse(token, strlen(token));
+    free(token);
+    snprintf(name, sizeof name, "%s identity", what);
+    const char *appid = json_str(claims, "appid"), *oid = json_str(claims, "oid");
+    if (!appid)
+        appid = json_str(claims, "azp"); /* v2.0 tokens */
+    if (appid || oid)
+        doctor_add(d, DOCTOR_OK, name, "appid %s, oid %s", appid ? appid : "(none)", oid ? oid : "(none)");
+    else
+        doctor_add(d, DOCTOR_SKIP, name, "the token names no appid or oid");
+    cJSON_Delete(claims);
+    return 0;
 }

@@ -10,6 +10,7 @@
 #include "../../runtime/err.h"
 #include "../../runtime/http.h"
 
+#include <cjson/cJSON.h>
 #include <time.h>
 
 /* Scopes: Azure Resource Manager (the azureml flavor) and Azure Storage (the az:// store). */
@@ -32,6 +33,16 @@ char *azure_authority_host(void);
 /* Which source gave the last token ("environment (client secret)", "environment (certificate)",
  * "workload identity", "managed identity", "Azure CLI"), for messages; NULL before any. */
 const char *azure_auth_provider(void);
+
+/* The claims of a JWT access token (its payload, base64url-decoded and parsed; the signature is
+ * not checked), or NULL when it is not one. Caller frees. */
+cJSON *azure_jwt_claims(const char *token);
+
+struct doctor;
+/* `stepop doctor`'s lines for a user of the chain with this scope: "<what> credentials" (a token
+ * was had, and from which source) and "<what> identity" (the token's appid and oid claims; the
+ * token itself is never shown). Returns 0 when a token was had. */
+int azure_doctor_lines(struct doctor *d, const char *what, const char *scope);
 
 /* Forgets the cached tokens (tests, and processes that change their environment). */
 void azure_auth_reset(void);

@@ -4,6 +4,7 @@
 
 #include "creds.h"
 
+#include "../../runtime/doctor.h"
 #include "../../runtime/jsonutil.h"
 #include "../../runtime/log.h"
 #include "../../runtime/util.h"
@@ -403,6 +404,46 @@ const char *google_auth_provider(void)
     const char *p = provider;
     pthread_mutex_unlock(&lock);
     return p;
+}
+
+char *google_auth_account(void)
+{
+    char *who = NULL;
+    pthread_mutex_lock(&lock);
+    if (source && source->type == GOOGLE_SERVICE_ACCOUNT && source->email) {
+        who = xstrdup(source->email);
+    } else if (source && source->type == GOOGLE_IMPERSONATED) {
+        /* .../serviceAccounts/EMAIL:generateAccessToken */
+        const char *url = json_str(source->doc, "service_account_impersonation_url");
+        const char *at = url ? strstr(url, "/serviceAccounts/") : NULL;
+        const char *colon = at ? strchr(at, ':') : NULL;
+        if (colon)
+            who = xstrndup(at + 17, (size_t)(colon - at - 17));
+    }
+    pthread_mutex_unlock(&lock);
+    return who;
+}
+
+int google_doctor_lines(struct doctor *d, const char *what)
+{
+    char name[64], *token = NULL;
+    struct err e = { 0 };
+    snprintf(name, sizeof name, "%s credentials", what);
+    if (google_auth_token(&token, NULL, 0, &e) < 0) {
+        doctor_add(d, DOCTOR_FAIL, name, "%s (hint: docs/artifacts.md lists the Google sources)", e.msg);
+        return -1;
+    }
+    OPENSSL_cleanse(token, strlen(token));
+    free(token);
+    doctor_add(d, DOCTOR_OK, name, "Google %s", google_auth_provider());
+    snprintf(name, sizeof name, "%s identity", what);
+    char *who = google_auth_account();
+    if (who)
+        doctor_add(d, DOCTOR_OK, name, "service account %s", who);
+    else
+        doctor_add(d, DOCTOR_SKIP, name, "not said by the %s without a call", google_auth_provider());
+    free(who);
+    return 0;
 }
 
 int google_auth_sign_bytes(const void *data, size_t len, unsigned char **sig, size_t *sig_len, char **email,

@@ -36,6 +36,17 @@ char *google_auth_project(struct err *e);
  * NULL before the chain ran. */
 const char *google_auth_provider(void);
 
+/* The service account the credentials act as, when the files say it without a call: a
+ * service_account key's client_email, an impersonated_service_account's target (from its
+ * service_account_impersonation_url); NULL otherwise or before the chain ran. Caller frees. */
+char *google_auth_account(void);
+
+struct doctor;
+/* `stepop doctor`'s lines for a user of these credentials: "<what> credentials" (a token was had,
+ * and from which source) and "<what> identity" (google_auth_account, when known). Returns 0 when a
+ * token was had. */
+int google_doctor_lines(struct doctor *d, const char *what);
+
 /* Signs data with the service-account key of the credentials (RSASSA-PKCS1-v1_5 SHA-256), for
  * V4 signed URLs; *sig is malloc'ed raw bytes. Fails with a clear message when the credentials
  * are not a service_account key (no IAM signBlob). email receives the key's client_email

@@ -6,6 +6,7 @@
 
 #include "../../cloud/api.h"
 #include "../../cloud/azure/auth.h"
+#include "../../runtime/doctor.h"
 #include "../../runtime/jsonutil.h"
 #include "../../runtime/log.h"
 #include "../../runtime/url.h"
@@ -465,6 +466,31 @@ static int aml_may_restart(const cJSON *settings)
     return tier && !strcmp(tier, "Spot");
 }
 
+/* `stepop doctor`: the identity (azure_doctor_lines), then the workspace's jobs list (Jobs -
+ * List, which has no page size: the first page only), a read that needs
+ * Microsoft.MachineLearningServices/workspaces/jobs/read. */
+static void aml_doctor(const cJSON *settings, struct doctor *d)
+{
+    struct aml_client k;
+    struct err e = { 0 };
+    if (aml_open(&k, settings, &e) < 0) {
+        doctor_add(d, DOCTOR_FAIL, "flavor azureml", "%s", e.msg);
+        return;
+    }
+    if (azure_doctor_lines(d, "azureml", k.scope) == 0) {
+        char *ws = aml_workspace_path(&k.cfg);
+        char *url = xasprintf("%s%s/jobs?api-version=%s", k.cfg.arm_endpoint, ws, k.cfg.api_version);
+        if (aml_call(&k, "GET", url, NULL, NULL, NULL, &e) < 0)
+            doctor_add(d, DOCTOR_FAIL, "flavor azureml", "%s (hint: the identity needs a role on workspace %s)", e.msg,
+                       k.cfg.workspace);
+        else
+            doctor_add(d, DOCTOR_OK, "flavor azureml", "workspace %s: the jobs list answered", k.cfg.workspace);
+        free(url);
+        free(ws);
+    }
+    aml_close(&k);
+}
+
 const struct flavor_ops flavor_azureml_ops = {
     .name = "azureml",
     .validate = aml_validate,
@@ -474,4 +500,5 @@ const struct flavor_ops flavor_azureml_ops = {
     .cancel = aml_cancel,
     .cleanup = aml_cleanup,
     .may_restart = aml_may_restart,
+    .doctor = aml_doctor,
 };

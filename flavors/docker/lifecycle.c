@@ -5,6 +5,7 @@
 #include "docker.h"
 
 #include "../../runtime/jsonutil.h"
+#include "../../runtime/doctor.h"
 #include "../../runtime/log.h"
 #include "../../runtime/units.h"
 #include "../../runtime/util.h"
@@ -365,6 +366,30 @@ static int docker_cleanup(const cJSON *handle, const cJSON *settings, struct err
     return rc;
 }
 
+/* `stepop doctor`: the engine answers GET /_ping and /version (nothing else is asked). */
+static void docker_doctor(const cJSON *settings, struct doctor *d)
+{
+    struct docker_cfg c;
+    struct docker_conn k;
+    struct err e = { 0 };
+    if (docker_parse_settings(settings, NULL, 0, &c, &e) < 0) {
+        doctor_add(d, DOCTOR_FAIL, "flavor docker", "%s", e.msg);
+        docker_cfg_free(&c);
+        return;
+    }
+    if (docker_conn_open(c.host, &k, &e) < 0) {
+        doctor_add(d, DOCTOR_FAIL, "flavor docker", "%s (hint: set DOCKER_HOST or settings.host)", e.msg);
+    } else {
+        if (docker_conn_probe(&k, c.engine, 1, &e) < 0)
+            doctor_add(d, DOCTOR_FAIL, "flavor docker", "%s", e.msg); /* the message names the engine and the fix */
+        else
+            doctor_add(d, DOCTOR_OK, "flavor docker", "%s %s at %s (API %s)", docker_engine_name(k.engine),
+                       k.engine_version, k.host, k.api);
+        docker_conn_free(&k);
+    }
+    docker_cfg_free(&c);
+}
+
 const struct flavor_ops flavor_docker_ops = {
     .name = "docker",
     .validate = docker_validate,
@@ -373,4 +398,5 @@ const struct flavor_ops flavor_docker_ops = {
     .poll = docker_poll,
     .cancel = docker_cancel,
     .cleanup = docker_cleanup,
+    .doctor = docker_doctor,
 };

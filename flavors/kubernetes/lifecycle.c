@@ -7,6 +7,7 @@
 
 #include "../../cloud/kube/client.h"
 #include "../../runtime/jsonutil.h"
+#include "../../runtime/doctor.h"
 #include "../../runtime/log.h"
 #include "../../runtime/uri.h"
 #include "../../runtime/util.h"
@@ -405,6 +406,53 @@ static int kube_may_restart(const cJSON *settings)
     return kube_parse_settings(settings, &cfg, &e) == 0 && cfg.retries > 0;
 }
 
+/* `stepop doctor`: the API server answers GET /version, and a SelfSubjectAccessReview (which
+ * changes nothing) says whether these credentials may create Jobs in the namespace. */
+static void kube_doctor(const cJSON *settings, struct doctor *d)
+{
+    struct kube_cfg cfg;
+    struct kube_client *c;
+    struct err e = { 0 };
+    if (kube_open(settings, &cfg, &c, &e) < 0) {
+        doctor_add(d, DOCTOR_FAIL, "flavor kubernetes", "%s (hint: check KUBECONFIG and settings.context)", e.msg);
+        return;
+    }
+    const char *ns = kube_client_namespace(c);
+    cJSON *out = NULL;
+    if (kube_request(c, "GET", "/version", NULL, &out, &e) < 0) {
+        doctor_add(d, DOCTOR_FAIL, "flavor kubernetes", "%s: %s (hint: is the API server up?)", kube_client_server(c),
+                   e.msg);
+        kube_client_free(c);
+        return;
+    }
+    doctor_add(d, DOCTOR_OK, "flavor kubernetes", "%s: Kubernetes %s", kube_client_server(c),
+               json_str(out, "gitVersion") ? json_str(out, "gitVersion") : "(version unknown)");
+    cJSON_Delete(out);
+    out = NULL;
+    cJSON *review = cJSON_CreateObject();
+    cJSON_AddStringToObject(review, "apiVersion", "authorization.k8s.io/v1");
+    cJSON_AddStringToObject(review, "kind", "SelfSubjectAccessReview");
+    cJSON *attrs = cJSON_AddObjectToObject(cJSON_AddObjectToObject(review, "spec"), "resourceAttributes");
+    cJSON_AddStringToObject(attrs, "namespace", ns);
+    cJSON_AddStringToObject(attrs, "verb", "create");
+    cJSON_AddStringToObject(attrs, "group", "batch");
+    cJSON_AddStringToObject(attrs, "resource", "jobs");
+    if (kube_request(c, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", review, &out, &e) < 0) {
+        doctor_add(d, DOCTOR_FAIL, "kubernetes rbac", "SelfSubjectAccessReview: %s", e.msg);
+    } else {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(out, "status");
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "allowed")))
+            doctor_add(d, DOCTOR_OK, "kubernetes rbac", "may create jobs in namespace %s", ns);
+        else
+            doctor_add(d, DOCTOR_FAIL, "kubernetes rbac",
+                       "may not create jobs in namespace %s%s%s (hint: a Role granting create on batch/jobs)", ns,
+                       json_str(st, "reason") ? ": " : "", json_str(st, "reason") ? json_str(st, "reason") : "");
+    }
+    cJSON_Delete(out);
+    cJSON_Delete(review);
+    kube_client_free(c);
+}
+
 const struct flavor_ops flavor_kubernetes_ops = {
     .name = "kubernetes",
     .validate = kube_validate,
@@ -414,4 +462,5 @@ const struct flavor_ops flavor_kubernetes_ops = {
     .cancel = kube_cancel,
     .cleanup = kube_cleanup,
     .may_restart = kube_may_restart,
+    .doctor = kube_doctor,
 };

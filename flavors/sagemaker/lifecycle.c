@@ -6,6 +6,8 @@
 
 #include "../../cloud/aws/creds.h"
 #include "../../cloud/aws/json_rpc.h"
+#include "../../cloud/aws/sts.h"
+#include "../../runtime/doctor.h"
 #include "../../runtime/jsonutil.h"
 #include "../../runtime/log.h"
 #include "../../runtime/util.h"
@@ -430,6 +432,36 @@ static int sm_may_restart(const cJSON *settings)
     return spot || (cJSON_IsNumber(retries) && retries->valuedouble >= 1);
 }
 
+/* `stepop doctor`: the credentials and whose they are (STS), then ListTrainingJobs with
+ * MaxResults 1, a read that needs the sagemaker:ListTrainingJobs permission and costs nothing. */
+static void sm_doctor(const cJSON *settings, struct doctor *d)
+{
+    const char *region;
+    struct aws_json_client k;
+    struct err e = { 0 };
+    if (flavor_setting_str(settings, "region", NULL, &region, &e) < 0) {
+        doctor_add(d, DOCTOR_FAIL, "flavor sagemaker", "%s", e.msg);
+        return;
+    }
+    if (aws_doctor_lines(d, "sagemaker") < 0)
+        return;
+    if (aws_json_open(&k, &aws_json_sagemaker, region, &e) < 0) {
+        doctor_add(d, DOCTOR_FAIL, "flavor sagemaker", "%s", e.msg);
+        return;
+    }
+    cJSON *in = cJSON_CreateObject(), *out = NULL;
+    cJSON_AddNumberToObject(in, "MaxResults", 1);
+    if (aws_json_call(&k, "ListTrainingJobs", in, &out, NULL, &e) < 0)
+        doctor_add(d, DOCTOR_FAIL, "flavor sagemaker", "%s: %s (hint: the role needs sagemaker:ListTrainingJobs)",
+                   k.url, e.msg);
+    else
+        doctor_add(d, DOCTOR_OK, "flavor sagemaker", "%s (region %s): ListTrainingJobs answered", k.url,
+                   k.ep.region);
+    cJSON_Delete(in);
+    cJSON_Delete(out);
+    aws_json_close(&k);
+}
+
 const struct flavor_ops flavor_sagemaker_ops = {
     .name = "sagemaker",
     .validate = sm_validate,
@@ -439,4 +471,5 @@ const struct flavor_ops flavor_sagemaker_ops = {
     .cancel = sm_cancel,
     .cleanup = sm_cleanup,
     .may_restart = sm_may_restart,
+    .doctor = sm_doctor,
 };

@@ -9,6 +9,7 @@
 
 #include "../../cloud/api.h"
 #include "../../cloud/google/auth.h"
+#include "../../runtime/doctor.h"
 #include "../../runtime/jsonutil.h"
 #include "../../runtime/log.h"
 #include "../../runtime/util.h"
@@ -543,6 +544,36 @@ static int vx_may_restart(const cJSON *settings)
     return vx_parse_settings(settings, &c, &e) == 0 && vx_may_restart_cfg(&c);
 }
 
+/* `stepop doctor`: the credentials and the service account, then ListCustomJobs with pageSize 1
+ * in the settings' project and location, a read that needs aiplatform.customJobs.list. */
+static void vx_doctor(const cJSON *settings, struct doctor *d)
+{
+    struct vx_cfg c;
+    struct err e = { 0 };
+    if (vx_parse_settings(settings, &c, &e) < 0) {
+        doctor_add(d, DOCTOR_FAIL, "flavor vertex", "%s", e.msg);
+        return;
+    }
+    if (google_doctor_lines(d, "vertex") < 0)
+        return;
+    char *project = vx_project(&c, &e);
+    if (!project) {
+        doctor_add(d, DOCTOR_FAIL, "flavor vertex", "%s", e.msg);
+        return;
+    }
+    char *list = vx_create_url(&c, project);
+    char *url = xasprintf("%s?pageSize=1", list);
+    struct http_client *http = http_client_new();
+    if (vx_call(http, "GET", url, "ListCustomJobs", NULL, 0, NULL, &e) < 0)
+        doctor_add(d, DOCTOR_FAIL, "flavor vertex", "%s (hint: the account needs aiplatform.customJobs.list)", e.msg);
+    else
+        doctor_add(d, DOCTOR_OK, "flavor vertex", "%s: ListCustomJobs answered", list);
+    http_client_free(http);
+    free(url);
+    free(list);
+    free(project);
+}
+
 const struct flavor_ops flavor_vertex_ops = {
     .name = "vertex",
     .validate = vx_validate,
@@ -552,4 +583,5 @@ const struct flavor_ops flavor_vertex_ops = {
     .cancel = vx_cancel,
     .cleanup = vx_cleanup,
     .may_restart = vx_may_restart,
+    .doctor = vx_doctor,
 };

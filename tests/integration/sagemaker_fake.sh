@@ -224,7 +224,7 @@ out_has "400 ValidationException" "a missing RoleArn: 400 ValidationException in
 out_has "Value null at 'roleArn' failed to satisfy constraint: Member must not be null" "... in the service's words"
 sm DescribeTrainingJob '{"TrainingJobName": "ok-job", "Extra": 1}' >"$T/out"
 out_has 'Unknown parameter in input: \"Extra\"' "an unknown member is refused (ParamValidator's words)"
-sm ListTrainingJobs '{}' >"$T/out"
+sm ListEndpoints '{}' >"$T/out"
 out_has "400 UnknownOperationException" "an operation the fake lacks is UnknownOperationException"
 
 AWS_SECRET_ACCESS_KEY=wrong expect_rc 254 "a wrong secret is refused (awscli)" aws_ sagemaker describe-training-job --training-job-name ok-job

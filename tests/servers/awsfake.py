@@ -5,6 +5,11 @@
   the STS API reference describes it: Action, Version=2011-06-15, RoleArn, RoleSessionName and
   WebIdentityToken are required; the token must be --web-token and the role --role-arn, else an
   <ErrorResponse> (InvalidIdentityToken, AccessDenied, ValidationError) as STS sends them.
+- STS GetCallerIdentity: POST / with Action=GetCallerIdentity&Version=2011-06-15, which must be
+  SigV4-signed (service sts) with a key of --keys; the signature is recomputed here (stdlib HMAC,
+  as the SigV4 reference gives it) and a difference is a 403 SignatureDoesNotMatch, an unknown
+  key a 403 InvalidClientTokenId. The answer is GetCallerIdentityResponse's documented shape with
+  Arn arn:aws:iam::123456789012:user/<AccessKeyId>, UserId and Account 123456789012.
 - The ECS/EKS container credentials endpoint: GET /ecs/creds; when --ecs-token is given, the
   Authorization header must carry exactly it (401 otherwise). JSON with AccessKeyId,
   SecretAccessKey, Token, Expiration, RoleArn.
@@ -22,6 +27,8 @@ when a clock or a revocation surprises the client. GET /_/log lists the requests
 """
 import argparse
 import datetime
+import hashlib
+import hmac
 import http.server
 import json
 import os
@@ -89,15 +96,59 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with lock:
             log.append(self.entry)
         if path == '/' and self.command in ('POST', 'GET'):
-            return self.sts(body.decode() if self.command == 'POST' else query)
+            return self.sts(body.decode() if self.command == 'POST' else query, body)
         if path == '/ecs/creds' and self.command == 'GET':
             return self.ecs()
         if path.startswith('/latest/'):
             return self.imds(path)
         self.reply(404, 'not found', 'text/plain')
 
-    def sts(self, form):
+    def sigv4_check(self, body):
+        """None when the request is signed right with a key of --keys, else the STS error to send."""
+        auth = self.headers.get('Authorization') or ''
+        if not auth.startswith('AWS4-HMAC-SHA256 '):
+            return (403, 'MissingAuthenticationToken', 'Request is missing Authentication Token')
+        f = dict(part.strip().split('=', 1) for part in auth[len('AWS4-HMAC-SHA256 '):].split(','))
+        akid, scope = f['Credential'].split('/', 1)
+        keys = {}
+        with open(args.keys) as kf:
+            for line in kf:
+                if line.strip():
+                    k = json.loads(line)
+                    keys[k['akid']] = k
+        if akid not in keys:
+            return (403, 'InvalidClientTokenId', 'The security token included in the request is invalid.')
+        date, region, service, _ = scope.split('/')
+        signed = f['SignedHeaders'].split(';')
+        canon = ''.join('%s:%s\n' % (h, ' '.join((self.headers.get(h) or '').split())) for h in signed)
+        creq = '\n'.join([self.command, '/', '', canon, f['SignedHeaders'], hashlib.sha256(body).hexdigest()])
+        sts = '\n'.join(['AWS4-HMAC-SHA256', self.headers.get('X-Amz-Date') or '', scope,
+                          hashlib.sha256(creq.encode()).hexdigest()])
+        key = ('AWS4' + keys[akid]['secret']).encode()
+        for part in (date, region, service, 'aws4_request'):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        if service != 'sts' or not hmac.compare_digest(hmac.new(key, sts.encode(), hashlib.sha256).hexdigest(),
+                                                        f['Signature']):
+            return (403, 'SignatureDoesNotMatch', 'The request signature we calculated does not match the '
+                    'signature you provided.')
+        return None
+
+    def caller_identity(self, body):
+        bad = self.sigv4_check(body)
+        if bad:
+            return self.sts_error(*bad)
+        akid = self.headers['Authorization'].split('Credential=', 1)[1].split('/', 1)[0]
+        self.reply(200, '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+                   '<GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/%s</Arn><UserId>%s</UserId>'
+                   '<Account>123456789012</Account></GetCallerIdentityResult><ResponseMetadata>'
+                   '<RequestId>fake</RequestId></ResponseMetadata></GetCallerIdentityResponse>' % (akid, akid),
+                   'text/xml')
+
+    def sts(self, form, body=b''):
         p = dict(urllib.parse.parse_qsl(form, keep_blank_values=True))
+        if p.get('Action') == 'GetCallerIdentity' and p.get('Version') == '2011-06-15':
+            self.entry.update({'action': 'GetCallerIdentity', 'signed': 'Authorization' in self.headers})
+            return self.caller_identity(body)
         self.entry.update({'action': p.get('Action'), 'role': p.get('RoleArn'), 'session': p.get('RoleSessionName'),
                            'signed': 'Authorization' in self.headers})
         if p.get('Action') != 'AssumeRoleWithWebIdentity' or p.get('Version') != '2011-06-15':

@@ -20,6 +20,7 @@ Microsoft.MachineLearningServices/workspaces/<--workspace>:
 - jobs/<name>: GET, PUT (JobBase; a CommandJob runs, other kinds are refused). A name in use
   answers 409. environmentId must name an environment version of this workspace; computeId a
   compute of --computes (any name when none is given) of this workspace.
+- jobs: GET (Jobs - List, JobBaseResourceArmPaginatedResult, one page: what `stepop doctor` asks).
 - jobs/<name>/cancel: POST, a long-running operation: 202 with Azure-AsyncOperation
   (/_ops/<id>: {"status": "InProgress" | "Succeeded"}) and Location (/_ops/<id>/result: 202,
   then 200 when done).
@@ -420,7 +421,7 @@ def parse_duration(text):
 
 # ---- HTTP --------------------------------------------------------------------------------------
 RESOURCE = re.compile(r'^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/' + re.escape(PROVIDER) +
-                      r'/workspaces/([^/]+)/(?:environments/([^/]+)/versions/([^/]+)|jobs/([^/]+)(/cancel)?)$',
+                      r'/workspaces/([^/]+)/(?:environments/([^/]+)/versions/([^/]+)|jobs(?:/([^/]+)(/cancel)?)?)$',
                       re.IGNORECASE)
 
 
@@ -540,6 +541,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if method != 'POST':
                 raise ApiError(405, 'MethodNotAllowed', 'cancel takes POST')
             return self.cancel(job)
+        if job is None:
+            if method != 'GET':
+                raise ApiError(405, 'MethodNotAllowed', '%s on the jobs collection' % method)
+            with lock:
+                value = [j.resource() for j in jobs.values()]
+            return self.answer(200, {'value': value}, 'JobBaseResourceArmPaginatedResult')
         return self.job(method, job, raw)
 
     def parse(self, raw):

@@ -15,7 +15,8 @@ Every request is checked as AWS checks it:
 - Every answer this fake builds is validated against the output shape too; an invalid one is a
   bug here and answers 500 with the report (and is printed to stderr).
 
-Operations: CreateTrainingJob, DescribeTrainingJob, StopTrainingJob, ListTags;
+Operations: CreateTrainingJob, DescribeTrainingJob, StopTrainingJob, ListTags, ListTrainingJobs
+(newest first, MaxResults, no filters: what `stepop doctor` asks);
 DescribeLogStreams and GetLogEvents on the log group /aws/sagemaker/TrainingJobs, streams
 <job>/algo-1-<epoch>, one per container start. Anything else: UnknownOperationException.
 
@@ -103,7 +104,7 @@ stopping = threading.Event()
 session = botocore.session.get_session()
 MODELS = {'SageMaker': session.get_service_model('sagemaker'), 'Logs_20140328': session.get_service_model('logs')}
 SIGNING = {'SageMaker': 'sagemaker', 'Logs_20140328': 'logs'}
-OPS = {'SageMaker': {'CreateTrainingJob', 'DescribeTrainingJob', 'StopTrainingJob', 'ListTags'},
+OPS = {'SageMaker': {'CreateTrainingJob', 'DescribeTrainingJob', 'StopTrainingJob', 'ListTags', 'ListTrainingJobs'},
        'Logs_20140328': {'DescribeLogStreams', 'GetLogEvents'}}
 
 
@@ -624,6 +625,14 @@ def list_tags(p, region):
     return out
 
 
+def list_training_jobs(p, region):
+    with lock:
+        newest = sorted(jobs.values(), key=lambda j: j.created, reverse=True)[:p.get('MaxResults', 10)]
+        return {'TrainingJobSummaries': [{'TrainingJobName': j.name, 'TrainingJobArn': j.arn,
+                                          'CreationTime': j.created, 'LastModifiedTime': j.modified,
+                                          'TrainingJobStatus': j.status} for j in newest]}
+
+
 def all_streams():
     return [s for j in jobs.values() for s in j.streams]
 
@@ -692,6 +701,7 @@ def get_log_events(p, region):
 
 HANDLERS = {'CreateTrainingJob': create_training_job, 'DescribeTrainingJob': describe_training_job,
             'StopTrainingJob': stop_training_job, 'ListTags': list_tags,
+            'ListTrainingJobs': list_training_jobs,
             'DescribeLogStreams': describe_log_streams, 'GetLogEvents': get_log_events}
 
 
