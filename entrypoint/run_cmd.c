@@ -8,6 +8,7 @@
 
 #include "../artifacts/store.h"
 #include "../runtime/cli.h"
+#include "../runtime/cmdopts.h"
 #include "../runtime/commands.h"
 #include "../runtime/exitcodes.h"
 #include "../runtime/fsutil.h"
@@ -467,14 +468,16 @@ static int run_step(struct run_ctx *c, char **argv)
     return finish(c, r.exit_code);
 }
 
+static const struct cli_option run_opts[] = { { "manifest", 'm', 1, 1 }, { 0 } };
+const struct cli_option *const run_cli_options = run_opts;
+
 int cmd_run(int argc, char **argv)
 {
-    static const struct cli_option opts[] = { { "manifest", 'm', 1, 1 }, { 0 } };
     struct cli cl;
     struct err e = { 0 };
     const char *v, *manifest_uri = NULL;
     int id;
-    cli_init(&cl, "run", opts, argc - 1, argv + 1);
+    cli_init(&cl, "run", run_opts, argc - 1, argv + 1);
     while ((id = cli_next(&cl, &v, &e)) > 0)
         manifest_uri = v;
     if (id == CLI_HELP) {
