@@ -150,7 +150,7 @@ int cmd_status(int argc, char **argv)
 
 int cmd_logs(int argc, char **argv)
 {
-    static const char usage[] = "usage: stepop logs RUN [-f] [--attempt N]\n\nThe run's shipped output (of its "
+    static const char usage[] = "usage: stepop logs RUN [-f|--follow] [--attempt N]\n\nThe run's shipped output (of its "
                                 "latest attempt unless --attempt); -f follows until the run ends.\n";
     struct err e = { 0 };
     struct config cfg = { 0 };

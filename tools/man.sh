@@ -43,8 +43,8 @@ commands=$("$stepop" completion --list commands)
     while IFS=$'\t' read -r name summary; do
         [ "$name" = help ] && continue
         echo
-        echo "*$name*"
-        echo "	$(printf '%s' "$summary" | esc). See *stepop-$name*(1)."
+        echo "*stepop-$name*(1)"
+        echo "	$(printf '%s' "$summary" | esc)"
     done <<<"$commands"
     echo
     echo "# EXIT STATUS"
