@@ -77,8 +77,10 @@ expect_rc 2 "an unknown list is a usage error" stepop completion --list secrets
 expect_rc 2 "--list options of an unknown command" stepop completion --list options frob
 
 # No config and no store: the lists are empty, not errors.
-( cd "$T" && XDG_DATA_HOME="$T/empty" expect_rc 0 "no config: --list runs is empty" stepop completion --list runs )
+cd "$T"
+XDG_DATA_HOME="$T/empty" expect_rc 0 "no config: --list runs is empty" stepop completion --list runs
 check "and prints nothing" test ! -s "$T/out"
+cd "$T/work"
 
 if command -v zsh >/dev/null; then
     expect_rc 0 "completion zsh" stepop completion zsh
