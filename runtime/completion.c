@@ -106,8 +106,8 @@ static void put_fish_quoted(FILE *out, const char *s)
     fputc('\'', out);
 }
 
-/* The long options of name, space-separated; takes_value: only those taking (1) or not (0) a
- * value, or -1 for all. */
+/* The long options of name, space-separated; takes_value 1: those taking a value, short forms
+ * too, '|'-separated (a case pattern); -1: all. */
 static void put_options(FILE *out, const char *name, int takes_value)
 {
     const char *sep = "";
@@ -116,6 +116,9 @@ static void put_options(FILE *out, const char *name, int takes_value)
             continue;
         fprintf(out, "%s--%s", sep, o->name);
         sep = takes_value == 1 ? "|" : " ";
+        /* A value after a short form is the shell's to complete too. */
+        if (takes_value == 1 && o->short_name)
+            fprintf(out, "|-%c", o->short_name);
     }
 }
 

@@ -53,6 +53,7 @@ want "logs options" "--attempt --follow " stepop logs --
 want "shells for completion" "bash " stepop completion b
 want "commands for help" "artifact " stepop help ar
 want "a value option leaves completion to the shell's files" "" stepop submit --store fi
+want "so does its short form" "" stepop submit -e ""
 
 # The helper form: every option of every command equals what the table gives the scripts.
 expect_rc 0 "--list options submit" stepop completion --list options submit
