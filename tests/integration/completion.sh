@@ -98,4 +98,30 @@ else
     ok "# SKIP fish not installed"
 fi
 
+# Where `make install` puts the scripts is where each shell's loader finds them by itself.
+share="$T/share"
+mkdir -p "$T/home" "$share/bash-completion/completions" "$share/zsh/site-functions" "$share/fish/vendor_completions.d"
+stepop completion bash >"$share/bash-completion/completions/stepop"
+stepop completion zsh >"$share/zsh/site-functions/_stepop"
+stepop completion fish >"$share/fish/vendor_completions.d/stepop.fish"
+if [ -f /usr/share/bash-completion/bash_completion ]; then
+    is_eq "bash-completion loads it from share/bash-completion/completions" "$(XDG_DATA_DIRS="$share" bash -c \
+        '. /usr/share/bash-completion/bash_completion; __load_completion stepop; COMP_WORDS=(stepop sub); COMP_CWORD=1; _stepop; echo "${COMPREPLY[*]}"')" submit
+else
+    ok "# SKIP bash-completion not installed"
+fi
+if command -v zsh >/dev/null; then
+    check "zsh's compinit finds it in share/zsh/site-functions" zsh -fc \
+        'fpath=("$1/zsh/site-functions" $fpath); autoload -U compinit; compinit -u -d "$2/zcompdump2"; [[ $_comps[stepop] == _stepop ]]' _ "$share" "$T"
+else
+    ok "# SKIP zsh not installed"
+fi
+if command -v fish >/dev/null; then
+    is_eq "fish loads it from share/fish/vendor_completions.d" \
+        "$(HOME="$T/home" XDG_CONFIG_HOME="$T/home/.config" XDG_DATA_HOME="$T/home/.local" XDG_DATA_DIRS="$share" \
+            fish -c 'complete -C "stepop su"' | cut -f1)" submit
+else
+    ok "# SKIP fish not installed"
+fi
+
 done_testing
