@@ -147,7 +147,7 @@ build/asan/stepop: build/asan/runtime/main.o $(ASAN_OBJ) $(GPU_OBJ) build/gpu-ba
 STATIC_DEPS := build/static-deps
 STATIC_OBJ := $(LIB_SRC:%.c=build/static/obj/%.o) $(patsubst %.c,build/static/obj/%.o,$(wildcard runtime/static/*.c))
 STATIC_LIBS = $(STATIC_DEPS)/lib/libcurl.a $(STATIC_DEPS)/lib/libarchive.a $(STATIC_DEPS)/lib/libcjson.a \
-	$(foreach l,ssl crypto z zstd lzma bz2 expat yaml,$(shell $(CC) -print-file-name=lib$(l).a))
+	$(foreach l,ssl crypto z zstd lzma bz2 expat yaml nghttp2,$(shell $(CC) -print-file-name=lib$(l).a))
 
 static:
 	@CC="$(CC)" tools/static-deps.sh $(STATIC_DEPS) $(STATIC_DEPS_RELEASE)

@@ -34,11 +34,16 @@ extern char **environ;
 
 static const char usage_text[] =
     "usage: stepop run [--manifest URI] [-- CMD ARGS...]\n"
+    "       stepop run --exec [--manifest URI] -- CMD ARGS...\n"
     "\n"
     "Runs one step inside its container as PID 1 would: reads the manifest (--manifest or\n"
     "STEPOP_MANIFEST), checks GPUs, fetches inputs, runs the command, ships logs and status,\n"
     "uploads outputs. The manifest's \"command\" is the step; without one, CMD is. With no manifest\n"
     "at all, `stepop run -- CMD` only supervises CMD (a plain init).\n"
+    "\n"
+    "--exec: CMD is the step whatever the manifest's \"command\" says; everything else (inputs,\n"
+    "outputs, GPU preflight, logs, status) still comes from the manifest, which is required. For a\n"
+    "platform that builds the command itself, e.g. Spark's driver entrypoint (the spark flavor).\n"
     "\n"
     "Exit code: the step's own (128+N when it died of signal N); when the step did not run:\n"
     "65 manifest_error, 66 input_error, 69 gpu_unavailable, 70 internal, 143 terminated;\n"
@@ -468,7 +473,8 @@ static int run_step(struct run_ctx *c, char **argv)
     return finish(c, r.exit_code);
 }
 
-static const struct cli_option run_opts[] = { { "manifest", 'm', 1, 1 }, { 0 } };
+enum { OPT_MANIFEST = 1, OPT_EXEC };
+static const struct cli_option run_opts[] = { { "manifest", 'm', 1, OPT_MANIFEST }, { "exec", 0, 0, OPT_EXEC }, { 0 } };
 const struct cli_option *const run_cli_options = run_opts;
 
 int cmd_run(int argc, char **argv)
@@ -476,10 +482,14 @@ int cmd_run(int argc, char **argv)
     struct cli cl;
     struct err e = { 0 };
     const char *v, *manifest_uri = NULL;
-    int id;
+    int id, exec_mode = 0;
     cli_init(&cl, "run", run_opts, argc - 1, argv + 1);
-    while ((id = cli_next(&cl, &v, &e)) > 0)
-        manifest_uri = v;
+    while ((id = cli_next(&cl, &v, &e)) > 0) {
+        if (id == OPT_MANIFEST)
+            manifest_uri = v;
+        else
+            exec_mode = 1;
+    }
     if (id == CLI_HELP) {
         fputs(usage_text, stdout);
         cli_free(&cl);
@@ -496,6 +506,11 @@ int cmd_run(int argc, char **argv)
         manifest_uri = getenv("STEPOP_MANIFEST");
     if (manifest_uri && !*manifest_uri)
         manifest_uri = NULL;
+    if (exec_mode && (!cmd || !manifest_uri)) {
+        log_error("run --exec: %s", !cmd ? "the step's command goes after -- (stepop run --exec -- CMD ARGS...)"
+                                         : "needs a manifest (--manifest or STEPOP_MANIFEST)");
+        return EXIT_USAGE;
+    }
     if (supervise_init(&e) < 0) {
         log_error("%s", e.msg);
         return EXIT_RUN_INTERNAL;
@@ -530,9 +545,9 @@ int cmd_run(int argc, char **argv)
         return EXIT_RUN_MANIFEST;
     if (env_flag("STEPOP_ATTEMPT_FROM_STATUS"))
         c.attempt = attempt_from_status(&c.m, c.attempt);
-    if (c.m.argv && cmd)
-        log_info("the manifest has a command; ignoring the one after --");
-    char **step_argv = c.m.argv ? c.m.argv : cmd;
+    if (c.m.argv && cmd && !exec_mode)
+        log_info("the manifest has a command; ignoring the one after -- (--exec runs that one instead)");
+    char **step_argv = exec_mode || !c.m.argv ? cmd : c.m.argv;
 
     struct run_status st;
     status_init(&st, c.m.run_id, c.attempt);

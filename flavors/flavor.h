@@ -83,6 +83,13 @@ const struct flavor_info *flavor_all(int *n);
 /* The flavor called name, or NULL; e says whether it is unknown or only planned. */
 const struct flavor_ops *flavor_find(const char *name, struct err *e);
 
+/* The local flavor's submit: `stepop run` as a child in its own session and work directory under
+ * the run (j->settings: the local flavor's); with exec_argv (NULL-terminated), `stepop run
+ * --exec -- EXEC_ARGV...` runs that command instead of the manifest's (the spark flavor's
+ * client mode runs spark-submit so). The handle is flavor_local_ops's. */
+int flavor_local_spawn(const struct job *j, const char *const *exec_argv, cJSON **handle, struct err *e);
+extern const struct flavor_ops flavor_local_ops;
+
 /* Settings helpers: a string / bool / number setting, or the fallback when absent. A setting of
  * the wrong type is an error naming it (settings.<key>). */
 int flavor_setting_str(const cJSON *settings, const char *key, const char *fallback, const char **out, struct err *e);

@@ -120,7 +120,7 @@ static long long proc_start_time(pid_t pid, char *state)
     return v;
 }
 
-static int local_submit(const struct job *j, cJSON **handle, struct err *e)
+int flavor_local_spawn(const struct job *j, const char *const *exec_argv, cJSON **handle, struct err *e)
 {
     char *dir = state_dir(j, e);
     if (!dir)
@@ -137,6 +137,18 @@ static int local_submit(const struct job *j, cJSON **handle, struct err *e)
     while (environ[n])
         n++;
     char **envp = xcalloc(n + 3, sizeof *envp);
+    size_t extra = 0;
+    while (exec_argv && exec_argv[extra])
+        extra++;
+    char **argv = xcalloc(extra + 5, sizeof *argv);
+    argv[0] = (char *)"stepop";
+    argv[1] = (char *)"run";
+    if (exec_argv) {
+        argv[2] = (char *)"--exec";
+        argv[3] = (char *)"--";
+        for (size_t i = 0; i < extra; i++)
+            argv[4 + i] = (char *)exec_argv[i];
+    }
     size_t k = 0;
     /* The submitter's own STEPOP_ATTEMPT (it may run inside a step) is not the new run's. */
     for (size_t i = 0; i < n; i++)
@@ -169,7 +181,6 @@ static int local_submit(const struct job *j, cJSON **handle, struct err *e)
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
-        char *argv[] = { (char *)"stepop", (char *)"run", NULL };
         execve(j->stepop_path, argv, envp);
         _exit(127);
     }
@@ -190,10 +201,16 @@ static int local_submit(const struct job *j, cJSON **handle, struct err *e)
     free(manifest_env);
     free(attempt_env);
     free(envp);
+    free(argv);
     free(work);
     free(log);
     free(dir);
     return rc;
+}
+
+static int local_submit(const struct job *j, cJSON **handle, struct err *e)
+{
+    return flavor_local_spawn(j, NULL, handle, e);
 }
 
 /* Reads /proc/PID/NAME (NUL-separated argv or environment) whole; NULL when unreadable. */

@@ -9,6 +9,8 @@ extern const struct flavor_ops flavor_kubernetes_ops;
 extern const struct flavor_ops flavor_sagemaker_ops;
 extern const struct flavor_ops flavor_vertex_ops;
 extern const struct flavor_ops flavor_azureml_ops;
+extern const struct flavor_ops flavor_modal_ops;
+extern const struct flavor_ops flavor_spark_ops;
 
 /* The registry: adding a flavor touches only this table and its own file. */
 static const struct flavor_info flavors[] = {
@@ -20,8 +22,10 @@ static const struct flavor_info flavors[] = {
     { "sagemaker", "Amazon SageMaker training jobs", "AWS credential chain; spot with checkpoints", &flavor_sagemaker_ops },
     { "vertex", "Google Vertex AI custom jobs", "Google application default credentials", &flavor_vertex_ops },
     { "azureml", "Azure Machine Learning command jobs", "Azure identity chain; compute clusters or serverless", &flavor_azureml_ops },
-    { "spark", "spark-submit / Spark on Kubernetes", "driver runs stepop run", NULL },
-    { "modal", "Modal functions", "Modal token", NULL },
+    { "spark", "spark-submit; Spark on Kubernetes with the driver pod from a template",
+      "driver runs under stepop run (cluster mode on Kubernetes, client mode elsewhere)", &flavor_spark_ops },
+    { "modal", "Modal sandboxes over Modal's gRPC API", "Modal token (MODAL_TOKEN_ID, ~/.modal.toml); GPU strings "
+      "such as H100:2", &flavor_modal_ops },
     { "custom", "a plugin executable speaking the flavor protocol", "for platforms stepop does not know", NULL },
 };
 

@@ -48,6 +48,11 @@ int cmd_version(int argc, char **argv)
     cJSON *libs = cJSON_AddObjectToObject(o, "libraries");
     cJSON_AddStringToObject(libs, "libcurl", cv->version);
     cJSON_AddStringToObject(libs, "tls", cv->ssl_version ? cv->ssl_version : "none");
+    /* HTTP/2 (nghttp2) is what the modal flavor's gRPC needs. */
+    char h2[64];
+    snprintf(h2, sizeof h2, "%s%s", (cv->features & CURL_VERSION_HTTP2) && cv->nghttp2_version ? "nghttp2/" : "none",
+             (cv->features & CURL_VERSION_HTTP2) && cv->nghttp2_version ? cv->nghttp2_version : "");
+    cJSON_AddStringToObject(libs, "http2", h2);
     cJSON_AddStringToObject(libs, "libarchive", archive_version_string());
     cJSON_AddStringToObject(libs, "zlib", zlibVersion());
     cJSON_AddStringToObject(libs, "zstd", ZSTD_versionString());

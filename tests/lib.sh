@@ -734,3 +734,42 @@ azure_auth_log() { curl -s "$AZURE_AUTH_FAKE_URL/_/log"; }
 # azure_auth_count PYTHON-EXPR: log entries e for which the expression holds
 azure_auth_count() { azure_auth_log | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }
 # ---- end of Azure identity ------------------------------------------------------------------
+
+# ---- Modal: tests/servers/modal_fake.js (docs/testing.md#modal) -------------------------------
+# start_modal_fake [ARGS...]: the Modal API fake (gRPC with the npm modal SDK's own codecs,
+# sandboxes run with Podman) on loopback, stopped at exit (its containers removed); needs
+# start_podman. Exports MODAL_SERVER_URL (cleartext http://, as the SDKs take it), MODAL_TOKEN_ID,
+# MODAL_TOKEN_SECRET and MODAL_FAKE_CTL (its control endpoints), unsets the other MODAL_*
+# variables a client reads and points HOME's ~/.modal.toml nowhere unless the test set HOME.
+# ARGS go to the fake (--container-env K=V, --stop-grace S, --start-delay S, --token-lifetime S,
+# --environment NAME).
+modal_fake_available() {
+    command -v node >/dev/null && [ -f "$ROOT/tests/servers/node_modules/modal/dist/index.cjs" ] &&
+        [ -f "$ROOT/tests/servers/node_modules/@grpc/grpc-js/package.json" ]
+}
+start_modal_fake() {
+    local i pf=$T/modal_fake.$RANDOM.port
+    modal_fake_available || { echo "# npm modal or @grpc/grpc-js is missing (make deps)" >&2; return 1; }
+    unset MODAL_ENVIRONMENT MODAL_PROFILE MODAL_CONFIG_PATH MODAL_IMAGE_BUILDER_VERSION MODAL_SANDBOX_V2 \
+        MODAL_OAUTH_REFRESH_TOKEN MODAL_OAUTH_CLIENT_ID MODAL_OAUTH_CLIENT_SECRET MODAL_OAUTH_JWT_KEY MODAL_LOGLEVEL
+    export MODAL_TOKEN_ID=ak-stepoptest$RANDOM MODAL_TOKEN_SECRET=as-modal-secret-$RANDOM$RANDOM
+    node "$ROOT/tests/servers/modal_fake.js" --port-file "$pf" --podman-dir "$PODMAN_DIR" --jobs-dir "$T/modal-jobs" \
+        --token-id "$MODAL_TOKEN_ID" --token-secret "$MODAL_TOKEN_SECRET" \
+        --container-label "stepop-test.owner=$PODMAN_OWNER" "$@" >>"$T/modal_fake.log" 2>&1 &
+    MODAL_FAKE_PID=$!
+    # SIGTERM: the fake removes its containers before it exits.
+    on_exit "kill $MODAL_FAKE_PID; wait $MODAL_FAKE_PID"
+    for i in $(seq 300); do [ -s "$pf" ] && break; sleep 0.05; done
+    [ -s "$pf" ] || { echo "# the Modal fake did not start" >&2; diag <"$T/modal_fake.log" >&2; return 1; }
+    read -r MODAL_FAKE_GRPC_PORT MODAL_FAKE_CTL_PORT <"$pf"
+    export MODAL_SERVER_URL=http://127.0.0.1:$MODAL_FAKE_GRPC_PORT MODAL_FAKE_CTL=http://127.0.0.1:$MODAL_FAKE_CTL_PORT
+    wait_http "$MODAL_FAKE_CTL/_/log"
+}
+modal_script() { curl -s -X POST --data-binary "$1" "$MODAL_FAKE_CTL/_/script" >/dev/null; }
+modal_log() { curl -s "$MODAL_FAKE_CTL/_/log"; }
+modal_sandboxes() { curl -s "$MODAL_FAKE_CTL/_/sandboxes"; }
+# modal_count PYTHON-EXPR: calls in the fake's log for which EXPR (over e) holds
+modal_count() { modal_log | python3 -c "import json,sys; print(sum(1 for e in json.load(sys.stdin) if $1))"; }
+# modal_client CMD ARGS...: tests/servers/modal_client.js (the npm modal SDK) against the fake.
+modal_client() { node "$ROOT/tests/servers/modal_client.js" "$@"; }
+# ---- end of Modal ---------------------------------------------------------------------------

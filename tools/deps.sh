@@ -12,13 +12,13 @@ fuzz="clang libclang-rt-dev"
 # make static: dpkg-dev for apt-get source and dpkg-buildflags; the static archives of the
 # libraries taken from Debian as they are (docs/static.md).
 static="build-essential dpkg-dev libssl-dev zlib1g-dev libzstd-dev libexpat1-dev liblzma-dev
-        libbz2-dev libyaml-dev"
+        libbz2-dev libyaml-dev libnghttp2-dev"
 # Containers (tests/integration/docker_*.sh): Podman with runc (crun fails on cgroup hybrid hosts),
 # busybox-static for the test images, debootstrap for Dockerfile.cuda's local base image.
 tests="nginx-light libnginx-mod-http-dav-ext openssl tar zstd gzip pigz curl util-linux procps time
        libarchive-tools python3
        nodejs npm valgrind python3-botocore awscli rclone
-       protobuf-compiler python3-protobuf python3-google-auth python3-jwt python3-cryptography python3-crcmod
+       protobuf-compiler python3-protobuf python3-google-auth python3-jwt python3-cryptography python3-yaml python3-crcmod
        podman runc busybox-static debootstrap
        man-db bash-completion zsh fish"
 # make bench: the peers stepop is measured against (docs/benchmarks.md), s3rver included.

@@ -6,13 +6,14 @@
 # nothing but glibc. RELEASE takes the sources from another release of the distribution than the
 # system's own (tools/apt-source.sh -r; docs/static.md).
 #
-# - libcurl: Debian's libcurl.a wants GSSAPI, LDAP, IDN, PSL, SSH, RTMP, nghttp2 and brotli, most
-#   without a static archive. Ours speaks HTTP and HTTPS (OpenSSL), with zlib for
-#   Content-Encoding, unix sockets (the Docker API) and proxies.
+# - libcurl: Debian's libcurl.a wants GSSAPI, LDAP, IDN, PSL, SSH, RTMP and brotli, most
+#   without a static archive. Ours speaks HTTP/1.1 and HTTP/2 (Debian's libnghttp2.a: the modal
+#   flavor's gRPC) and HTTPS (OpenSSL), with zlib for Content-Encoding, unix sockets (the Docker
+#   API) and proxies.
 # - libarchive: Debian's wants libacl, libxml2, nettle, lz4. Ours has the tar formats and the
 #   gzip, bzip2, xz and zstd filters that artifacts/unpack.c enables, nothing else.
 # - cJSON: Debian ships no libcjson.a; it is one C file.
-# zlib, zstd, xz, bzip2, OpenSSL, expat and libyaml come from Debian's own static archives (-dev packages).
+# zlib, zstd, xz, bzip2, OpenSSL, expat, libyaml and nghttp2 come from Debian's own static archives (-dev packages).
 set -eu
 out=$1
 release=${2:-}
@@ -77,7 +78,7 @@ curl_conf="--disable-shared --enable-static --with-openssl --with-zlib
     --disable-ftp --disable-file --disable-ldap --disable-ldaps --disable-rtsp --disable-dict
     --disable-telnet --disable-tftp --disable-pop3 --disable-imap --disable-smb --disable-smtp
     --disable-gopher --disable-mqtt --disable-manual --disable-ntlm-wb --disable-libcurl-option
-    --without-zstd --without-brotli --without-libpsl --without-libidn2 --without-nghttp2
+    --without-zstd --without-brotli --without-libpsl --without-libidn2 --with-nghttp2
     --without-ngtcp2 --without-nghttp3 --without-quiche --without-msh3 --without-libssh2
     --without-libssh --without-librtmp --without-libgsasl --without-hyper
     --enable-threaded-resolver --enable-unix-sockets --enable-proxy
@@ -131,7 +132,7 @@ dep cjson cjson
 # Every archive we link must need nothing beyond itself, the others and glibc: an undefined
 # strong symbol no archive and no glibc library defines would be a missing dependency.
 sysarchives=""
-for l in ssl crypto z zstd lzma bz2 expat yaml; do
+for l in ssl crypto z zstd lzma bz2 expat yaml nghttp2; do
     a=$("$cc" -print-file-name="lib$l.a")
     [ -f "$a" ] || { echo "static-deps.sh: lib$l.a not found (make deps)" >&2; exit 1; }
     sysarchives="$sysarchives $a"

@@ -78,4 +78,26 @@ char *kube_run_label(const char *run_id);
 /* The batch/v1 Job for POST /apis/batch/v1/namespaces/<namespace>/jobs. */
 cJSON *kube_job_body(const struct job *j, const struct kube_cfg *c, const char *namespace);
 
+/* ---- pod.c ---- */
+
+struct kube_client;
+/* obj.k1.k2... (NULL-terminated keys), or NULL; a string item's value, or NULL. */
+const cJSON *kube_get(const cJSON *obj, ...);
+const char *kube_str(const cJSON *v);
+/* The condition of type type whose status is "True", or NULL. */
+const cJSON *kube_condition(const cJSON *obj, const char *type);
+/* The status of container name among the pod's containers (or init containers, init != 0). */
+const cJSON *kube_container(const cJSON *pod, const char *name, int init);
+void kube_msg(struct remote_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The container ended: exit code, OOMKilled and the kubelet's words into st. 1 when it did. */
+int kube_terminated(const cJSON *pod, const char *container, const char *pod_name, struct remote_state *st);
+/* The pod as a phase, for its container named container. 0: st->phase says it all (pending,
+ * unschedulable, running, cannot start); 1: the pod ended or is being taken away: st has the exit
+ * code (-1 when unknown), oom_killed, REASON_PREEMPTED and the words, *over whether its phase is
+ * final (Succeeded, Failed, Unknown). */
+int kube_pod_verdict(const cJSON *pod, const char *container, int *over, struct remote_state *st);
+/* Appends the last log lines of the pod's container to st's message, on one line. */
+void kube_quote_pod_log(struct kube_client *c, const char *ns, const char *pod, const char *container,
+                        struct remote_state *st);
+
 #endif

@@ -17,25 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A pod's log quoted in a message: the last lines, at most this many bytes of them. */
-#define KUBE_LOG_QUOTE 200
-
-/* obj.k1.k2... (NULL-terminated keys), or NULL. */
-static const cJSON *kget(const cJSON *obj, ...)
-{
-    va_list ap;
-    va_start(ap, obj);
-    for (const char *k; obj && (k = va_arg(ap, const char *));)
-        obj = cJSON_GetObjectItemCaseSensitive(obj, k);
-    va_end(ap);
-    return obj;
-}
-
-static const char *kstr(const cJSON *v)
-{
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 /* Settings parsed, then the client for their context and namespace. */
 static int kube_open(const cJSON *settings, struct kube_cfg *cfg, struct kube_client **c, struct err *e)
 {
@@ -136,7 +117,7 @@ static int kube_submit(const struct job *j, cJSON **handle, struct err *e)
                        name, ns, j->m->run_id, name, ns);
         err_prefix(e, "creating Job %s in namespace %s on %s: ", name, ns, kube_client_server(c));
     } else {
-        const char *uid = kstr(kget(made, "metadata", "uid", NULL));
+        const char *uid = kube_str(kube_get(made, "metadata", "uid", NULL));
         cJSON *h = cJSON_CreateObject();
         cJSON_AddStringToObject(h, "namespace", ns);
         cJSON_AddStringToObject(h, "job", name);
@@ -173,10 +154,10 @@ static void kube_target_free(struct kube_target *t)
 /* The Job is the run's when its run-id label, run-id annotation and run-uri annotation say so. */
 static int kube_verify(const struct kube_target *t, struct err *e)
 {
-    const cJSON *md = kget(t->obj, "metadata", NULL);
-    const char *label = kstr(kget(md, "labels", KUBE_LABEL_RUN_ID, NULL));
-    const char *id = kstr(kget(md, "annotations", KUBE_ANNOTATION_RUN_ID, NULL));
-    const char *uri = kstr(kget(md, "annotations", KUBE_ANNOTATION_RUN_URI, NULL));
+    const cJSON *md = kube_get(t->obj, "metadata", NULL);
+    const char *label = kube_str(kube_get(md, "labels", KUBE_LABEL_RUN_ID, NULL));
+    const char *id = kube_str(kube_get(md, "annotations", KUBE_ANNOTATION_RUN_ID, NULL));
+    const char *uri = kube_str(kube_get(md, "annotations", KUBE_ANNOTATION_RUN_URI, NULL));
     char *want_label = kube_run_label(t->run_id);
     char want_uri[1024];
     uri_redact(t->run_uri, want_uri, sizeof want_uri);
@@ -233,27 +214,14 @@ static int kube_target_open(const cJSON *handle, const cJSON *settings, struct k
 
 /* ---- poll ---- */
 
-/* The condition of type type whose status is "True", or NULL. */
-static const cJSON *kube_condition(const cJSON *obj, const char *type)
-{
-    const cJSON *c;
-    cJSON_ArrayForEach(c, kget(obj, "status", "conditions", NULL))
-    {
-        const char *t = kstr(kget(c, "type", NULL)), *s = kstr(kget(c, "status", NULL));
-        if (t && s && strcmp(t, type) == 0 && strcmp(s, "True") == 0)
-            return c;
-    }
-    return NULL;
-}
-
 /* The newest pod of the list (a retried Job has several), or NULL. */
 static const cJSON *kube_newest_pod(const cJSON *list)
 {
     const cJSON *best = NULL, *p;
     const char *best_ts = "";
-    cJSON_ArrayForEach(p, kget(list, "items", NULL))
+    cJSON_ArrayForEach(p, kube_get(list, "items", NULL))
     {
-        const char *ts = kstr(kget(p, "metadata", "creationTimestamp", NULL));
+        const char *ts = kube_str(kube_get(p, "metadata", "creationTimestamp", NULL));
         /* RFC 3339 in UTC with seconds, as the API server writes it: text order is time order. */
         if (!best || (ts && strcmp(ts, best_ts) >= 0)) {
             best = p;
@@ -267,207 +235,31 @@ static int kube_count_failed(const cJSON *list)
 {
     int n = 0;
     const cJSON *p;
-    cJSON_ArrayForEach(p, kget(list, "items", NULL))
+    cJSON_ArrayForEach(p, kube_get(list, "items", NULL))
     {
-        const char *phase = kstr(kget(p, "status", "phase", NULL));
+        const char *phase = kube_str(kube_get(p, "status", "phase", NULL));
         n += phase && strcmp(phase, "Failed") == 0;
     }
     return n;
-}
-
-/* The status of container name among the pod's containers (or init containers, init != 0). */
-static const cJSON *kube_container(const cJSON *pod, const char *name, int init)
-{
-    const cJSON *c;
-    cJSON_ArrayForEach(c, kget(pod, "status", init ? "initContainerStatuses" : "containerStatuses", NULL))
-    {
-        const char *n = kstr(kget(c, "name", NULL));
-        if (n && strcmp(n, name) == 0)
-            return c;
-    }
-    return NULL;
-}
-
-static int kube_cannot_start_reason(const char *reason)
-{
-    static const char *const reasons[] = { "ErrImagePull", "ImagePullBackOff", "InvalidImageName",
-                                           "CreateContainerConfigError", "CreateContainerError", NULL };
-    for (const char *const *r = reasons; reason && *r; r++)
-        if (strcmp(*r, reason) == 0)
-            return 1;
-    return 0;
-}
-
-/* Pod reasons that mean the platform took the pod away: eviction (node pressure, API-initiated),
- * preemption, a node shutting down or lost. */
-static int kube_preempted_reason(const char *reason)
-{
-    static const char *const reasons[] = { "Evicted", "Preempting", "NodeLost", "NodeShutdown", "Shutdown",
-                                           "Terminated", NULL };
-    for (const char *const *r = reasons; reason && *r; r++)
-        if (strcmp(*r, reason) == 0)
-            return 1;
-    return 0;
-}
-
-static void kube_msg(struct remote_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void kube_msg(struct remote_state *st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(st->message, sizeof st->message, fmt, ap);
-    va_end(ap);
-}
-
-/* Appends the pod's last log lines (the step's container) to the message, on one line. */
-static void kube_quote_log(struct kube_target *t, const char *pod, struct remote_state *st)
-{
-    char *path = xasprintf("/api/v1/namespaces/%s/pods/%s/log?container=" KUBE_CONTAINER "&tailLines=20", t->ns, pod);
-    char *log = NULL;
-    size_t len = 0;
-    struct err le = { 0 };
-    if (kube_request_text(t->c, path, 64 * 1024, &log, &len, &le) < 0) {
-        log_debug("reading the log of pod %s: %s", pod, le.msg);
-        free(path);
-        return;
-    }
-    free(path);
-    while (len && (log[len - 1] == '\n' || log[len - 1] == '\r' || log[len - 1] == ' '))
-        log[--len] = '\0';
-    if (len) {
-        const char *from = len > KUBE_LOG_QUOTE ? log + len - KUBE_LOG_QUOTE : log;
-        /* Start on a line's beginning when one is near. */
-        const char *nl = from > log ? strchr(from, '\n') : NULL;
-        if (nl && nl[1])
-            from = nl + 1;
-        struct buf b = { 0 };
-        for (const char *p = from; *p; p++) {
-            if (*p == '\n')
-                buf_append(&b, " | ", 3);
-            else if ((unsigned char)*p >= 0x20 || *p == '\t')
-                buf_append(&b, p, 1);
-        }
-        size_t used = strlen(st->message);
-        snprintf(st->message + used, sizeof st->message - used, "; last log lines: %s%s", from > log ? "... " : "",
-                 b.data ? b.data : "");
-        buf_free(&b);
-    }
-    free(log);
-}
-
-/* The step's container ended: its exit code, OOM and the kubelet's words. Returns 1 when it did. */
-static int kube_terminated(const cJSON *pod, const char *pod_name, struct remote_state *st)
-{
-    const cJSON *cs = kube_container(pod, KUBE_CONTAINER, 0);
-    const cJSON *term = kget(cs, "state", "terminated", NULL);
-    if (!term)
-        term = kget(cs, "lastState", "terminated", NULL);
-    if (!term)
-        return 0;
-    const cJSON *code = kget(term, "exitCode", NULL);
-    const char *reason = kstr(kget(term, "reason", NULL)), *message = kstr(kget(term, "message", NULL));
-    st->exit_code = cJSON_IsNumber(code) ? code->valueint : -1;
-    st->oom_killed = reason && strcmp(reason, "OOMKilled") == 0;
-    if (st->oom_killed)
-        kube_msg(st, "pod %s: container " KUBE_CONTAINER " was OOMKilled (exit code %d)", pod_name, st->exit_code);
-    else
-        kube_msg(st, "pod %s: container " KUBE_CONTAINER " terminated with exit code %d%s%s%s%s", pod_name,
-                 st->exit_code, reason ? " (" : "", reason ? reason : "", reason ? ")" : "",
-                 message && *message ? ": " : "");
-    if (message && *message && !st->oom_killed) {
-        size_t used = strlen(st->message);
-        snprintf(st->message + used, sizeof st->message - used, "%.200s", message);
-    }
-    return 1;
-}
-
-/* A waiting container that will not start (the image, the configuration): 1 and st filled. */
-static int kube_waiting(const cJSON *pod, const char *pod_name, struct remote_state *st)
-{
-    const cJSON *c, *lists[2] = { kget(pod, "status", "initContainerStatuses", NULL),
-                                  kget(pod, "status", "containerStatuses", NULL) };
-    for (int i = 0; i < 2; i++) {
-        cJSON_ArrayForEach(c, lists[i])
-        {
-            const cJSON *w = kget(c, "state", "waiting", NULL);
-            const char *reason = kstr(kget(w, "reason", NULL)), *message = kstr(kget(w, "message", NULL));
-            if (!kube_cannot_start_reason(reason))
-                continue;
-            const char *container = kstr(kget(c, "name", NULL));
-            st->phase = REMOTE_CANNOT_START;
-            kube_msg(st, "pod %s: container %s: %s%s%s", pod_name, container ? container : "?", reason,
-                     message ? ": " : "", message ? message : "");
-            return 1;
-        }
-    }
-    return 0;
 }
 
 /* The newest pod as a phase; job_ended: the Job failed, so no other pod follows. */
 static void kube_pod_state(struct kube_target *t, const cJSON *list, const cJSON *pod, int job_ended,
                            struct remote_state *st)
 {
-    const char *name = kstr(kget(pod, "metadata", "name", NULL));
-    const char *phase = kstr(kget(pod, "status", "phase", NULL));
-    const char *reason = kstr(kget(pod, "status", "reason", NULL));
-    const char *message = kstr(kget(pod, "status", "message", NULL));
-    const char *node = kstr(kget(pod, "spec", "nodeName", NULL));
-    name = name ? name : "?";
+    int over;
+    if (!kube_pod_verdict(pod, KUBE_CONTAINER, &over, st))
+        return;
+    const char *name = kube_str(kube_get(pod, "metadata", "name", NULL));
+    const char *phase = kube_str(kube_get(pod, "status", "phase", NULL));
     phase = phase ? phase : "Pending";
-    if (kube_waiting(pod, name, st))
-        return;
-    const cJSON *disruption = kube_condition(pod, "DisruptionTarget");
-    int preempted = disruption || kube_preempted_reason(reason) || strcmp(phase, "Unknown") == 0;
-    if (strcmp(phase, "Pending") == 0 && !preempted) {
-        const cJSON *sched;
-        cJSON_ArrayForEach(sched, kget(pod, "status", "conditions", NULL))
-        {
-            const char *type = kstr(kget(sched, "type", NULL)), *s = kstr(kget(sched, "status", NULL));
-            const char *r = kstr(kget(sched, "reason", NULL)), *m = kstr(kget(sched, "message", NULL));
-            if (type && s && r && strcmp(type, "PodScheduled") == 0 && strcmp(s, "False") == 0 &&
-                strcmp(r, "Unschedulable") == 0) {
-                kube_msg(st, "pod %s is unschedulable: %s", name, m ? m : r);
-                return;
-            }
-        }
-        const cJSON *w = kget(kube_container(pod, KUBE_CONTAINER, 0), "state", "waiting", NULL);
-        const char *wr = kstr(kget(w, "reason", NULL));
-        kube_msg(st, "pod %s is pending%s%s%s%s", name, node ? " on node " : "", node ? node : "", wr ? ": " : "",
-                 wr ? wr : "");
-        return;
-    }
-    if (strcmp(phase, "Running") == 0 && !preempted) {
-        st->phase = REMOTE_RUNNING;
-        kube_msg(st, "pod %s is running%s%s", name, node ? " on node " : "", node ? node : "");
-        return;
-    }
-    /* Succeeded, Failed, or taken away. */
-    int ended = kube_terminated(pod, name, st);
-    if (!ended)
-        st->exit_code = strcmp(phase, "Succeeded") == 0 ? 0 : -1;
-    if (preempted) {
-        st->reason = REASON_PREEMPTED;
-        const char *why = disruption ? kstr(kget(disruption, "message", NULL)) : message;
-        const char *r = disruption ? kstr(kget(disruption, "reason", NULL)) : reason;
-        if (!r && strcmp(phase, "Unknown") == 0)
-            r = "the node was lost";
-        kube_msg(st, "pod %s was taken away%s%s%s%s%s%s", name, r ? " (" : "", r ? r : "", r ? ")" : "",
-                 node ? " from node " : "", node ? node : "", why ? ": " : "");
-        if (why) {
-            size_t used = strlen(st->message);
-            snprintf(st->message + used, sizeof st->message - used, "%.300s", why);
-        }
-    } else if (!ended) {
-        kube_msg(st, "pod %s is %s%s%s", name, phase, message ? ": " : "", message ? message : "");
-    }
-    int over = strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0 || strcmp(phase, "Unknown") == 0;
     if (!job_ended && !over) {
         /* Being taken away, not gone yet: it runs until the platform stops it. */
         st->phase = strcmp(phase, "Running") == 0 ? REMOTE_RUNNING : REMOTE_PENDING;
         return;
     }
     /* A failed pod with retries left is not the end: the Job starts another. */
-    const cJSON *limit = kget(t->obj, "spec", "backoffLimit", NULL);
+    const cJSON *limit = kube_get(t->obj, "spec", "backoffLimit", NULL);
     int retries = cJSON_IsNumber(limit) ? limit->valueint : 6;
     int failures = kube_count_failed(list) + (strcmp(phase, "Failed") != 0); /* a lost pod counts too */
     if (!job_ended && strcmp(phase, "Succeeded") != 0 && failures <= retries) {
@@ -478,7 +270,7 @@ static void kube_pod_state(struct kube_target *t, const cJSON *list, const cJSON
     }
     st->phase = REMOTE_EXITED;
     if (st->exit_code != 0)
-        kube_quote_log(t, name, st);
+        kube_quote_pod_log(t->c, t->ns, name ? name : "?", KUBE_CONTAINER, st);
 }
 
 static int kube_poll(const cJSON *handle, const cJSON *settings, struct remote_state *st, struct err *e)
@@ -495,7 +287,7 @@ static int kube_poll(const cJSON *handle, const cJSON *settings, struct remote_s
     }
     /* The Job controller labels its pods with both; the uid leaves out the pods of an earlier Job
      * of the same name (orphaned by a delete). */
-    const char *uid = kstr(kget(t.obj, "metadata", "uid", NULL));
+    const char *uid = kube_str(kube_get(t.obj, "metadata", "uid", NULL));
     char *sel = curl_easy_escape(NULL, t.job, 0), *usel = uid ? curl_easy_escape(NULL, uid, 0) : NULL;
     char *path = xasprintf("/api/v1/namespaces/%s/pods?labelSelector=job-name%%3D%s%s%s", t.ns, sel,
                            usel ? "%2Ccontroller-uid%3D" : "", usel ? usel : "");
@@ -510,15 +302,15 @@ static int kube_poll(const cJSON *handle, const cJSON *settings, struct remote_s
         return -1;
     }
     const cJSON *pod = kube_newest_pod(pods);
-    const char *pod_name = kstr(kget(pod, "metadata", "name", NULL));
+    const char *pod_name = kube_str(kube_get(pod, "metadata", "name", NULL));
     const cJSON *complete = kube_condition(t.obj, "Complete"), *failed = kube_condition(t.obj, "Failed");
     if (complete) {
         st->phase = REMOTE_EXITED;
-        if (!pod || !kube_terminated(pod, pod_name ? pod_name : "?", st))
+        if (!pod || !kube_terminated(pod, KUBE_CONTAINER, pod_name ? pod_name : "?", st))
             kube_msg(st, "Job %s completed", t.job);
         st->exit_code = 0;
     } else if (failed) {
-        const char *reason = kstr(kget(failed, "reason", NULL)), *message = kstr(kget(failed, "message", NULL));
+        const char *reason = kube_str(kube_get(failed, "reason", NULL)), *message = kube_str(kube_get(failed, "message", NULL));
         st->exit_code = -1;
         if (pod)
             kube_pod_state(&t, pods, pod, 1, st);
@@ -551,7 +343,7 @@ static int kube_delete(struct kube_target *t, const char *propagation, int64_t g
     cJSON_AddStringToObject(opts, "propagationPolicy", propagation);
     if (grace_s >= 0)
         cJSON_AddNumberToObject(opts, "gracePeriodSeconds", (double)grace_s);
-    const char *uid = kstr(kget(t->obj, "metadata", "uid", NULL));
+    const char *uid = kube_str(kube_get(t->obj, "metadata", "uid", NULL));
     if (uid)
         cJSON_AddStringToObject(cJSON_AddObjectToObject(opts, "preconditions"), "uid", uid);
     char *path = xasprintf("/apis/batch/v1/namespaces/%s/jobs/%s", t->ns, t->job);
@@ -570,7 +362,7 @@ static int kube_delete(struct kube_target *t, const char *propagation, int64_t g
 static int kube_finished(const struct kube_target *t)
 {
     return kube_condition(t->obj, "Complete") || kube_condition(t->obj, "Failed") ||
-           kget(t->obj, "metadata", "deletionTimestamp", NULL);
+           kube_get(t->obj, "metadata", "deletionTimestamp", NULL);
 }
 
 /* Deleting the Job (foreground: the Job goes once its pods have) is how a Job is stopped; its
@@ -599,7 +391,7 @@ static int kube_cleanup(const cJSON *handle, const cJSON *settings, struct err *
     if (kube_target_open(handle, settings, &t, e) < 0)
         return err_prefix(e, "removing the Job: ");
     int rc = 0;
-    if (t.obj && !kget(t.obj, "metadata", "deletionTimestamp", NULL))
+    if (t.obj && !kube_get(t.obj, "metadata", "deletionTimestamp", NULL))
         rc = kube_delete(&t, "Background", -1, e);
     kube_target_free(&t);
     return rc;

@@ -34,6 +34,7 @@ for lib in libcurl tls libarchive zlib zstd cjson libcrypto; do
     fi
 done
 out_has "OpenSSL/" "libcurl uses OpenSSL"
+check "libcurl speaks HTTP/2 with Debian's libnghttp2.a (the modal flavor's gRPC)" grep -Eq "^  http2 +nghttp2/[0-9]+\.[0-9]+" "$T/out"
 stamp_version() { sed -n "1s/^$1 \([^-]*\).*/\1/p" "$ROOT/build/static-deps/stamps/$2" 2>/dev/null; }
 v=$(stamp_version curl curl)
 [ -n "$v" ] && check "libcurl is the one built from Debian's source ($v)" grep -Eq "^  libcurl +$v\$" "$T/out"

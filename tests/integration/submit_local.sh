@@ -65,7 +65,7 @@ is_eq "and starts nothing" "$(ls "$runs" | wc -l)" "$before"
 
 # Refusals.
 expect_rc 2 "an unknown flavor is a usage error" "$STEPOP" submit --flavor nope -- true
-expect_rc 2 "a planned flavor says it is planned" "$STEPOP" submit --flavor spark -- true
+expect_rc 2 "a planned flavor says it is planned" "$STEPOP" submit --flavor custom -- true
 err_has "planned" "the message says so"
 expect_rc 2 "the local flavor refuses a memory limit it cannot enforce" "$STEPOP" submit --memory 1GiB -- true
 err_has "resources.memory" "naming the field"
@@ -232,7 +232,7 @@ expect_rc 0 "flavor list" "$STEPOP" flavor list
 for f in local docker kubernetes sagemaker vertex azureml spark modal custom; do
     out_has "$f " "flavor list names $f"
 done
-check "local, sagemaker and vertex are available, spark planned" sh -c "grep -q '^local *available' '$T/out' && grep -q '^sagemaker *available' '$T/out' && grep -q '^vertex *available' '$T/out' && grep -q '^spark *planned' '$T/out'"
+check "local, sagemaker, vertex, azureml, spark and modal are available, custom planned" sh -c "grep -q '^local *available' '$T/out' && grep -q '^sagemaker *available' '$T/out' && grep -q '^vertex *available' '$T/out' && grep -q '^azureml *available' '$T/out' && grep -q '^spark *available' '$T/out' && grep -q '^modal *available' '$T/out' && grep -q '^custom *planned' '$T/out'"
 printf '{"store": 5}' >"$T/cwd/stepop.json"
 expect_rc 2 "a broken configuration is a usage error" "$STEPOP" submit -- true
 done_testing
