@@ -63,7 +63,8 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-.PHONY: all deps test unit-test integration-test install clean help demo check-deps bench static fuzz fuzz-build tsan
+.PHONY: all deps test unit-test integration-test install clean help demo check-deps bench static fuzz fuzz-build tsan \
+	man completion
 all: build/stepop
 
 help:
@@ -75,7 +76,8 @@ help:
 	@echo "make static     build build/stepop-static, static except glibc (docs/static.md)"
 	@echo "make fuzz       build the libFuzzer targets (clang) and run each for FUZZ_SECONDS (docs/testing.md)"
 	@echo "make tsan       build build/tsan/stepop (ThreadSanitizer) and run tests/integration/tsan.sh"
-	@echo "make install    install stepop and the stepop-submit link (PREFIX, DESTDIR)"
+	@echo "make man        build the man pages into build/man/ (needs scdoc and python3)"
+	@echo "make install    install stepop, the stepop-submit link, completions and man pages (PREFIX, DESTDIR)"
 	@echo "make clean      remove build/"
 
 deps:
@@ -247,10 +249,54 @@ bench: build/stepop build/bench/gen_data
 	@$(MAKE) --no-print-directory static
 	@bench/run.sh
 
-install: build/stepop
+# Man pages (docs/testing.md#man-pages-and-completion): tools/man.sh writes scdoc sources from
+# the built binary's command and option tables and --help texts, and from docs/manifest.md and
+# docs/flavors.md for the (5) pages; scdoc renders them into build/man/. Optional for `make`;
+# `make install` installs them when scdoc is present and says so when it is not.
+SCDOC ?= scdoc
+HAVE_SCDOC := $(shell command -v $(SCDOC) 2>/dev/null)
+# The pages' date is the commit's, so a rebuild of one commit gives the same pages.
+MAN_DATE := $(shell git log -1 --format=%ct 2>/dev/null)
+
+man: build/man/.stamp
+
+build/man/.stamp: build/stepop tools/man.sh tools/md2scd.py docs/manifest.md docs/flavors.md
+	@command -v $(SCDOC) >/dev/null || { echo "make man needs scdoc (Debian: apt-get install scdoc)" >&2; exit 1; }
+	@echo "  MAN     build/man"
+	@rm -rf build/man && mkdir -p build/man/src
+	$(Q)tools/man.sh build/stepop build/man/src
+	$(Q)for f in build/man/src/*.scd; do p=$${f##*/}; \
+	    SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$(MAN_DATE)} $(SCDOC) <$$f >build/man/$${p%.scd} || exit 1; done
+	@touch $@
+
+# Completion scripts, printed by the binary from the same tables its commands parse with.
+completion: build/completion/.stamp
+
+build/completion/.stamp: build/stepop
+	@mkdir -p build/completion
+	$(Q)build/stepop completion bash >build/completion/stepop
+	$(Q)build/stepop completion zsh >build/completion/_stepop
+	$(Q)build/stepop completion fish >build/completion/stepop.fish
+	@touch $@
+
+install: build/stepop build/completion/.stamp $(if $(HAVE_SCDOC),build/man/.stamp)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 build/stepop $(DESTDIR)$(PREFIX)/bin/stepop
 	ln -sf stepop $(DESTDIR)$(PREFIX)/bin/stepop-submit
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+	    $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 0644 build/completion/stepop $(DESTDIR)$(PREFIX)/share/bash-completion/completions/stepop
+	ln -sf stepop $(DESTDIR)$(PREFIX)/share/bash-completion/completions/stepop-submit
+	install -m 0644 build/completion/_stepop $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_stepop
+	install -m 0644 build/completion/stepop.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/stepop.fish
+	ln -sf stepop.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/stepop-submit.fish
+ifneq ($(HAVE_SCDOC),)
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 0644 build/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 build/man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5
+else
+	@echo "warning: scdoc not found: man pages not installed (apt-get install scdoc, then make install again)" >&2
+endif
 
 clean:
 	rm -rf build

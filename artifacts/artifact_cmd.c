@@ -3,6 +3,7 @@
 #include "transfer.h"
 
 #include "../runtime/cli.h"
+#include "../runtime/cmdopts.h"
 #include "../runtime/commands.h"
 #include "../runtime/exitcodes.h"
 #include "../runtime/http.h"
@@ -63,6 +64,7 @@ static const struct cli_option options[] = {
     { "max-entries", 0, 1, OPT_MAX_ENTRIES }, { "expires", 0, 1, OPT_EXPIRES }, { "method", 0, 1, OPT_METHOD },
     { 0 },
 };
+const struct cli_option *const artifact_cli_options = options;
 
 struct args {
     int json, unpack, have_format;

@@ -3,6 +3,7 @@
  * stepop into a volume the step's container shares. The copy is written beside DEST and renamed
  * over it, so a reader never sees half a binary. */
 #include "../runtime/cli.h"
+#include "../runtime/cmdopts.h"
 #include "../runtime/commands.h"
 #include "../runtime/exitcodes.h"
 #include "../runtime/fsutil.h"
@@ -69,13 +70,15 @@ static int install_to(const char *dest, struct err *e)
     return r;
 }
 
+static const struct cli_option install_opts[] = { { 0 } };
+const struct cli_option *const install_cli_options = install_opts;
+
 int cmd_install(int argc, char **argv)
 {
-    static const struct cli_option opts[] = { { 0 } };
     struct cli c;
     struct err e = { 0 };
     const char *v;
-    cli_init(&c, "install", opts, argc - 1, argv + 1);
+    cli_init(&c, "install", install_opts, argc - 1, argv + 1);
     int id = cli_next(&c, &v, &e);
     if (id == CLI_HELP) {
         cli_free(&c);

@@ -8,6 +8,7 @@
 
 #include "../artifacts/store.h"
 #include "../runtime/cli.h"
+#include "../runtime/cmdopts.h"
 #include "../runtime/commands.h"
 #include "../runtime/exitcodes.h"
 #include "../runtime/fsutil.h"
@@ -472,15 +473,17 @@ static int run_step(struct run_ctx *c, char **argv)
     return finish(c, r.exit_code);
 }
 
+enum { OPT_MANIFEST = 1, OPT_EXEC };
+static const struct cli_option run_opts[] = { { "manifest", 'm', 1, OPT_MANIFEST }, { "exec", 0, 0, OPT_EXEC }, { 0 } };
+const struct cli_option *const run_cli_options = run_opts;
+
 int cmd_run(int argc, char **argv)
 {
-    enum { OPT_MANIFEST = 1, OPT_EXEC };
-    static const struct cli_option opts[] = { { "manifest", 'm', 1, OPT_MANIFEST }, { "exec", 0, 0, OPT_EXEC }, { 0 } };
     struct cli cl;
     struct err e = { 0 };
     const char *v, *manifest_uri = NULL;
     int id, exec_mode = 0;
-    cli_init(&cl, "run", opts, argc - 1, argv + 1);
+    cli_init(&cl, "run", run_opts, argc - 1, argv + 1);
     while ((id = cli_next(&cl, &v, &e)) > 0) {
         if (id == OPT_MANIFEST)
             manifest_uri = v;

@@ -8,6 +8,7 @@
 #include "../artifacts/store.h"
 #include "../gpu/gpu.h"
 #include "../runtime/cli.h"
+#include "../runtime/cmdopts.h"
 #include "../runtime/commands.h"
 #include "../runtime/doctor.h"
 #include "../runtime/exitcodes.h"
@@ -134,6 +135,14 @@ static void check_gpu(struct doctor *d)
     cJSON_Delete(summary);
 }
 
+enum { OPT_OPERATOR = 1, OPT_JSON };
+static const struct cli_option doctor_opts[] = {
+    { "operator", 'o', 1, OPT_OPERATOR },
+    { "json", 0, 0, OPT_JSON },
+    { NULL, 0, 0, 0 },
+};
+const struct cli_option *const doctor_cli_options = doctor_opts;
+
 int cmd_doctor(int argc, char **argv)
 {
     static const char usage[] =
@@ -141,17 +150,11 @@ int cmd_doctor(int argc, char **argv)
         "\nChecks the configuration, the store, the operator's flavor and the local GPU, one line each:\n"
         "\u2714 passed, \u2718 failed (with a hint), \u2013 not applicable. Exits 1 when a check failed.\n"
         "The store check writes and removes one small object under <store>doctor/. docs/doctor.md.\n";
-    enum { OPT_OPERATOR = 1, OPT_JSON };
-    static const struct cli_option opts[] = {
-        { "operator", 'o', 1, OPT_OPERATOR },
-        { "json", 0, 0, OPT_JSON },
-        { NULL, 0, 0, 0 },
-    };
     struct cli c;
     struct err e = { 0 };
     const char *opname = NULL, *v;
     int json = 0, id;
-    cli_init(&c, "doctor", opts, argc - 1, argv + 1);
+    cli_init(&c, "doctor", doctor_opts, argc - 1, argv + 1);
     while ((id = cli_next(&c, &v, &e)) > 0) {
         if (id == OPT_OPERATOR)
             opname = v;

@@ -6,6 +6,7 @@
 #include "follow.h"
 
 #include "../runtime/cli.h"
+#include "../runtime/cmdopts.h"
 #include "../runtime/commands.h"
 #include "../runtime/exitcodes.h"
 #include "../runtime/http.h"
@@ -20,6 +21,13 @@
 #include <string.h>
 
 enum { R_JSON = 1, R_FOLLOW, R_ATTEMPT, R_WAIT };
+
+static const struct cli_option status_opts[] = { { "json", 0, 0, R_JSON }, { 0 } };
+static const struct cli_option logs_opts[] = { { "follow", 'f', 0, R_FOLLOW }, { "attempt", 0, 1, R_ATTEMPT }, { 0 } };
+static const struct cli_option cancel_opts[] = { { "wait", 'w', 0, R_WAIT }, { 0 } };
+const struct cli_option *const status_cli_options = status_opts;
+const struct cli_option *const logs_cli_options = logs_opts;
+const struct cli_option *const cancel_cli_options = cancel_opts;
 
 static int fail(const struct err *e)
 {
@@ -70,7 +78,6 @@ static int parse_run_args(const char *cmd, const char *usage, const struct cli_o
 
 int cmd_status(int argc, char **argv)
 {
-    static const struct cli_option opts[] = { { "json", 0, 0, R_JSON }, { 0 } };
     static const char usage[] = "usage: stepop status RUN [--json]\n\nThe run's status.json (RUN: a run id in the "
                                 "configured store, or a run URI). Exit 3 when the run does not exist.\n";
     struct err e = { 0 };
@@ -78,7 +85,7 @@ int cmd_status(int argc, char **argv)
     char *run_uri = NULL;
     int flags = 0;
     long attempt = 0;
-    int p = parse_run_args("status", usage, opts, argc, argv, &run_uri, &flags, &attempt, &cfg, &e);
+    int p = parse_run_args("status", usage, status_opts, argc, argv, &run_uri, &flags, &attempt, &cfg, &e);
     if (p != 0) {
         config_free(&cfg);
         return p > 0 ? EXIT_OK : fail(&e);
@@ -143,15 +150,14 @@ int cmd_status(int argc, char **argv)
 
 int cmd_logs(int argc, char **argv)
 {
-    static const struct cli_option opts[] = { { "follow", 'f', 0, R_FOLLOW }, { "attempt", 0, 1, R_ATTEMPT }, { 0 } };
-    static const char usage[] = "usage: stepop logs RUN [-f] [--attempt N]\n\nThe run's shipped output (of its "
+    static const char usage[] = "usage: stepop logs RUN [-f|--follow] [--attempt N]\n\nThe run's shipped output (of its "
                                 "latest attempt unless --attempt); -f follows until the run ends.\n";
     struct err e = { 0 };
     struct config cfg = { 0 };
     char *run_uri = NULL;
     int flags = 0;
     long attempt = 0;
-    int p = parse_run_args("logs", usage, opts, argc, argv, &run_uri, &flags, &attempt, &cfg, &e);
+    int p = parse_run_args("logs", usage, logs_opts, argc, argv, &run_uri, &flags, &attempt, &cfg, &e);
     if (p != 0) {
         config_free(&cfg);
         return p > 0 ? EXIT_OK : fail(&e);
@@ -196,7 +202,6 @@ out:
 
 int cmd_cancel(int argc, char **argv)
 {
-    static const struct cli_option opts[] = { { "wait", 'w', 0, R_WAIT }, { 0 } };
     static const char usage[] = "usage: stepop cancel RUN [--wait]\n\nAsks the run's flavor to stop it (SIGTERM, then "
                                 "SIGKILL after the grace period); --wait follows it to its final status.\n";
     struct err e = { 0 };
@@ -204,7 +209,7 @@ int cmd_cancel(int argc, char **argv)
     char *run_uri = NULL;
     int flags = 0;
     long attempt = 0;
-    int p = parse_run_args("cancel", usage, opts, argc, argv, &run_uri, &flags, &attempt, &cfg, &e);
+    int p = parse_run_args("cancel", usage, cancel_opts, argc, argv, &run_uri, &flags, &attempt, &cfg, &e);
     if (p != 0) {
         config_free(&cfg);
         return p > 0 ? EXIT_OK : fail(&e);

@@ -6,6 +6,7 @@
 
 #include "../artifacts/store.h"
 #include "../runtime/cli.h"
+#include "../runtime/cmdopts.h"
 #include "../runtime/commands.h"
 #include "../runtime/exitcodes.h"
 #include "../runtime/http.h"
@@ -63,6 +64,7 @@ static const struct cli_option options[] = {
     { "pending-timeout", 0, 1, O_PENDING }, { "detach", 'd', 0, O_DETACH }, { "dry-run", 0, 0, O_DRY_RUN },
     { "json", 0, 0, O_JSON },         { 0 },
 };
+const struct cli_option *const submit_cli_options = options;
 
 /* An object member of step, created when missing. */
 static cJSON *object_member(cJSON *step, const char *key)

@@ -2,6 +2,7 @@
 #include "gpu_backend.h"
 
 #include "../runtime/cli.h"
+#include "../runtime/cmdopts.h"
 #include "../runtime/commands.h"
 #include "../runtime/exitcodes.h"
 #include "../runtime/jsonutil.h"
@@ -59,6 +60,7 @@ static const struct cli_option options[] = {
     { "min-dtod-gbps", 0, 1, OPT_MIN_DTOD },
     { 0 },
 };
+const struct cli_option *const gpu_cli_options = options;
 
 static int parse_double(const char *opt, const char *value, double min, double max, double *out, struct err *e)
 {

@@ -1,5 +1,6 @@
 /* CLI dispatch: `stepop <command> ...`; called as `stepop-submit`, it is `stepop submit`. */
 #include "commands.h"
+#include "completion.h"
 #include "exitcodes.h"
 #include "log.h"
 #include "util.h"
@@ -14,6 +15,10 @@ struct command {
     int (*run)(int argc, char **argv);
 };
 
+static int cmd_completion(int argc, char **argv);
+
+static const char help_summary[] = "this text; 'stepop <command> --help' for a command's options";
+
 static const struct command commands[] = {
     { "submit", "launch a step through a flavor and follow it (also: stepop-submit)", cmd_submit },
     { "status", "a run's status (by run id or run URI)", cmd_status },
@@ -26,8 +31,8 @@ static const struct command commands[] = {
     { "artifact", "move artifacts: put, get, stat, ls, rm, presign", cmd_artifact },
     { "gpu", "check GPUs and the CUDA driver: check, smoke", cmd_gpu },
     { "version", "print version, commit and library versions", cmd_version },
-    /* stepop doctor */
     { "doctor", "check the configuration, store, flavor and GPU before a submit", cmd_doctor },
+    { "completion", "print a bash, zsh or fish completion script", cmd_completion },
 };
 
 static void usage(FILE *out)
@@ -35,8 +40,19 @@ static void usage(FILE *out)
     fprintf(out, "usage: stepop <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "  %-10s %s\n", "help", "this text; 'stepop <command> --help' for a command's options");
+    fprintf(out, "  %-10s %s\n", "help", help_summary);
     fprintf(out, "\nDocumentation: README.md and docs/ in the source tree.\n");
+}
+
+/* The completion scripts and man pages are generated from this table, help included. */
+static int cmd_completion(int argc, char **argv)
+{
+    enum { N = sizeof commands / sizeof commands[0] };
+    struct completion_command cmds[N + 1];
+    for (size_t i = 0; i < N; i++)
+        cmds[i] = (struct completion_command){ commands[i].name, commands[i].summary };
+    cmds[N] = (struct completion_command){ "help", help_summary };
+    return completion_main(argc, argv, cmds, N + 1);
 }
 
 static const struct command *find(const char *name)

@@ -1,6 +1,7 @@
 /* `stepop version`: our version and commit, and the versions of the libraries linked in. */
 #include "commands.h"
 #include "cli.h"
+#include "cmdopts.h"
 #include "exitcodes.h"
 #include "jsonutil.h"
 #include "log.h"
@@ -18,9 +19,11 @@
 #define STEPOP_COMMIT "unknown"
 #endif
 
+static const struct cli_option opts[] = { { "json", 0, 0, 1 }, { 0 } };
+const struct cli_option *const version_cli_options = opts;
+
 int cmd_version(int argc, char **argv)
 {
-    static const struct cli_option opts[] = { { "json", 0, 0, 1 }, { 0 } };
     struct cli c;
     struct err e = { 0 };
     int json = 0, id;

@@ -3,8 +3,9 @@
 # `tools/deps.sh static` installs only what `make static` needs (a build stage of an image);
 # `tools/deps.sh bench` what `make bench` needs.
 set -eu
+# scdoc and python3: `make man`, and the man pages of `make install` (docs/testing.md).
 build="build-essential pkg-config git libcurl4-openssl-dev libarchive-dev libcjson-dev zlib1g-dev
-       libssl-dev libzstd-dev libexpat1-dev libyaml-dev"
+       libssl-dev libzstd-dev libexpat1-dev libyaml-dev scdoc python3"
 # make fuzz and make tsan (docs/testing.md): clang, and its runtime libraries with libFuzzer
 # (libclang-rt-dev is libclang-rt-14-dev on Debian 12); gcc brings ThreadSanitizer's libtsan.
 fuzz="clang libclang-rt-dev"
@@ -18,7 +19,8 @@ tests="nginx-light libnginx-mod-http-dav-ext openssl tar zstd gzip pigz curl uti
        libarchive-tools python3
        nodejs npm valgrind python3-botocore awscli rclone
        protobuf-compiler python3-protobuf python3-google-auth python3-jwt python3-cryptography python3-yaml python3-crcmod
-       podman runc busybox-static debootstrap"
+       podman runc busybox-static debootstrap
+       man-db bash-completion zsh fish"
 # make bench: the peers stepop is measured against (docs/benchmarks.md), s3rver included.
 bench="nginx-light libnginx-mod-http-dav-ext curl tar zstd gzip pigz time python3 python3-boto3 awscli rclone
        nodejs npm podman runc busybox-static"
