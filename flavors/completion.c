@@ -1,14 +1,13 @@
-#include "completion.h"
-
-#include "cli.h"
-#include "cmdopts.h"
-#include "exitcodes.h"
-#include "log.h"
-#include "util.h"
+#include "../runtime/completion.h"
+#include "config.h"
+#include "flavor.h"
 
 #include "../artifacts/store.h"
-#include "../flavors/config.h"
-#include "../flavors/flavor.h"
+#include "../runtime/cli.h"
+#include "../runtime/cmdopts.h"
+#include "../runtime/exitcodes.h"
+#include "../runtime/log.h"
+#include "../runtime/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
