@@ -440,10 +440,8 @@ static int call(enum plugin_op op, const cJSON *settings, const struct job *j, c
         return -1;
     char who[PATH_MAX + 128];
     snprintf(who, sizeof who, "plugin %s (%s), operation %s", name, path, op_names[op]);
-    char *self = NULL;
-    if (!j) {
-        self = realpath("/proc/self/exe", NULL);
-    }
+    /* poll/cancel/cleanup get no job: the stepop path is this process's own binary. */
+    char *self = j ? NULL : realpath("/proc/self/exe", NULL);
     cJSON *req = plugin_request(op, name, settings, j, handle, grace_ms, j ? j->stepop_path : self);
     free(self);
     /* The request is never logged: the manifest's environment may hold what users think private. */
