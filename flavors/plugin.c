@@ -298,7 +298,8 @@ static int check_schema(const char *who, enum plugin_op op, const cJSON *a, stru
         if (req && argv)
             return err_set(e, ERR_INVALID, "%s: render answer: either requests or argv, not both", who);
         if (req)
-            return cJSON_IsArray(req) ? 0 : err_set(e, ERR_INVALID, "%s: render answer: requests: expected an array", who);
+            return cJSON_IsArray(req) ? 0
+                                      : err_set(e, ERR_INVALID, "%s: render answer: requests: expected an array", who);
         if (!cJSON_IsArray(argv))
             return err_set(e, ERR_INVALID, "%s: render answer: expected requests (an array) or argv (strings)", who);
         for (const cJSON *it = argv->child; it; it = it->next)

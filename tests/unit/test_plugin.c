@@ -38,7 +38,8 @@ static void answers(void)
        "an error answer with exit 0 is an error too (default kind invalid)");
     ok(parse(PLUGIN_CANCEL, "{\"error\": {}}", 1, &a, &e) < 0 && strstr(e.msg, "error.message: expected a string"),
        "an error without a message");
-    ok(parse(PLUGIN_CLEANUP, "{\"ok\": true}", 2, &a, &e) < 0 && strstr(e.msg, "exited with status 2 without an error answer"),
+    ok(parse(PLUGIN_CLEANUP, "{\"ok\": true}", 2, &a, &e) < 0 &&
+           strstr(e.msg, "exited with status 2 without an error answer"),
        "a non-zero exit without an error answer fails even with ok");
     ok(parse(PLUGIN_SUBMIT, "", 0, &a, &e) < 0 && strstr(e.msg, "not a JSON object; it printed nothing"),
        "empty output");
@@ -136,7 +137,8 @@ static void requests(void)
 {
     struct manifest m;
     struct err e = { 0 };
-    const char *text = "{\"api_version\": \"stepop/v1\", \"run_id\": \"r1\", \"run_uri\": \"file:///s/runs/r1/\", \"step\": \"s\", "
+    const char *text = "{\"api_version\": \"stepop/v1\", \"run_id\": \"r1\", \"run_uri\": \"file:///s/runs/r1/\", "
+                       "\"step\": \"s\", "
                        "\"command\": [\"true\"], \"env\": {\"A\": \"b\"}}";
     if (manifest_parse(text, strlen(text), 0, &m, &e) < 0) {
         ok(0, "manifest: %s", e.msg);
