@@ -4,6 +4,7 @@
  * costs money or leaves anything behind: the store's probe object is removed again. */
 #include "config.h"
 #include "flavor.h"
+#include "plugin.h"
 
 #include "../artifacts/store.h"
 #include "../gpu/gpu.h"
@@ -106,13 +107,16 @@ static void check_flavor(struct doctor *d, const struct config *cfg, const char 
     } else {
         doctor_add(d, DOCTOR_SKIP, "operator", "none configured: steps run with the local flavor");
     }
-    const struct flavor_ops *f = flavor_find(fname, &e);
+    /* A plugin flavor is resolved like submit resolves it (its own checks are its validate). */
+    cJSON *resolved = cJSON_Duplicate(settings ? settings : empty, 1);
+    const struct flavor_ops *f = plugin_flavor_find(fname, resolved, cfg, opname, 0, &e);
     if (!f)
         doctor_add(d, DOCTOR_FAIL, "flavor", "%s (hint: stepop flavor)", e.msg);
     else if (!f->doctor)
         doctor_add(d, DOCTOR_SKIP, "flavor", "%s: no checks of its own", fname);
     else
         f->doctor(settings ? settings : empty, d);
+    cJSON_Delete(resolved);
     cJSON_Delete(empty);
 }
 

@@ -65,8 +65,8 @@ is_eq "and starts nothing" "$(ls "$runs" | wc -l)" "$before"
 
 # Refusals.
 expect_rc 2 "an unknown flavor is a usage error" "$STEPOP" submit --flavor nope -- true
-expect_rc 2 "a planned flavor says it is planned" "$STEPOP" submit --flavor custom -- true
-err_has "planned" "the message says so"
+expect_rc 2 "the custom flavor without a plugin is a usage error" "$STEPOP" submit --flavor custom -- true
+err_has "needs the plugin setting" "the message says what it needs"
 expect_rc 2 "the local flavor refuses a memory limit it cannot enforce" "$STEPOP" submit --memory 1GiB -- true
 err_has "resources.memory" "naming the field"
 printf '{"command":["true"],"settings":{"kep":true}}' >"$T/badset.json"
@@ -232,7 +232,7 @@ expect_rc 0 "flavor list" "$STEPOP" flavor list
 for f in local docker kubernetes sagemaker vertex azureml spark modal custom; do
     out_has "$f " "flavor list names $f"
 done
-check "local, sagemaker, vertex, azureml, spark and modal are available, custom planned" sh -c "grep -q '^local *available' '$T/out' && grep -q '^sagemaker *available' '$T/out' && grep -q '^vertex *available' '$T/out' && grep -q '^azureml *available' '$T/out' && grep -q '^spark *available' '$T/out' && grep -q '^modal *available' '$T/out' && grep -q '^custom *planned' '$T/out'"
+check "local, sagemaker, vertex, azureml, spark and modal and custom (plugins) are available" sh -c "grep -q '^local *available' '$T/out' && grep -q '^sagemaker *available' '$T/out' && grep -q '^vertex *available' '$T/out' && grep -q '^azureml *available' '$T/out' && grep -q '^spark *available' '$T/out' && grep -q '^modal *available' '$T/out' && grep -q '^custom *available' '$T/out'"
 printf '{"store": 5}' >"$T/cwd/stepop.json"
 expect_rc 2 "a broken configuration is a usage error" "$STEPOP" submit -- true
 done_testing

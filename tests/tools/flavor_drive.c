@@ -8,6 +8,7 @@
  * handle, render the requests, poll the remote state, all as JSON on stdout. Exit status: 0, or 1
  * with the error on stderr. */
 #include "../../flavors/flavor.h"
+#include "../../flavors/plugin.h"
 #include "../../runtime/http.h"
 #include "../../runtime/jsonutil.h"
 #include "../../runtime/units.h"
@@ -34,9 +35,6 @@ int main(int argc, char **argv)
     }
     if (http_global_init(&e) < 0)
         return fail(&e);
-    const struct flavor_ops *ops = flavor_find(argv[1], &e);
-    if (!ops)
-        return fail(&e);
     const char *op = argv[2];
     cJSON *doc = NULL, *settings = NULL;
     if (json_read_file(argv[3], &doc, &e) < 0)
@@ -48,6 +46,13 @@ int main(int argc, char **argv)
         }
     } else {
         settings = cJSON_CreateObject();
+    }
+    /* A name that is not built in is a plugin (docs/plugins.md), resolved into the settings. */
+    const struct flavor_ops *ops = plugin_flavor_find(argv[1], settings, NULL, NULL, 0, &e);
+    if (!ops) {
+        cJSON_Delete(doc);
+        cJSON_Delete(settings);
+        return fail(&e);
     }
     int rc = 0;
     if (strcmp(op, "validate") == 0 || strcmp(op, "render") == 0 || strcmp(op, "submit") == 0) {
