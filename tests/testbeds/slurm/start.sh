@@ -25,7 +25,10 @@ munged --force --socket="$SOCK" --key-file="$DIR/munge/munge.key" \
     --seed-file="$DIR/munge/munge.seed" 2>>"$DIR/log/munged.err"
 
 HOST=$(hostname -s)
+# More CPUs than the machine has (config_overrides lets slurmd accept that), so a test's jobs
+# run side by side; nothing here enforces CPU counts under task/none.
 CPUS=$(nproc)
+[ "$CPUS" -ge 8 ] || CPUS=8
 MEM=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
 CTLD_PORT=$(free_port)
 SLURMD_PORT=$(free_port)
@@ -57,6 +60,8 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=1
+# Memory is enforced by polling (no cgroups here): a job over its --mem is killed within ~1 s.
+JobAcctGatherParams=OverMemoryKill
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$DIR/log/jobcomp.txt
@@ -64,6 +69,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=256
 MpiDefault=none
+SlurmdParameters=config_overrides
 SwitchType=switch/none
 LaunchParameters=use_interactive_step
 ReturnToService=2

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# examples/flavors/stepop-flavor-slurm against a real one-node Slurm (tests/testbeds/slurm): the
+# plugin is driven with protocol-v1 requests (docs/plugins.md) as stepop sends them; the step
+# runs as `stepop run` on the node, the file store shared. Skipped without slurm-wlm and munge.
+. "$(dirname "$0")/../lib.sh"
+PATH=$PATH:/usr/sbin
+for b in munged mungekey slurmctld slurmd sbatch scontrol scancel; do
+    command -v "$b" >/dev/null 2>&1 || skip_all "$b not installed (Debian slurm-wlm, munge)"
+done
+[ "$(id -u)" = 0 ] || skip_all "the Slurm bed runs slurmd as root"
+PLUGIN=$ROOT/examples/flavors/stepop-flavor-slurm
+BED=$T/slurm
+on_exit "$ROOT/tests/testbeds/slurm/stop.sh $BED"
+if ! "$ROOT/tests/testbeds/slurm/start.sh" "$BED" >/dev/null 2>"$T/bed.err"; then
+    not_ok "the Slurm bed starts"
+    diag <"$T/bed.err"
+    done_testing
+fi
+export SLURM_CONF=$BED/slurm.conf STORE=$T/store STEPOP
+mkdir -p "$STORE" "$T/work"
+cd "$T" || exit 1
+
+# req OP RUN [SETTINGS] [JOB_ID] [GRACE_MS]: a request as stepop builds it.
+req() {
+    python3 - "$@" <<'PY'
+import json, os, sys
+op, run = sys.argv[1:3]
+settings = json.loads(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else {}
+jid = sys.argv[4] if len(sys.argv) > 4 else ""
+grace = int(sys.argv[5]) if len(sys.argv) > 5 else 30000
+store = os.environ["STORE"]
+r = {"protocol_version": 1, "operation": op, "plugin": "slurm", "run_id": run,
+     "run_uri": f"file://{store}/{run}/", "settings": settings, "stepop": os.environ["STEPOP"],
+     "grace_period_ms": grace}
+if op in ("validate", "render", "submit"):
+    r["manifest"] = json.load(open(f"{store}/{run}/manifest.json"))
+    r["manifest_uri"] = f"file://{store}/{run}/manifest.json"
+    r["attempt"] = 1
+else:
+    r["handle"] = {"job_id": jid, "run_id": run, "run_uri": r["run_uri"]}
+print(json.dumps(r))
+PY
+}
+# call OP RUN ...: the plugin's answer in $T/ans, its exit status in $rc.
+call() { req "$@" | "$PLUGIN" >"$T/ans" 2>"$T/ans.err"; rc=$?; }
+ans() { jq_py "$T/ans" "$1"; }
+mk() { # RUN FIELDS: the run's manifest in the store
+    mkdir -p "$STORE/$1"
+    manifest "$STORE/$1/manifest.json" "file://$STORE/$1" "$2"
+}
+OUTSET="{\"output\":\"$T/slurm-%j.out\"}"
+submit() { # RUN [SETTINGS]: the job id in $jid
+    call submit "$1" "${2:-$OUTSET}"
+    jid=$(ans "d['handle']['job_id']" 2>/dev/null)
+}
+# final RUN JOB: polls until the job has ended (at most 150 s); the last state in $T/ans.
+final() {
+    local i
+    for i in $(seq 300); do
+        call poll "$1" "" "$2"
+        [ "$rc" = 0 ] || { cat "$T/ans" "$T/ans.err" >&2; return 1; }
+        case $(ans "d['state']['phase']") in pending | running) sleep 0.5 ;; *) return 0 ;; esac
+    done
+    return 1
+}
+logs() { cat "$STORE/$1"/logs/1/*.log 2>/dev/null; }
+
+# Slurm's time limit counts in minutes and is checked about every 30 s: submitted first, looked
+# at last.
+mk slow "\"command\":[\"sleep\",\"300\"],\"workdir\":\"$T/work\""
+submit slow "{\"output\":\"$T/slurm-%j.out\",\"time\":\"1\"}"
+slow_job=$jid
+is_eq "submit answers a job id" "$rc:$(echo "$slow_job" | grep -cE '^[0-9]+$')" "0:1"
+
+# dry run: the argv, nothing submitted
+mk ok "\"command\":[\"sh\",\"-c\",\"echo gpu=\$CUDA_VISIBLE_DEVICES; cat \$STEPOP_INPUT_DATA; tr a-z A-Z < \$STEPOP_INPUT_DATA > result.txt\"],
+\"workdir\":\"$T/work/ok\",\"inputs\":[{\"name\":\"data\",\"uri\":\"file://$T/in.txt\"}],
+\"outputs\":[{\"name\":\"result\",\"path\":\"result.txt\",\"format\":\"file\"}],
+\"resources\":{\"cpu\":\"500m\",\"memory\":\"300MiB\",\"gpus\":1},\"timeout\":\"2m\",\"grace_period\":\"10s\""
+echo "hello slurm" >"$T/in.txt"
+before=$(squeue -h -o %i | wc -l)
+call render ok "{\"partition\":\"debug\",\"extra_args\":[\"--comment=x\"]}"
+argv=$(ans "' '.join(d['requests'][0]['argv'])")
+is_eq "render: the sbatch argv" "$argv" \
+    "sbatch --parsable --job-name=stepop-ok --output=stepop-ok-%j.out --export=ALL --partition=debug --cpus-per-task=1 --mem=300M --gres=gpu:1 --time=4 --comment=x"
+is_eq "render: the batch script runs stepop run on the manifest" "$(ans "d['requests'][0]['stdin'].splitlines()[-1]")" \
+    "exec $STEPOP run --manifest file://$STORE/ok/manifest.json"
+is_eq "render submits nothing" "$(squeue -h -o %i | wc -l)" "$before"
+
+# validate
+call validate ok "{\"partition\":\"debug\",\"gres_type\":\"a100\"}"
+is_eq "validate: known settings pass" "$rc $(cat "$T/ans")" '0 {"ok": true}'
+call validate ok '{"nodes":"4"}'
+is_eq "validate: an unknown setting is refused" "$rc $(ans "d['error']['kind']")" "1 invalid"
+call validate ok '{"extra_args":"--exclusive"}'
+is_eq "validate: extra_args must be a list" "$rc $(ans "'list of strings' in d['error']['message']")" "1 True"
+call validate ok '{"partition":"nope"}'
+is_eq "validate: an unknown partition, in Slurm's words" "$rc $(ans "'nope' in d['error']['message'] and 'not found' in d['error']['message']")" "1 True"
+mk img "\"image\":\"alpine\",\"command\":[\"true\"]"
+call validate img '{}'
+is_eq "validate: an image is refused (no containers here)" "$rc $(ans "'image' in d['error']['message']")" "1 True"
+
+# success with an input, an output, a GPU, logs
+submit ok
+ok_job=$jid
+mk three "\"command\":[\"sh\",\"-c\",\"echo about to fail; exit 3\"],\"workdir\":\"$T/work/three\""
+submit three
+three_job=$jid
+mk term "\"command\":[\"sh\",\"-c\",\"trap 'echo got TERM; exit 9' TERM; echo ready; while :; do sleep 0.2; done\"],
+\"workdir\":\"$T/work/term\",\"grace_period\":\"20s\""
+submit term
+term_job=$jid
+mk oom "\"command\":[\"python3\",\"-c\",\"import time; a = bytearray(600 << 20); a[::4096] = b'x' * len(a[::4096]); time.sleep(30)\"],
+\"workdir\":\"$T/work/oom\",\"resources\":{\"memory\":\"200MiB\"}"
+submit oom
+oom_job=$jid
+mk held "\"command\":[\"true\"],\"workdir\":\"$T/work/held\""
+submit held "{\"output\":\"$T/slurm-%j.out\",\"extra_args\":[\"--hold\"]}"
+held_job=$jid
+
+final ok "$ok_job"
+is_eq "success: exited 0" "$(ans "d['state']['phase'], d['state']['exit_code']")" "exited 0"
+is_eq "success: stepop run's status" "$(jq_py "$STORE/ok/status.json" "d['phase'], d['exit_code']" 2>&1)" "succeeded 0"
+is_eq "success: the output" "$(cat "$STORE/ok/outputs/result" 2>&1)" "HELLO SLURM"
+check "success: the logs hold the step's output and the GPU Slurm gave it" \
+    sh -c "cat $STORE/ok/logs/1/*.log | grep -q 'hello slurm' && cat $STORE/ok/logs/1/*.log | grep -q '^gpu=0'"
+check "success: the job asked for the GPU and the run id names it" \
+    sh -c "scontrol show job -o $ok_job | grep -q 'JobName=stepop-ok ' && scontrol show job -o $ok_job | grep -q 'TresPerNode=gres:gpu:1'"
+
+final three "$three_job"
+is_eq "exit 3: exited 3" "$(ans "d['state']['phase'], d['state']['exit_code']")" "exited 3"
+check "exit 3: logs" sh -c "cat $STORE/three/logs/1/*.log | grep -q 'about to fail'"
+
+# cancel: TERM reaches the step's trap through stepop run
+for i in $(seq 120); do logs term | grep -q ready && break; sleep 0.5; done
+t0=$SECONDS
+call cancel term "" "$term_job" 20000
+is_eq "cancel answers ok" "$rc $(cat "$T/ans")" '0 {"ok": true}'
+took=$((SECONDS - t0))
+is_eq "cancel: the job ended on TERM, well within the 20 s grace period (took ${took} s)" "$((took < 15))" 1
+final term "$term_job"
+check "cancel: the step's trap ran" sh -c "cat $STORE/term/logs/1/*.log | grep -q 'got TERM'"
+is_eq "cancel: stepop run recorded the end" "$(jq_py "$STORE/term/status.json" "d['phase']" 2>&1)" "terminated"
+
+# a job that cannot start
+call submit held "{\"output\":\"$T/slurm-%j.out\",\"partition\":\"nope\"}"
+is_eq "submit to a missing partition: refused with Slurm's words" "$rc $(ans "'invalid partition' in d['error']['message'].lower()")" "1 True"
+mk big "\"command\":[\"true\"],\"resources\":{\"gpus\":2}"
+call submit big "$OUTSET"
+is_eq "two GPUs on a one-GPU node: sbatch refuses" "$rc $(ans "'node configuration is not available' in d['error']['message']")" "1 True"
+call poll held "" "$held_job"
+is_eq "a held job is pending, Slurm's reason quoted" "$(ans "d['state']['phase'], 'JobHeldUser' in d['state']['message']")" "pending True"
+call cancel held "" "$held_job" 0
+final held "$held_job"
+is_eq "a pending job cancelled at once: terminated" "$(ans "d['state']['phase'], 'CANCELLED' in d['state']['message']")" "terminated True"
+
+# handles are verified
+call poll three "" "$ok_job"
+is_eq "a handle for another run's job is refused" "$rc $(ans "d['error']['kind']")" "1 refused"
+call cancel three "" "$ok_job" 0
+is_eq "cancel with another run's handle is refused" "$rc $(ans "d['error']['kind']")" "1 refused"
+call poll three "" "12; scancel"
+is_eq "a job id that is not digits is refused" "$rc $(ans "d['error']['kind']")" "1 refused"
+call poll three "" "999999"
+is_eq "a job Slurm never knew is gone" "$(ans "d['state']['phase']")" "gone"
+
+# OOM: linuxproc and OverMemoryKill kill a job over --mem; Slurm says FAILED, signal 9
+final oom "$oom_job"
+is_eq "oom: terminated, oom_killed" "$(ans "d['state']['phase'], d['state']['oom_killed'], d['state'].get('exit_code')")" "terminated True 137"
+
+final slow "$slow_job"
+is_eq "Slurm's time limit: terminated, reason timeout" "$(ans "d['state']['phase'], d['state']['reason']")" "terminated timeout"
+check "the time limit's TERM reached stepop run (status terminated)" \
+    sh -c "grep -q '\"terminated\"' $STORE/slow/status.json"
+call cleanup slow "" "$slow_job"
+is_eq "cleanup answers ok" "$rc $(cat "$T/ans")" '0 {"ok": true}'
+done_testing
