@@ -3,20 +3,9 @@
 # plugin is driven with protocol-v1 requests (docs/plugins.md) as stepop sends them; the step
 # runs as `stepop run` on the node, the file store shared. Skipped without slurm-wlm and munge.
 . "$(dirname "$0")/../lib.sh"
-PATH=$PATH:/usr/sbin
-for b in munged mungekey slurmctld slurmd sbatch scontrol scancel; do
-    command -v "$b" >/dev/null 2>&1 || skip_all "$b not installed (Debian slurm-wlm, munge)"
-done
-[ "$(id -u)" = 0 ] || skip_all "the Slurm bed runs slurmd as root"
 PLUGIN=$ROOT/examples/flavors/stepop-flavor-slurm
-BED=$T/slurm
-on_exit "$ROOT/tests/testbeds/slurm/stop.sh $BED"
-if ! "$ROOT/tests/testbeds/slurm/start.sh" "$BED" >/dev/null 2>"$T/bed.err"; then
-    not_ok "the Slurm bed starts"
-    diag <"$T/bed.err"
-    done_testing
-fi
-export SLURM_CONF=$BED/slurm.conf STORE=$T/store STEPOP
+start_slurm
+export STORE=$T/store STEPOP
 mkdir -p "$STORE" "$T/work"
 cd "$T" || exit 1
 
