@@ -157,6 +157,39 @@ is_eq "a job Slurm never knew is gone" "$(ans "d['state']['phase']")" "gone"
 final oom "$oom_job"
 is_eq "oom: terminated, oom_killed" "$(ans "d['state']['phase'], d['state']['oom_killed'], d['state'].get('exit_code')")" "terminated True 137"
 
+# End to end: stepop finds stepop-flavor-slurm on PATH and drives it (docs/plugins.md).
+export PATH=$ROOT/examples/flavors:$PATH XDG_CONFIG_HOME=$T/cfg XDG_DATA_HOME=$T/data
+E2E=file://$T/e2e
+check "stepop flavor list shows the slurm plugin" sh -c "'$STEPOP' flavor list | grep -E '^slurm +plugin'"
+expect_rc 3 "stepop submit --flavor slurm: the step's exit code 3" \
+    "$STEPOP" submit --flavor slurm --store "$E2E" --input data="$T/in.txt" --output res=res.txt@file \
+    -- sh -c 'cat "$STEPOP_INPUT_DATA" > res.txt; echo e2e-log-line; exit 3'
+out_has "e2e-log-line" "stepop submit: the step's logs streamed"
+e2e_run=$(ls "$T/e2e/runs" | head -n1)
+is_eq "stepop submit: the output stored" "$(cat "$T/e2e/runs/$e2e_run/outputs/res" 2>&1)" "hello slurm"
+check "stepop submit: the handle in submission.json names the Slurm job" \
+    sh -c "grep -q '\"job_id\"' $T/e2e/runs/$e2e_run/submission.json"
+before=$(squeue -h -o %i | wc -l)
+expect_rc 0 "stepop submit --dry-run" "$STEPOP" submit --flavor slurm --store "$E2E" --dry-run -- true
+out_has '"sbatch", "--parsable"' "dry-run prints the sbatch argv"
+is_eq "dry-run submits nothing" "$(squeue -h -o %i | wc -l)" "$before"
+printf '{"flavor":"slurm","settings":{"partition":"nope"},"command":["true"]}\n' >"$T/STEP.json"
+expect_rc 2 "a setting Slurm refuses exits 2 before anything is written" "$STEPOP" submit "$T/STEP.json" --store "$E2E"
+err_has 'Partition nope not found' "the refusal quotes Slurm"
+# --detach, then status and cancel from other processes; TERM reaches the step's trap
+id=$("$STEPOP" submit --flavor slurm --store "$E2E" --detach \
+    -- sh -c "trap 'echo got TERM; exit 5' TERM; echo ready; while :; do sleep 0.2; done" 2>"$T/detach.err")
+uri=$E2E/runs/$id/
+for i in $(seq 120); do "$STEPOP" logs "$uri" 2>/dev/null | grep -q ready && break; sleep 0.5; done
+expect_rc 0 "status from another process" "$STEPOP" status "$uri"
+out_has "phase:     running" "status: running"
+expect_rc 0 "cancel --wait from another process" "$STEPOP" cancel --wait "$uri"
+expect_rc 0 "logs from another process" "$STEPOP" logs "$uri"
+out_has "got TERM" "the cancel's TERM reached the step's trap"
+is_eq "the run ended terminated" "$(jq_py "$T/e2e/runs/$id/status.json" "d['phase']" 2>&1)" "terminated"
+det_job=$(jq_py "$T/e2e/runs/$id/submission.json" "d['handle']['job_id']")
+is_eq "the cancelled job left the queue" "$(squeue -h -t pending,running -j "$det_job" -o %i 2>/dev/null | wc -l)" "0"
+
 final slow "$slow_job"
 is_eq "Slurm's time limit: terminated, reason timeout" "$(ans "d['state']['phase'], d['state']['reason']")" "terminated timeout"
 check "the time limit's TERM reached stepop run (status terminated)" \
