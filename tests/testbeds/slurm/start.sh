@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # start.sh DIR: a one-node Slurm (munged, slurmctld, slurmd) for tests, all state under DIR.
 # Prints the lines `export SLURM_CONF=...` to source. Needs root (SlurmUser=root, slurmd).
 set -eu
@@ -84,7 +84,7 @@ GresTypes=gpu
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM Gres=gpu:1 State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 C
-export SLURM_CONF=$DIR/slurm.conf
+export SLURM_CONF="$DIR/slurm.conf"
 echo "export SLURM_CONF=$DIR/slurm.conf" >"$DIR/env"
 slurmctld -D -i -f "$SLURM_CONF" >"$DIR/log/slurmctld.out" 2>&1 &
 echo $! >"$DIR/slurmctld.bgpid"
