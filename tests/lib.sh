@@ -773,3 +773,22 @@ modal_count() { modal_log | python3 -c "import json,sys; print(sum(1 for e in js
 # modal_client CMD ARGS...: tests/servers/modal_client.js (the npm modal SDK) against the fake.
 modal_client() { node "$ROOT/tests/servers/modal_client.js" "$@"; }
 # ---- end of Modal ---------------------------------------------------------------------------
+
+# --- Slurm test bed (issue 20; tests/testbeds/slurm) ---
+# start_slurm: a one-node Slurm under $T/slurm, SLURM_CONF exported, stopped when the test exits.
+# Skips the test without slurm-wlm/munge or root; a bed that does not come up is a failure.
+start_slurm() {
+    local b
+    for b in munged mungekey slurmctld slurmd sbatch scontrol scancel; do
+        command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] || skip_all "$b not installed (Debian slurm-wlm, munge)"
+    done
+    [ "$(id -u)" = 0 ] || skip_all "the Slurm bed runs slurmd as root"
+    on_exit "$ROOT/tests/testbeds/slurm/stop.sh $T/slurm"
+    if ! "$ROOT/tests/testbeds/slurm/start.sh" "$T/slurm" >/dev/null 2>"$T/slurm-bed.err"; then
+        not_ok "the Slurm bed starts"
+        diag <"$T/slurm-bed.err"
+        done_testing
+    fi
+    export SLURM_CONF=$T/slurm/slurm.conf
+}
+# --- end Slurm test bed ---
