@@ -135,6 +135,12 @@ done
 is_eq "a sleeping Job runs" "$(jp "pod/$p" '{.status.phase}')" Running
 kc logs -f "$p" >"$T/follow.out" 2>&1 &
 follow=$!
+# Delete only once the follower is attached (it has printed the line so far): on a busy machine
+# kubectl can take longer to start than the deletion takes, and would find no pod.
+for _ in $(seq 60); do
+    grep -q sleeping "$T/follow.out" 2>/dev/null && break
+    sleep 0.5
+done
 t0=$SECONDS
 check "foreground deletion of a running Job completes" kc delete job sleeper --cascade=foreground --timeout=60s
 is_eq "... the Job and its pod are gone" "$(kc get job sleeper -o name 2>/dev/null; kc get pod "$p" -o name 2>/dev/null)" ""
