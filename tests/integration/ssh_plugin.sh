@@ -22,8 +22,10 @@ req() {
     local m=$T/$2.json
     jq -nc --arg op "$1" --slurpfile m "$m" --arg uri "file://$m" --argjson h "${3:-null}" \
         --argjson s "${4:-$settings}" --arg stepop "$STEPOP" \
-        '{protocol: 1, operation: $op, manifest: $m[0], manifest_uri: $uri, settings: $s, stepop: $stepop,
-          attempt: 1, grace_period: "5s"} + (if $h then {handle: $h} else {} end)'
+        '{protocol_version: 1, operation: $op, plugin: "ssh", run_id: $m[0].run_id, run_uri: $m[0].run_uri,
+          settings: $s, stepop: $stepop, grace_period_ms: 5000}
+         + if $h then {handle: ($h + {run_id: $m[0].run_id, run_uri: $m[0].run_uri, grace_period_ms: 5000})}
+           else {manifest: $m[0], manifest_uri: $uri, attempt: 1} end'
 }
 # plugin OP RUN [HANDLE] [SETTINGS]: runs the plugin; its answer in $T/out, its stderr in $T/err.
 plugin() { req "$@" | "$PLUGIN" >"$T/out" 2>"$T/err"; }
@@ -51,7 +53,7 @@ h1=$(jq -c .handle "$T/out")
 is_eq "the handle names the host, the run, a pid, its group and start time" \
     "$(jq -r '[.host, .run_id, (.pid | type), (.pgid == .pid), (.start | test("^[0-9]+$"))] | join(" ")' <<<"$h1")" \
     "127.0.0.1 s1 number true true"
-is_eq "it exits 0" "$(wait_exited s1 "$h1")" '{"phase":"exited","exit_code":0,"oom":false}'
+is_eq "it exits 0" "$(wait_exited s1 "$h1")" '{"phase":"exited","exit_code":0,"oom_killed":false}'
 is_eq "status succeeded" "$(jq_py "$store/runs/s1/status.json" "d['phase'], d['exit_code']")" "succeeded 0"
 check "the output was stored" grep -q from-remote "$store/runs/s1/outputs/result"
 cat "$store"/runs/s1/logs/1/*.log >"$T/shipped" 2>/dev/null
@@ -75,10 +77,16 @@ hc=$(jq -c .handle "$T/out")
 for i in $(seq 300); do [ -e "$T/c1.ready" ] && break; sleep 0.1; done
 check "the step is running" test -e "$T/c1.ready"
 is_eq "poll says running" "$(plugin poll c1 "$hc"; jq -r .state.phase "$T/out")" running
+# c1's live process under run s3's name (the handle's run_id is overwritten with the run asked for).
+req cancel s3 "$hc" >"$T/other.req"
+expect_rc 1 "a handle of another run is refused (the process is c1's, the run is s3)" sh -c '"$1" <"$2"' _ "$PLUGIN" "$T/other.req"
+out_has '"kind":"refused"' "as refused"
+check "c1 still runs" test ! -e "$T/c1.trap"
 # From another process: only the handle and the settings, as a re-attach would have them.
 req cancel c1 "$hc" >"$T/cancel.req"
 expect_rc 0 "cancel from another process" sh -c '"$1" <"$2"' _ "$PLUGIN" "$T/cancel.req"
-is_eq "the process group ended on SIGTERM" "$(jq -r .result "$T/out")" terminated
+is_eq "cancel answers ok" "$(jq -c . "$T/out")" '{"ok":true}'
+err_has "terminated" "the process group ended on SIGTERM (no SIGKILL needed)"
 check "the step's TERM trap ran" grep -q got-term "$T/c1.trap"
 is_eq "poll after cancel: exited" "$(wait_exited c1 "$hc" | jq -r .phase)" exited
 is_eq "status terminated" "$(jq_py "$store/runs/c1/status.json" "d['phase']")" terminated
@@ -87,10 +95,10 @@ is_eq "status terminated" "$(jq_py "$store/runs/c1/status.json" "d['phase']")" t
 forged=$(jq -c --argjson p "$SSHD_PID" '.pid = $p | .pgid = $p' <<<"$h3")
 expect_rc 1 "cancel refuses a handle naming an unrelated process" plugin cancel s3 "$forged"
 out_has "refusing to signal" "it says why"
+out_has '"kind":"refused"' "the error's kind is refused"
 check "sshd was not signalled" kill -0 "$SSHD_PID"
 is_eq "poll does not take the unrelated process for the run" "$(plugin poll s3 "$forged"; jq -r .state.phase "$T/out")" exited
 sleeper_pid=$(sh -c 'sleep 60 >/dev/null 2>&1 & echo $!'); on_exit "kill $sleeper_pid"
-expect_rc 1 "a handle for another run is refused" plugin cancel s3 "$(jq -c '.run_id = "other"' <<<"$h3")"
 expect_rc 1 "a handle with a non-numeric pid is refused" plugin cancel s3 "$(jq -c '.pid = "1; reboot"' <<<"$h3")"
 expect_rc 1 "a handle for another host is refused" plugin poll s3 "$(jq -c '.host = "10.0.0.1"' <<<"$h3")"
 check "the unrelated sleeper survived" kill -0 "$sleeper_pid"
@@ -110,7 +118,9 @@ expect_rc 0 "submit with pass_env" plugin submit e1 "" "$(jq -c '.pass_env = ["S
 is_eq "the passed variable reached the step" "$(wait_exited e1 "$(jq -c .handle "$T/out")" | jq -r .exit_code)" 0
 check "the secret is nowhere in the sshd log" sh -c "! grep -q '$STEPOP_TEST_SECRET' '$T/sshd/sshd.log'"
 
-# Settings refused.
+# Settings refused, and a protocol version this plugin does not speak.
+expect_rc 1 "protocol version 2 is refused" sh -c "jq -c '.protocol_version = 2' | '$PLUGIN'" <<<"$(req validate d1)"
+out_has '"kind":"unsupported"' "as unsupported"
 expect_rc 1 "an unknown setting is refused" plugin validate d1 "" "$(jq -c '.hots = "x"' <<<"$settings")"
 out_has 'unknown setting \"hots\"' "it names the setting"
 expect_rc 1 "no host is refused" plugin validate d1 "" "$(jq -c 'del(.host)' <<<"$settings")"
@@ -123,5 +133,6 @@ out_has "cannot reach" "it says the store is not reachable from there"
 dead=$(free_port)
 expect_rc 1 "submit to a port with no sshd fails" plugin submit d1 "" "$(jq -c --argjson p "$dead" '.port = $p' <<<"$settings")"
 out_has "cannot reach 127.0.0.1 over ssh (port $dead)" "the error names the host and port"
+out_has '"kind":"unavailable"' "the error's kind is unavailable"
 check "no run was started" test ! -e "$store/runs/d1"
 done_testing
