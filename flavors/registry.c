@@ -11,6 +11,7 @@ extern const struct flavor_ops flavor_vertex_ops;
 extern const struct flavor_ops flavor_azureml_ops;
 extern const struct flavor_ops flavor_modal_ops;
 extern const struct flavor_ops flavor_spark_ops;
+extern const struct flavor_ops flavor_plugin_ops;
 
 /* The registry: adding a flavor touches only this table and its own file. */
 static const struct flavor_info flavors[] = {
@@ -26,7 +27,7 @@ static const struct flavor_info flavors[] = {
       "driver runs under stepop run (cluster mode on Kubernetes, client mode elsewhere)", &flavor_spark_ops },
     { "modal", "Modal sandboxes over Modal's gRPC API", "Modal token (MODAL_TOKEN_ID, ~/.modal.toml); GPU strings "
       "such as H100:2", &flavor_modal_ops },
-    { "custom", "a plugin executable speaking the flavor protocol", "for platforms stepop does not know", NULL },
+    { "custom", "a plugin executable speaking the flavor protocol", "the plugin setting, or stepop-flavor-NAME on PATH (docs/plugins.md)", &flavor_plugin_ops },
 };
 
 const struct flavor_info *flavor_all(int *n)

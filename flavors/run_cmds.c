@@ -3,6 +3,7 @@
  * store, or a run URI. */
 #include "config.h"
 #include "flavor.h"
+#include "plugin.h"
 #include "follow.h"
 
 #include "../runtime/cli.h"
@@ -232,9 +233,15 @@ int cmd_cancel(int argc, char **argv)
         goto out;
     }
     const char *fname = json_str(sub, "flavor");
-    const struct flavor_ops *flavor = fname ? flavor_find(fname, &e) : NULL;
+    cJSON *settings = cJSON_GetObjectItemCaseSensitive(sub, "settings");
+    if (!cJSON_IsObject(settings)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(sub, "settings");
+        settings = cJSON_AddObjectToObject(sub, "settings");
+    }
+    /* A plugin is looked up again here, never run from the path the store names (plugin.h). */
+    const struct flavor_ops *flavor =
+        fname ? plugin_flavor_find(fname, settings, &cfg, json_str(sub, "operator"), 1, &e) : NULL;
     cJSON *handle = cJSON_GetObjectItemCaseSensitive(sub, "handle");
-    const cJSON *settings = cJSON_GetObjectItemCaseSensitive(sub, "settings");
     if (!flavor || !cJSON_IsObject(handle)) {
         if (!e.msg[0])
             err_set(&e, ERR_INVALID, "submission.json has no flavor handle");
@@ -287,6 +294,24 @@ out:
     return code;
 }
 
+static void list_plugin_json(const char *name, const char *path, void *arg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "flavor", name);
+    cJSON_AddStringToObject(o, "integration", "plugin");
+    cJSON_AddStringToObject(o, "notes", "a flavor plugin found on PATH (docs/plugins.md)");
+    cJSON_AddStringToObject(o, "state", "available");
+    cJSON_AddBoolToObject(o, "plugin", 1);
+    cJSON_AddStringToObject(o, "path", path);
+    cJSON_AddItemToArray((cJSON *)arg, o);
+}
+
+static void list_plugin_text(const char *name, const char *path, void *arg)
+{
+    (void)arg;
+    printf("%-11s %-10s %-48s %s\n", name, "plugin", "plugin", path);
+}
+
 int cmd_flavor(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "list") != 0 || (argc > 2 && strcmp(argv[2], "--json") != 0) || argc > 3) {
@@ -306,6 +331,7 @@ int cmd_flavor(int argc, char **argv)
             cJSON_AddStringToObject(o, "state", all[i].ops ? "available" : "planned");
             cJSON_AddItemToArray(arr, o);
         }
+        plugin_each(list_plugin_json, arr);
         char *s = json_print(arr, 1);
         printf("%s\n", s);
         cJSON_free(s);
@@ -316,6 +342,7 @@ int cmd_flavor(int argc, char **argv)
     for (int i = 0; i < n; i++)
         printf("%-11s %-10s %-48s %s\n", all[i].name, all[i].ops ? "available" : "planned", all[i].integration,
                all[i].notes);
+    plugin_each(list_plugin_text, NULL);
     return EXIT_OK;
 }
 

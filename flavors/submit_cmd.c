@@ -2,6 +2,7 @@
  * the run prefix, launch through a flavor, follow to the end, exit with the step's code. */
 #include "config.h"
 #include "flavor.h"
+#include "plugin.h"
 #include "follow.h"
 
 #include "../artifacts/store.h"
@@ -497,7 +498,7 @@ int cmd_submit(int argc, char **argv)
         flavor_name = xstrdup("local");
     if (!settings)
         settings = cJSON_CreateObject();
-    const struct flavor_ops *flavor = flavor_find(flavor_name, &e);
+    const struct flavor_ops *flavor = plugin_flavor_find(flavor_name, settings, &cfg, operator_name, 0, &e);
     if (!flavor) {
         code = fail(&e, EXIT_USAGE);
         goto out;

@@ -45,15 +45,17 @@ static char **build_env(const char *const *extra)
     return env;
 }
 
-static void kill_and_reap(pid_t pid, int *status)
+/* group: signal its process group (it leads one) rather than the process alone. */
+static void kill_and_reap(pid_t pid, int group, int *status)
 {
-    kill(pid, SIGTERM);
+    pid_t target = group ? -pid : pid;
+    kill(target, SIGTERM);
     for (int i = 0; i < 200; i++) {
         if (waitpid(pid, status, WNOHANG) == pid)
             return;
         usleep(10000);
     }
-    kill(pid, SIGKILL);
+    kill(target, SIGKILL);
     while (waitpid(pid, status, 0) < 0 && errno == EINTR)
         ;
 }
@@ -86,7 +88,14 @@ int subproc_run(const struct subproc_opts *o, struct subproc_result *r, struct e
     sigemptyset(&none);
     sigfillset(&dfl);
     posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (o->own_group) {
+        flags |= POSIX_SPAWN_SETPGROUP;
+        posix_spawnattr_setpgroup(&attr, 0);
+        /* Only stdin, stdout and stderr: no store socket or file of ours leaks into it. */
+        posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    }
+    posix_spawnattr_setflags(&attr, flags);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &dfl);
     char **env = build_env(o->env_extra);
@@ -163,7 +172,7 @@ int subproc_run(const struct subproc_opts *o, struct subproc_result *r, struct e
     if (wfd >= 0)
         close(wfd);
     if (failed) {
-        kill_and_reap(pid, &status);
+        kill_and_reap(pid, o->own_group, &status);
         buf_free(&r->out);
         return -1;
     }
@@ -178,7 +187,7 @@ int subproc_run(const struct subproc_opts *o, struct subproc_result *r, struct e
         }
         if (w == 0) {
             if (time_mono_ms() >= deadline) {
-                kill_and_reap(pid, &status);
+                kill_and_reap(pid, o->own_group, &status);
                 buf_free(&r->out);
                 return err_set(e, ERR_NETWORK, "%s: did not exit within %lld ms", what, (long long)o->timeout_ms);
             }

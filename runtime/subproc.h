@@ -19,6 +19,8 @@ struct subproc_opts {
     size_t max_output;             /* a longer stdout is an error (default 1 MiB) */
     int64_t timeout_ms;            /* 0: none; at the limit SIGTERM, 2 s later SIGKILL */
     const char *what;              /* names the helper in messages ("exec plugin aws") */
+    int own_group;                 /* its own process group, signalled whole at the timeout
+                                      (a plugin's children die with it); fds above 2 closed */
 };
 
 struct subproc_result {
