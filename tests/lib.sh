@@ -831,7 +831,7 @@ Host stepop-test
     BatchMode yes
     ConnectTimeout 10
 CFG
-    export SSHD_PORT SSHD_KEY SSHD_USER SSH_CONFIG
+    export SSHD_PORT SSHD_KEY SSHD_USER SSH_CONFIG SSHD_PID
     for i in $(seq 100); do
         ssh -F "$SSH_CONFIG" stepop-test true 2>/dev/null && return 0
         kill -0 "$SSHD_PID" 2>/dev/null || break

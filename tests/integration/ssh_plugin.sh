@@ -9,6 +9,8 @@ sshd_available || skip_all "openssh-server/openssh-client are not installed"
 command -v jq >/dev/null || skip_all "jq is not installed"
 PLUGIN=$ROOT/examples/flavors/stepop-flavor-ssh
 start_sshd || { not_ok "sshd starts"; done_testing; }
+# A run left behind by a failing check: its whole session (setsid made the wrapper's pid its id).
+on_exit 'for f in "$T"/remote/*.pid; do [ -s "$f" ] && pkill -KILL -s "$(cat "$f")"; done'
 export STEPOP_LOG_INTERVAL=200ms
 store=$T/store
 settings=$(jq -nc --arg port "$SSHD_PORT" --arg user "$SSHD_USER" --arg key "$SSHD_KEY" --arg stepop "$STEPOP" \
