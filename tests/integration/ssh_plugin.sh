@@ -131,6 +131,10 @@ expect_rc 1 "a bad port is refused" plugin validate d1 "" "$(jq -c '.port = 7000
 expect_rc 1 "a file store with a remote host is refused" plugin validate d1 "" "$(jq -c '.host = "build.example"' <<<"$settings")"
 out_has "cannot reach" "it says the store is not reachable from there"
 
+manifest "$T/i1.json" "file://$store/runs/i1" "\"image\":\"alpine:3\""
+expect_rc 1 "a manifest with an image is refused" plugin validate i1
+out_has "cannot use an image" "it says why"
+
 # sshd unreachable: a clear error.
 dead=$(free_port)
 expect_rc 1 "submit to a port with no sshd fails" plugin submit d1 "" "$(jq -c --argjson p "$dead" '.port = $p' <<<"$settings")"
