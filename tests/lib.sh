@@ -792,3 +792,72 @@ start_slurm() {
     export SLURM_CONF=$T/slurm/slurm.conf
 }
 # --- end Slurm test bed ---
+
+# ---- sshd: a real OpenSSH server for the ssh plugin (docs/testing.md#sshd) -------------------
+# start_sshd: /usr/sbin/sshd -D on 127.0.0.1:SSHD_PORT with host and client keys made for this
+# test under $T/sshd, public-key login only, logging to $T/sshd/sshd.log; stopped at exit.
+# Exports SSHD_PORT, SSHD_KEY (the client's private key), SSHD_USER and SSH_CONFIG, a client
+# config (StrictHostKeyChecking yes against a known_hosts written for the test, BatchMode) for
+# `ssh -F "$SSH_CONFIG" stepop-test`. sshd_available says whether the binaries are there.
+sshd_available() { [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null && command -v ssh-keygen >/dev/null; }
+start_sshd() {
+    local d=$T/sshd i
+    sshd_available || { echo "# /usr/sbin/sshd, ssh or ssh-keygen is missing (openssh-server, openssh-client)" >&2; return 1; }
+    mkdir -p "$d" && chmod 700 "$d"
+    ssh-keygen -q -t ed25519 -N '' -C stepop-test-host -f "$d/host_ed25519" || return 1
+    ssh-keygen -q -t ed25519 -N '' -C stepop-test-client -f "$d/client" || return 1
+    cp "$d/client.pub" "$d/authorized_keys"
+    chmod 600 "$d/authorized_keys"
+    SSHD_PORT=$(free_port)
+    SSHD_USER=$(id -un)
+    # sshd insists on its privilege-separation directory even when run by hand.
+    [ -d /run/sshd ] || mkdir -p /run/sshd 2>/dev/null || true
+    cat >"$d/sshd_config" <<CFG
+Port $SSHD_PORT
+ListenAddress 127.0.0.1
+HostKey $d/host_ed25519
+PidFile $d/sshd.pid
+AuthorizedKeysFile $d/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+AllowUsers $SSHD_USER
+LogLevel VERBOSE
+MaxStartups 50:30:100
+MaxSessions 50
+Subsystem sftp internal-sftp
+CFG
+    /usr/sbin/sshd -t -f "$d/sshd_config" || { echo "# sshd rejects its test config" >&2; return 1; }
+    /usr/sbin/sshd -D -e -f "$d/sshd_config" >>"$d/sshd.log" 2>&1 &
+    SSHD_PID=$!
+    on_exit "kill $SSHD_PID; wait $SSHD_PID"
+    printf '[127.0.0.1]:%s %s\n' "$SSHD_PORT" "$(cut -d' ' -f1,2 "$d/host_ed25519.pub")" >"$d/known_hosts"
+    SSHD_KEY=$d/client
+    SSH_CONFIG=$d/ssh_config
+    cat >"$SSH_CONFIG" <<CFG
+Host stepop-test
+    HostName 127.0.0.1
+    Port $SSHD_PORT
+    User $SSHD_USER
+    IdentityFile $SSHD_KEY
+    IdentitiesOnly yes
+    UserKnownHostsFile $d/known_hosts
+    GlobalKnownHostsFile /dev/null
+    StrictHostKeyChecking yes
+    BatchMode yes
+    ConnectTimeout 10
+CFG
+    export SSHD_PORT SSHD_KEY SSHD_USER SSH_CONFIG SSHD_PID
+    for i in $(seq 100); do
+        ssh -F "$SSH_CONFIG" stepop-test true 2>/dev/null && return 0
+        kill -0 "$SSHD_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "# sshd did not come up on 127.0.0.1:$SSHD_PORT" >&2
+    diag <"$d/sshd.log" >&2
+    return 1
+}
+# ---- end of sshd ----------------------------------------------------------------------------

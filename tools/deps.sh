@@ -21,7 +21,7 @@ tests="nginx-light libnginx-mod-http-dav-ext openssl tar zstd gzip pigz curl uti
        protobuf-compiler python3-protobuf python3-google-auth python3-jwt python3-cryptography python3-yaml python3-crcmod
        podman runc busybox-static debootstrap
        man-db bash-completion zsh fish
-       slurm-wlm munge openssh-server openssh-client"
+       slurm-wlm munge openssh-server openssh-client jq"
 # make bench: the peers stepop is measured against (docs/benchmarks.md), s3rver included.
 bench="nginx-light libnginx-mod-http-dav-ext curl tar zstd gzip pigz time python3 python3-boto3 awscli rclone
        nodejs npm podman runc busybox-static"
