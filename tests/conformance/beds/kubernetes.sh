@@ -22,7 +22,11 @@ bed_missing_image_args() { echo "--image localhost/stepop-test/no-such:1"; }
 bed_unsupported_args() { echo "the kubernetes flavor asks the cluster for every resource (CPUs, memory, GPUs)"; return 1; }
 bed_jobs() { "$KBED_KUBECTL" get jobs -A -o name 2>/dev/null | wc -l; }
 bed_object_file() { echo "${1#file://}"; }
-bed_secrets() { :; }
+# The bed's static tokens and a line of the admin's private key (its kubeconfig's client key).
+bed_secrets() {
+    cut -d, -f1 "$KBED_DIR/pki/tokens.csv"
+    sed -n 2p "$KBED_DIR/pki/admin.key"
+}
 bed_api_down() { kill -STOP "$(awk '$1 == "kube-apiserver" {print $2}' "$KBED_DIR/pids")"; }
 bed_api_up() { kill -CONT "$(awk '$1 == "kube-apiserver" {print $2}' "$KBED_DIR/pids")"; }
 # The handle names a Job created without the run's label.
