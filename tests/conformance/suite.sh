@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # The flavor conformance suite (DESIGN.md §8's list, numbered as there), sourced by a runner after
 # tests/lib.sh and one bed (tests/conformance/beds/FLAVOR.sh). The runner calls conformance_main.
 #
@@ -33,8 +34,8 @@ cf_status() { "$STEPOP" status "$1" --json 2>/dev/null | python3 -c "import json
 # cf_submit ARGS...: stepop submit with the bed's step options (stdout $T/out, stderr $T/err)
 cf_submit() { "$STEPOP" submit "${CF_STEP_ARGS[@]}" "$@"; }
 cf_wait_for() { # FILE TEXT [TENTHS]: until FILE holds TEXT
-    local i
-    for i in $(seq "${3:-900}"); do grep -qF -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+    local _
+    for _ in $(seq "${3:-900}"); do grep -qF -- "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
     return 1
 }
 cf_put() { "$STEPOP" artifact put "$1" "$2" >/dev/null 2>"$T/put.err" || diag <"$T/put.err"; }
@@ -120,9 +121,9 @@ cf_timeout_oom() {
     local oom
     if oom=$(bed_can_oom); then
         type bed_before_oom >/dev/null 2>&1 && bed_before_oom
-        # shellcheck disable=SC2086
         local fill='exec dd if=/dev/zero of=/dev/null bs=200M count=1'
         [ -n "${BED_OOM_RC:-}" ] && fill='sleep 30'
+        # shellcheck disable=SC2086
         cf_submit $oom -- sh -c "echo filling; $fill" >"$T/out" 2>"$T/err"
         local rc=$?
         if [ -n "${BED_OOM_RC:-}" ]; then

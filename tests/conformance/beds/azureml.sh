@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # The azureml flavor's conformance bed: tests/servers/azureml_fake.py (Azure ML's ARM API, the
 # Entra fake for its tokens, the job's container in Podman; start_podman is called by the runner),
 # the az:// store in Azurite, as tests/integration/azureml_submit.sh.

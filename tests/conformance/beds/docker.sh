@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # The docker flavor's conformance bed: Podman's Docker-compatible API service (start_podman, called
 # by the runner so tests/run.sh pools it), the test images (podman_images), a file store in $T
 # bind-mounted into the containers, as tests/integration/docker_submit.sh sets it up.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # The kubernetes flavor's conformance bed: the Kubernetes test bed (start_kbed, called by the
 # runner so tests/run.sh pools it: kube-apiserver, the Job controller, the scheduler and a kubelet
 # with pods in Podman), a file store in $T mounted into the pods by hostPath, as

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # The local flavor's conformance bed: `stepop run` as a child process, a file store in $T.
 BED_FLAVOR=local
 BED_NO_API="the local flavor has no platform API (it signals its own process)"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # The modal flavor's conformance bed: tests/servers/modal_fake.js (Modal's gRPC API, sandboxes in
 # Podman; start_podman is called by the runner), the S3 store (s3rver behind the signature-checking
 # proxy) with keys through pass_env, as tests/integration/modal_submit.sh.

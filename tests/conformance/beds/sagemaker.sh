@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # The sagemaker flavor's conformance bed: tests/servers/sagemaker_fake.py (training containers in
 # Podman; start_podman is called by the runner), the S3 store (s3rver behind the signature-checking
 # proxy), the role's container credentials from awsfake, as tests/integration/sagemaker_submit.sh.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # The vertex flavor's conformance bed: tests/servers/vertex_fake.py (Vertex AI's gRPC/REST API,
 # the job's container in Podman; start_podman is called by the runner), the Google auth fake for
 # the tokens, the S3 store (s3rver behind the signature-checking proxy), as
