@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# DESIGN.md §8's conformance list on the sagemaker flavor against its fake (tests/conformance/suite.sh,
+# beds/sagemaker.sh).
+. "$(dirname "$0")/../lib.sh"
+. "$ROOT/tests/conformance/suite.sh"
+. "$ROOT/tests/conformance/beds/sagemaker.sh"
+start_podman || { not_ok "podman starts"; done_testing; }
+conformance_main
