@@ -12,6 +12,7 @@ bed_setup() {
     export PATH=$ROOT/examples/flavors:$PATH
     mkdir -p "$T/store/data"
     # A run left behind by a failing check: its whole session (setsid made the wrapper's pid its id).
+    # shellcheck disable=SC2016 # expanded when the hook runs
     on_exit 'for f in "$T"/remote/*.pid; do [ -s "$f" ] && pkill -KILL -s "$(cat "$f")"; done'
 }
 bed_config() {
