@@ -16,9 +16,12 @@
 #   bed_unsupported_args       prints options asking for a resource the flavor cannot give;
 #                              nonzero: the flavor gives every resource. BED_UNSUPPORTED_WORD: what
 #                              its message names (default "resources.")
+#   BED_SETTING_WORD           how the flavor's refusal names the unknown setting bogus_setting
+#                              (default "settings.bogus_setting"; a plugin words its own)
 #   bed_jobs                   prints how many jobs (containers, processes) exist on the platform
 #   bed_forge_handle RUN       rewrites RUN's submission.json so its handle names a job without
-#                              RUN's label; nonzero: not applicable
+#                              RUN's label; nonzero: not applicable. BED_REFUSED_WORD: what cancel's
+#                              refusal says (default "refusing to act on it"; a plugin words its own)
 #   bed_forged_intact          zero while the job the forged handle names was left alone
 #   bed_unforge_handle RUN     puts back the handle bed_forge_handle replaced
 #   bed_api_down / bed_api_up  (optional) make the platform's API unreachable and back
@@ -155,7 +158,7 @@ cf_refusals() {
     before=$(bed_jobs)
     printf '{"command": ["true"], "settings": {"bogus_setting": 1}}\n' >"$T/bogus.json"
     expect_rc 2 "7: an unknown setting is refused (exit 2)" cf_submit "$T/bogus.json"
-    err_has "settings.bogus_setting" "7: naming it"
+    err_has "${BED_SETTING_WORD:-settings.bogus_setting}" "7: naming it"
     if args=$(bed_unsupported_args); then
         # shellcheck disable=SC2086
         expect_rc 2 "7: an unsupported resource is refused (exit 2)" cf_submit $args -- true
@@ -212,7 +215,7 @@ cf_forged_handle() {
     fi
     "$STEPOP" cancel "$r" >"$T/out" 2>"$T/err"
     is_eq "10: cancel refuses the forged handle (exit 4)" "$?" 4
-    err_has "refusing to act on it" "10: saying why"
+    err_has "${BED_REFUSED_WORD:-refusing to act on it}" "10: saying why"
     "$STEPOP" cancel --wait "$r" >"$T/out" 2>"$T/err"
     check "10: cancel --wait (cancel, then cleanup) refuses it too" test $? -ne 0
     check "10: the job the handle names was left alone" bed_forged_intact

@@ -77,8 +77,11 @@ is_eq "render: the batch script runs stepop run on the manifest" "$(ans "d['requ
 is_eq "render submits nothing" "$(squeue -h -o %i | wc -l)" "$before"
 
 # validate
-call validate ok "{\"partition\":\"debug\",\"gres_type\":\"a100\"}"
+call validate ok "{\"partition\":\"debug\"}"
 is_eq "validate: known settings pass" "$rc $(cat "$T/ans")" '0 {"ok": true}'
+call validate ok "{\"partition\":\"debug\",\"gres_type\":\"a100\"}"
+is_eq "validate: a GPU type no node has is refused by sbatch --test-only" \
+    "$rc $(ans "'node configuration is not available' in d['error']['message']")" "1 True"
 call validate ok '{"nodes":"4"}'
 is_eq "validate: an unknown setting is refused" "$rc $(ans "d['error']['kind']")" "1 invalid"
 call validate ok '{"extra_args":"--exclusive"}'
