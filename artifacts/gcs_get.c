@@ -36,21 +36,6 @@ static int hashing_data(void *ctx, const void *data, size_t n, struct err *e)
 
 /* Checks a 206 answer to a request for bytes want..last (as s3_get.c: the size in every one,
  * the range from want to last or to the object's end). */
-static int check_range(const struct http_response *r, int64_t want, int64_t last, int64_t *total, struct err *e)
-{
-    const char *cr = http_header(r, "content-range");
-    const char *cl = http_header(r, "content-length");
-    int64_t a, b, t, len;
-    if (r->status != 206 || store_parse_content_range(cr, &a, &b, &t) < 0 || t < 0 || a != want || b > last ||
-        (b < last && b != t - 1))
-        return err_set(e, ERR_INTEGRITY, "wrong Content-Range \"%s\" (HTTP %ld) for bytes %lld-%lld", cr ? cr : "",
-                       r->status, (long long)want, (long long)last);
-    if (cl && (store_parse_length(cl, &len) < 0 || len != b - a + 1))
-        return err_set(e, ERR_INTEGRITY, "Content-Length %s does not match Content-Range \"%s\"", cl, cr);
-    *total = t;
-    return 0;
-}
-
 /* What the first answer says: size, generation, hashes. */
 struct first_get {
     struct hashing_sink *hs;
@@ -101,7 +86,7 @@ static int first_data(void *ctx, const void *data, size_t n, struct err *e)
                 return err_set(e, ERR_INTEGRITY, "malformed Content-Length \"%s\"", cl);
             if (first)
                 g->whole = 1;
-        } else if (check_range(g->resp, g->start + g->resp->delivered, g->start + g->len - 1, &size, e) < 0) {
+        } else if (store_check_range(g->resp, g->start + g->resp->delivered, g->start + g->len - 1, &size, e) < 0) {
             return -1;
         }
         if (first) {
@@ -136,7 +121,7 @@ static int part_data(void *ctx, const void *data, size_t n, struct err *e)
     if (pg->checked_attempt != pg->resp->attempts) {
         pg->checked_attempt = pg->resp->attempts;
         int64_t t, want = par_range_next(pg->r), last = pg->r->start + pg->r->len - 1;
-        if (check_range(pg->resp, want, last, &t, e) < 0)
+        if (store_check_range(pg->resp, want, last, &t, e) < 0)
             return -1;
         if (t != pg->total)
             return err_set(e, ERR_INTEGRITY, "bytes %lld-%lld: the object's size changed from %lld to %lld bytes "

@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include "../runtime/http.h"
 #include "../runtime/uri.h"
 #include "../runtime/util.h"
 
@@ -232,5 +233,20 @@ int store_parse_content_range(const char *v, int64_t *first, int64_t *last, int6
         return -1;
     if (*first > *last || (*total >= 0 && *last >= *total))
         return -1;
+    return 0;
+}
+
+int store_check_range(const struct http_response *r, int64_t want, int64_t last, int64_t *total, struct err *e)
+{
+    const char *cr = http_header(r, "content-range");
+    const char *cl = http_header(r, "content-length");
+    int64_t a, b, t, len;
+    if (r->status != 206 || store_parse_content_range(cr, &a, &b, &t) < 0 || t < 0 || a != want || b > last ||
+        (b < last && b != t - 1))
+        return err_set(e, ERR_INTEGRITY, "wrong Content-Range \"%s\" (HTTP %ld) for bytes %lld-%lld", cr ? cr : "",
+                       r->status, (long long)want, (long long)last);
+    if (cl && (store_parse_length(cl, &len) < 0 || len != b - a + 1))
+        return err_set(e, ERR_INTEGRITY, "Content-Length %s does not match Content-Range \"%s\"", cl, cr);
+    *total = t;
     return 0;
 }

@@ -104,4 +104,10 @@ int store_parse_length(const char *v, int64_t *out);
  * gives -1. 0, or -1 when malformed. */
 int store_parse_content_range(const char *v, int64_t *first, int64_t *last, int64_t *total);
 
+struct http_response;
+/* The answer to a ranged GET of bytes want..last (the S3, GCS and Azure stores): a 206 whose
+ * Content-Range starts at want, ends at last or at the object's end, and agrees with its
+ * Content-Length. *total gets the object's size. 0, or -1 with an ERR_INTEGRITY error. */
+int store_check_range(const struct http_response *r, int64_t want, int64_t last, int64_t *total, struct err *e);
+
 #endif
