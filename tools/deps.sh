@@ -24,7 +24,8 @@ tests="nginx-light libnginx-mod-http-dav-ext openssl tar zstd gzip pigz curl uti
        slurm-wlm munge openssh-server openssh-client jq"
 # make bench: the peers stepop is measured against (docs/benchmarks.md), s3rver included.
 bench="nginx-light libnginx-mod-http-dav-ext curl tar zstd gzip pigz time python3 python3-boto3 awscli rclone
-       nodejs npm podman runc busybox-static"
+       nodejs npm podman runc busybox-static
+       protobuf-compiler python3-protobuf python3-google-auth python3-jwt python3-cryptography python3-crcmod"
 case ${1:-all} in
 static) want=$static ;;
 bench) want=$bench ;;
@@ -48,7 +49,8 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-# The test servers' npm packages (s3rver), pinned by tests/servers/package-lock.json.
+# The test servers' npm packages (s3rver, the emulators and official clients the fakes are
+# checked with), pinned by tests/servers/package-lock.json.
 servers=$(dirname "$0")/../tests/servers
 [ "${1:-all}" = static ] && exit 0
 if [ ! -f "$servers/node_modules/.package-lock.json" ] || [ "$servers/package-lock.json" -nt "$servers/node_modules/.package-lock.json" ]; then
