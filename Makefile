@@ -243,8 +243,16 @@ build/bench/gen_data: bench/gen_data.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) -std=c11 -O2 $(WARN) -o $@ $< -lm
 
+# The shaping proxy of the bench's "real link" cases (bench/shaper.c); tests/unit/test_shaper.c
+# builds the same source into a unit test.
+build/bench/shaper: bench/shaper.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=c11 -O2 $(WARN) -pthread -o $@ $<
+
+build/tests/test_shaper build/asan/tests/test_shaper: bench/shaper.c
+
 # Benchmarks (docs/benchmarks.md): never part of `make test`.
-bench: build/stepop build/bench/gen_data
+bench: build/stepop build/bench/gen_data build/bench/shaper
 	@tools/deps.sh bench
 	@$(MAKE) --no-print-directory static
 	@bench/run.sh
