@@ -63,3 +63,38 @@ peak_rss() {
     printf '{"case":"%s","tool":"%s","peak_rss_kib":%s}\n' "$case" "$tool" "$kib" >>"$RESULTS"
     echo "  $case / $tool: peak RSS $((kib / 1024)) MiB" >&2
 }
+
+# start_shaper PORT: the shaping proxy (bench/shaper.c) in front of 127.0.0.1:PORT, each
+# connection capped at $LINK_RATE bytes a second each way with $LINK_RTT ms of round trip;
+# sets SHAPER_PORT and SHAPER_PID; stopped at exit (its totals and CPU time go to its log).
+start_shaper() {
+    local i log=$BENCH_TMP/shaper-$1
+    "$ROOT/build/bench/shaper" --to "$1" --rate "$LINK_RATE" --rtt "$LINK_RTT" >"$log.port" 2>"$log.log" &
+    SHAPER_PID=$!
+    on_exit "kill $SHAPER_PID"
+    for i in $(seq 100); do [ -s "$log.port" ] && break; sleep 0.05; done
+    SHAPER_PORT=$(cat "$log.port")
+    [ -n "$SHAPER_PORT" ] || { echo "bench: the shaping proxy did not start" >&2; cat "$log.log" >&2; return 1; }
+}
+
+# shaper_cpu_ms: the CPU time (user + system, all threads) the shaping proxy has used so far.
+shaper_cpu_ms() {
+    local f
+    read -ra f <"/proc/$SHAPER_PID/stat"
+    echo $(((f[13] + f[14]) * 1000 / $(getconf CLK_TCK)))
+}
+
+# shaper_compare CASE BYTES REPEATS PREPARE -- TOOL CMD ...: compare, then one more line of
+# results: the proxy's CPU time over the whole comparison against the bytes that went through it
+# (every tool moved BYTES once a round), so the figures can be trusted not to be the proxy's.
+shaper_compare() {
+    local case=$1 bytes=$2 repeats=$3 c0 c1 s0 ntools=0 a
+    for a in "$@"; do [ "$a" = "--" ] && ntools=$((ntools + 1)); done
+    c0=$(shaper_cpu_ms)
+    s0=$(now_ns)
+    compare "$@"
+    c1=$(shaper_cpu_ms)
+    printf '{"case":"%s","tool":"shaping proxy (CPU)","cpu_ms":%s,"wall_ms":%s,"bytes_moved":%s}\n' "$case" \
+        $((c1 - c0)) $((($(now_ns) - s0) / 1000000)) $((bytes * repeats * ntools)) >>"$RESULTS"
+    echo "  $case / shaping proxy: $((c1 - c0)) ms CPU for $((bytes * repeats * ntools / 1000000)) MB moved" >&2
+}

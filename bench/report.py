@@ -20,6 +20,10 @@ TARGETS = {
     "entrypoint-file": "stepop run overhead <= 10 ms beyond the step (median)",
     "log-latency": "median <= 1 s and p95 <= 2 s from the step's print to the submitter's",
     "log-objects": "a chatty step (a line every 10 ms) writes a bounded number of log objects (~60 a minute)",
+    "link-http-get": "through the shaping proxy: stepop >= 4x curl's one stream (parallel ranged GETs)",
+    "link-http-put": "reported, no target: WebDAV has no parallel upload, stepop's PUT is one stream like curl's",
+    "link-s3-put": "through the shaping proxy: stepop >= 4x curl's one stream and >= 1.5x aws cli",
+    "link-s3-get": "through the shaping proxy: stepop >= 4x curl's one stream and >= 1.5x aws cli",
 }
 
 
@@ -39,6 +43,13 @@ def main():
         by_case.setdefault(r["case"], []).append(r)
     for case, rs in by_case.items():
         res = {"tools": {}}
+        for r in [r for r in rs if "cpu_ms" in r]:
+            # The shaping proxy's CPU over a comparison (bench/lib.sh shaper_compare).
+            cpu_s, wall_s, gb = r["cpu_ms"] / 1000, r["wall_ms"] / 1000, r["bytes_moved"] / 1e9
+            res["shaper"] = {"cpu_s": cpu_s, "wall_s": wall_s, "gb_moved": round(gb, 2)}
+            per_gb = f"{cpu_s / gb:.2f} s CPU per GB" if gb else ""
+            lines.append(f"| {case} | {md(r['tool'])} | {cpu_s:.1f} s CPU in {wall_s:.0f} s ({100 * cpu_s / max(wall_s, 0.001):.0f}% of a core) | {gb:.1f} GB moved | {per_gb} |")
+        rs = [r for r in rs if "cpu_ms" not in r]
         if "peak_rss_kib" in rs[0]:
             for r in rs:
                 mib = r["peak_rss_kib"] / 1024

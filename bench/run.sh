@@ -2,8 +2,9 @@
 # make bench: stepop against the tools users would pick instead, on the same work, in one run.
 # Generates its own data, starts its own servers on loopback, runs every case round-robin after
 # the data is warm, and prints medians and ratios (bench/report.py). Never part of `make test`.
-# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8 10 11 12 13 14 15 16; case 9, the
-# 20 GiB streamed S3 upload, only when named: it needs about 65 GB of free disk — the source tree,
+# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8 10 11 12 13 14 15 16 17 18;
+# case 19, the S3 sweep through the shaping proxy, only when named; and case 9, the 20 GiB
+# streamed S3 upload, only when named: it needs about 65 GB of free disk — the source tree,
 # s3rver's parts and the object it assembles from them — and 15 minutes or more).
 set -u
 . "$(dirname "$0")/../tests/lib.sh"
@@ -11,7 +12,7 @@ set -u
 export STEPOP_NO_PROGRESS=1
 SIZE=${BENCH_SIZE_MIB:-2048}
 REPEATS=${BENCH_REPEATS:-3}
-CASES=${BENCH_CASES:-1 2 3 4 5 6 7 8 10 11 12 13 14 15 16}
+CASES=${BENCH_CASES:-1 2 3 4 5 6 7 8 10 11 12 13 14 15 16 17 18}
 BENCH_TMP=$T
 BENCH_LOG=$ROOT/build/bench/bench.log
 : >"$RESULTS"
@@ -22,7 +23,8 @@ DATA=${BENCH_DATA:-$ROOT/build/bench/data}
 STEPOP_STATIC=${STEPOP_STATIC:-$ROOT/build/stepop-static}
 [ -x "$STEPOP_STATIC" ] || STEPOP_STATIC=$STEPOP
 want() { case " $CASES " in *" $1 "*) return 0 ;; esac; return 1; }
-# BENCH_BASELINE=/path/to/another/stepop runs it beside this build in the http and S3 cases (2-5):
+# BENCH_BASELINE=/path/to/another/stepop runs it beside this build in the http and S3 cases (2-5,
+# 17, 18):
 # before and after a change, measured in one run. baseline TOOL CMD sets $extra to its peer
 # arguments for compare (CMD uses $BASELINE), or to nothing.
 BASELINE=${BENCH_BASELINE:-}
@@ -30,10 +32,10 @@ baseline() { if [ -n "$BASELINE" ]; then extra=(-- "$1 (baseline)" "$2"); else e
 started=$(now_ns)
 
 # The data: a checkpoint-like tree (float32 weights and text), cached between runs; only the
-# cases that move it (2 to 6) need it.
+# cases that move it (2 to 6, 17 to 19) need it.
 TREE=$DATA/tree-$SIZE
 BYTES=0
-if want 2 || want 3 || want 4 || want 5 || want 6; then
+if want 2 || want 3 || want 4 || want 5 || want 6 || want 17 || want 18 || want 19; then
     if [ ! -f "$TREE/.done" ]; then
         echo "generating $SIZE MiB of checkpoint-like data" >&2
         rm -rf "$TREE"
@@ -469,6 +471,110 @@ JSON
         )
     else
         echo "  skipped: npm modal or the S3 test server is missing (see $BENCH_LOG)" >&2
+    fi
+fi
+
+# Real links (cases 17 to 19): the shaping proxy (bench/shaper.c) in front of the server caps every
+# connection at BENCH_LINK_RATE bytes a second each way (80M: an object store's usual stream) and
+# delays data by half of BENCH_LINK_RTT each way (20 ms) and a new connection by one RTT; one
+# stream then moves at most the cap, and parallel connections are what a client has to go faster.
+LINK_RATE=${BENCH_LINK_RATE:-80M}
+LINK_RTT=${BENCH_LINK_RTT:-20}
+link_note="$LINK_RATE B/s a connection, $LINK_RTT ms round trip"
+
+if want 17; then
+    echo "case 17: $SIZE MiB up and down the http store (nginx) through the shaping proxy ($link_note)" >&2
+    start_shaper "$NGINX_PORT" || exit 1
+    L=http://127.0.0.1:$SHAPER_PORT
+    baseline "stepop artifact get" "'$BASELINE' artifact get '$L/blob.bin' '$T/lk0'"
+    shaper_compare "link-http-get" "$(stat -c %s "$W/blob.bin")" "$REPEATS" "rm -f '$T/lk'* && sync" "${extra[@]}" \
+        -- "stepop artifact get" "'$STEPOP' artifact get '$L/blob.bin' '$T/lk1'" \
+        -- "curl -o (one stream)" "curl -sf '$L/blob.bin' -o '$T/lk2'"
+    # WebDAV has no standard parallel upload: stepop's http PUT is one stream, like curl's.
+    shaper_compare "link-http-put" "$(stat -c %s "$W/blob.bin")" "$REPEATS" "rm -f '$W'/lkup*" \
+        -- "stepop artifact put (one PUT)" "'$STEPOP' artifact put '$W/blob.bin' '$L/lkup1.bin'" \
+        -- "curl -T (one stream)" "curl -sf -T '$W/blob.bin' '$L/lkup2.bin'"
+    rm -f "$W"/lkup*
+fi
+
+# link_s3: s3rver (bucket "link") behind the shaping proxy, with the AWS CLI's, rclone's and
+# stepop's endpoint set to the proxy; $link_aws and $link_rclone are the peers' commands.
+link_s3() {
+    S3L=$T/s3link
+    mkdir -p "$S3L"
+    start_s3rver "$S3L" link "$T/s3link.log" || return 1
+    start_shaper "$S3RVER_PORT" || return 1
+    local awsbin
+    awsbin=$(command -v /usr/bin/aws || command -v aws)
+    export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+    export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$SHAPER_PORT AWS_CONFIG_FILE=$T/none AWS_SHARED_CREDENTIALS_FILE=$T/none
+    cat >"$T/rclone-link.conf" <<CONF
+[s3]
+type = s3
+provider = Other
+access_key_id = S3RVER
+secret_access_key = S3RVER
+endpoint = http://127.0.0.1:$SHAPER_PORT
+region = us-east-1
+CONF
+    link_aws="env -u AWS_ENDPOINT_URL_S3 '$awsbin' --endpoint-url http://127.0.0.1:$SHAPER_PORT s3 cp --only-show-errors"
+    link_rclone="env -u AWS_CA_BUNDLE rclone --config '$T/rclone-link.conf' copyto"
+}
+
+if want 18; then
+    echo "case 18: $SIZE MiB up and down S3 (s3rver) through the shaping proxy ($link_note)" >&2
+    if [ ! -f "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" ]; then
+        echo "  skipped: s3rver is not installed (make deps)" >&2
+    elif link_s3; then
+        LB=$(stat -c %s "$W/blob.bin")
+        # curl's one stream, signed as any S3 client would hand it out: presigned URLs (1 h).
+        put_url=$("$STEPOP" artifact presign s3://link/d.bin --method PUT)
+        baseline "stepop artifact put" "'$BASELINE' artifact put '$W/blob.bin' s3://link/a0.bin"
+        shaper_compare "link-s3-put" "$LB" "$REPEATS" "true" "${extra[@]}" \
+            -- "stepop artifact put" "'$STEPOP' artifact put '$W/blob.bin' s3://link/a.bin" \
+            -- "aws s3 cp" "$link_aws '$W/blob.bin' s3://link/b.bin" \
+            -- "rclone copyto" "$link_rclone --ignore-times '$W/blob.bin' s3:link/c.bin" \
+            -- "curl -T (one stream, presigned)" "curl -sf -T '$W/blob.bin' '$put_url'"
+        get_url=$("$STEPOP" artifact presign s3://link/a.bin)
+        baseline "stepop artifact get" "'$BASELINE' artifact get s3://link/a.bin '$T/lg0.bin'"
+        shaper_compare "link-s3-get" "$LB" "$REPEATS" "rm -f '$T'/lg?.bin && sync" "${extra[@]}" \
+            -- "stepop artifact get" "'$STEPOP' artifact get s3://link/a.bin '$T/lg1.bin'" \
+            -- "aws s3 cp" "$link_aws s3://link/a.bin '$T/lg2.bin'" \
+            -- "rclone copyto" "$link_rclone s3:link/a.bin '$T/lg3.bin'" \
+            -- "curl -o (one stream, presigned)" "curl -sf '$get_url' -o '$T/lg4.bin'"
+        rm -f "$T"/lg?.bin
+        unset AWS_ENDPOINT_URL_S3
+    else
+        echo "  skipped: s3rver or the shaping proxy did not start (see $BENCH_LOG)" >&2
+    fi
+fi
+
+if want 19; then
+    # Not in the default run (about 10 minutes at 1 GiB): which STEPOP_S3_CONCURRENCY and
+    # STEPOP_S3_PART_SIZE a real link wants. Each upload may hold concurrency x part size
+    # (STEPOP_S3_MEMORY raised to match), as each download does.
+    sweep_mib=${BENCH_SWEEP_MIB:-1024}
+    echo "case 19: STEPOP_S3_CONCURRENCY x STEPOP_S3_PART_SIZE, $sweep_mib MiB through the shaping proxy ($link_note)" >&2
+    if [ ! -f "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" ]; then
+        echo "  skipped: s3rver is not installed (make deps)" >&2
+    elif link_s3; then
+        head -c $((sweep_mib << 20)) "$W/blob.bin" >"$T/sweep.bin"
+        [ "$(stat -c %s "$T/sweep.bin")" = $((sweep_mib << 20)) ] || echo "  the data is smaller than $sweep_mib MiB: the sweep moves $(stat -c %s "$T/sweep.bin") bytes" >&2
+        "$STEPOP" artifact put "$T/sweep.bin" s3://link/sweep.bin >/dev/null 2>>"$BENCH_LOG"
+        puts=() gets=()
+        # The default first: the report's ratios are against it.
+        for cp in 8x8 4x8 16x8 32x8 4x16 8x16 16x16 32x16 4x32 8x32 16x32 32x32; do
+            c=${cp%x*} p=${cp#*x}
+            env="STEPOP_S3_CONCURRENCY=$c STEPOP_S3_PART_SIZE=${p}MiB STEPOP_S3_MEMORY=$((c * p))MiB"
+            puts+=(-- "stepop $c x $p MiB ($((c * p)) MiB)" "$env '$STEPOP' artifact put '$T/sweep.bin' s3://link/sw$cp.bin")
+            gets+=(-- "stepop $c x $p MiB ($((c * p)) MiB)" "$env '$STEPOP' artifact get s3://link/sweep.bin '$T/sg.bin'")
+        done
+        shaper_compare "link-s3-sweep-put" "$(stat -c %s "$T/sweep.bin")" "$REPEATS" "true" "${puts[@]}"
+        shaper_compare "link-s3-sweep-get" "$(stat -c %s "$T/sweep.bin")" "$REPEATS" "rm -f '$T/sg.bin' && sync" "${gets[@]}"
+        rm -f "$T/sweep.bin" "$T/sg.bin"
+        unset AWS_ENDPOINT_URL_S3
+    else
+        echo "  skipped: s3rver or the shaping proxy did not start (see $BENCH_LOG)" >&2
     fi
 fi
 
