@@ -2,17 +2,18 @@
 # make bench: stepop against the tools users would pick instead, on the same work, in one run.
 # Generates its own data, starts its own servers on loopback, runs every case round-robin after
 # the data is warm, and prints medians and ratios (bench/report.py). Never part of `make test`.
-# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8 10 11 12 13 14 15 16 17 18;
-# case 19, the S3 sweep through the shaping proxy, only when named; and case 9, the 20 GiB
-# streamed S3 upload, only when named: it needs about 65 GB of free disk — the source tree,
-# s3rver's parts and the object it assembles from them — and 15 minutes or more).
+# BENCH_SIZE_MIB (default 2048), BENCH_REPEATS (3), BENCH_CASES (all: 1 2 3 4 5 6 7 8 10 11 12 13 14 15 16).
+# Only when named: cases 17 to 19, through the shaping proxy (a capped link moves 2 GiB in half a
+# minute a stream: about 12 minutes for 17 and 18, more for the sweep, 19), and case 9, the 20 GiB
+# streamed S3 upload: it needs about 65 GB of free disk — the source tree, s3rver's parts and the
+# object it assembles from them — and 15 minutes or more.
 set -u
 . "$(dirname "$0")/../tests/lib.sh"
 . "$ROOT/bench/lib.sh"
 export STEPOP_NO_PROGRESS=1
 SIZE=${BENCH_SIZE_MIB:-2048}
 REPEATS=${BENCH_REPEATS:-3}
-CASES=${BENCH_CASES:-1 2 3 4 5 6 7 8 10 11 12 13 14 15 16 17 18}
+CASES=${BENCH_CASES:-1 2 3 4 5 6 7 8 10 11 12 13 14 15 16}
 BENCH_TMP=$T
 BENCH_LOG=$ROOT/build/bench/bench.log
 : >"$RESULTS"
@@ -550,9 +551,11 @@ if want 18; then
 fi
 
 if want 19; then
-    # Not in the default run (about 10 minutes at 1 GiB): which STEPOP_S3_CONCURRENCY and
-    # STEPOP_S3_PART_SIZE a real link wants. Each upload may hold concurrency x part size
-    # (STEPOP_S3_MEMORY raised to match), as each download does.
+    # Not in the default run (its 12 settings x 2 directions x BENCH_REPEATS transfers take
+    # 10 minutes or more): which STEPOP_S3_CONCURRENCY and STEPOP_S3_PART_SIZE a real link wants.
+    # BENCH_SWEEP lists the settings (CONCURRENCYxPART_MIB, the default first: the report's
+    # ratios are against the first), BENCH_SWEEP_DIRS the directions ("put get"). Each upload may
+    # hold concurrency x part size (STEPOP_S3_MEMORY raised to match), as each download does.
     sweep_mib=${BENCH_SWEEP_MIB:-1024}
     echo "case 19: STEPOP_S3_CONCURRENCY x STEPOP_S3_PART_SIZE, $sweep_mib MiB through the shaping proxy ($link_note)" >&2
     if [ ! -f "$ROOT/tests/servers/node_modules/s3rver/bin/s3rver.js" ]; then
@@ -563,14 +566,16 @@ if want 19; then
         "$STEPOP" artifact put "$T/sweep.bin" s3://link/sweep.bin >/dev/null 2>>"$BENCH_LOG"
         puts=() gets=()
         # The default first: the report's ratios are against it.
-        for cp in 8x8 4x8 16x8 32x8 4x16 8x16 16x16 32x16 4x32 8x32 16x32 32x32; do
+        for cp in ${BENCH_SWEEP:-8x8 4x8 16x8 32x8 4x16 8x16 16x16 32x16 4x32 8x32 16x32 32x32}; do
             c=${cp%x*} p=${cp#*x}
             env="STEPOP_S3_CONCURRENCY=$c STEPOP_S3_PART_SIZE=${p}MiB STEPOP_S3_MEMORY=$((c * p))MiB"
             puts+=(-- "stepop $c x $p MiB ($((c * p)) MiB)" "$env '$STEPOP' artifact put '$T/sweep.bin' s3://link/sw$cp.bin")
             gets+=(-- "stepop $c x $p MiB ($((c * p)) MiB)" "$env '$STEPOP' artifact get s3://link/sweep.bin '$T/sg.bin'")
         done
-        shaper_compare "link-s3-sweep-put" "$(stat -c %s "$T/sweep.bin")" "$REPEATS" "true" "${puts[@]}"
-        shaper_compare "link-s3-sweep-get" "$(stat -c %s "$T/sweep.bin")" "$REPEATS" "rm -f '$T/sg.bin' && sync" "${gets[@]}"
+        case " ${BENCH_SWEEP_DIRS:-put get} " in *" put "*) ;; *) puts=() ;; esac
+        case " ${BENCH_SWEEP_DIRS:-put get} " in *" get "*) ;; *) gets=() ;; esac
+        [ ${#puts[@]} = 0 ] || shaper_compare "link-s3-sweep-put" "$(stat -c %s "$T/sweep.bin")" "$REPEATS" "true" "${puts[@]}"
+        [ ${#gets[@]} = 0 ] || shaper_compare "link-s3-sweep-get" "$(stat -c %s "$T/sweep.bin")" "$REPEATS" "rm -f '$T/sg.bin' && sync" "${gets[@]}"
         rm -f "$T/sweep.bin" "$T/sg.bin"
         unset AWS_ENDPOINT_URL_S3
     else
