@@ -554,7 +554,8 @@ if want 19; then
     # Not in the default run (its 12 settings x 2 directions x BENCH_REPEATS transfers take
     # 10 minutes or more): which STEPOP_S3_CONCURRENCY and STEPOP_S3_PART_SIZE a real link wants.
     # BENCH_SWEEP lists the settings (CONCURRENCYxPART_MIB, the default first: the report's
-    # ratios are against the first), BENCH_SWEEP_DIRS the directions ("put get"). Each upload may
+    # ratios are against the first), BENCH_SWEEP_DIRS the directions ("put get"; "http-get" adds
+    # the http store's ranged GETs through the proxy, below). Each upload may
     # hold concurrency x part size (STEPOP_S3_MEMORY raised to match), as each download does.
     sweep_mib=${BENCH_SWEEP_MIB:-1024}
     echo "case 19: STEPOP_S3_CONCURRENCY x STEPOP_S3_PART_SIZE, $sweep_mib MiB through the shaping proxy ($link_note)" >&2
@@ -576,6 +577,19 @@ if want 19; then
         case " ${BENCH_SWEEP_DIRS:-put get} " in *" get "*) ;; *) gets=() ;; esac
         [ ${#puts[@]} = 0 ] || shaper_compare "link-s3-sweep-put" "$(stat -c %s "$T/sweep.bin")" "$REPEATS" "true" "${puts[@]}"
         [ ${#gets[@]} = 0 ] || shaper_compare "link-s3-sweep-get" "$(stat -c %s "$T/sweep.bin")" "$REPEATS" "rm -f '$T/sg.bin' && sync" "${gets[@]}"
+        # http-get: the same settings as STEPOP_HTTP_CONCURRENCY and STEPOP_HTTP_PART_SIZE, on
+        # nginx, which (unlike s3rver) keeps up with the link: a build whose http store has
+        # parallel ranged GETs (STEPOP=...), which share their engine with S3's downloads.
+        if case " ${BENCH_SWEEP_DIRS:-put get} " in *" http-get "*) true ;; *) false ;; esac && start_shaper "$NGINX_PORT"; then
+            cp "$T/sweep.bin" "$W/sweep.bin"
+            hgets=()
+            for cp in ${BENCH_SWEEP:-8x8 4x8 16x8 32x8 4x16 8x16 16x16 32x16 4x32 8x32 16x32 32x32}; do
+                c=${cp%x*} p=${cp#*x}
+                hgets+=(-- "stepop $c x $p MiB ($((c * p)) MiB)" "STEPOP_HTTP_CONCURRENCY=$c STEPOP_HTTP_PART_SIZE=${p}MiB '$STEPOP' artifact get http://127.0.0.1:$SHAPER_PORT/sweep.bin '$T/sg.bin'")
+            done
+            shaper_compare "link-http-sweep-get" "$(stat -c %s "$T/sweep.bin")" "$REPEATS" "rm -f '$T/sg.bin' && sync" "${hgets[@]}"
+            rm -f "$W/sweep.bin"
+        fi
         rm -f "$T/sweep.bin" "$T/sg.bin"
         unset AWS_ENDPOINT_URL_S3
     else
