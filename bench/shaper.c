@@ -323,6 +323,11 @@ static void *shaper_serve(void *arg)
         struct conn *c = calloc(1, sizeof *c);
         pthread_t th;
         pthread_attr_t attr;
+        /* The connection's threads (and theirs) block every signal: SIGTERM must reach the
+         * thread in accept, which then stops. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 256 * 1024);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -339,6 +344,7 @@ static void *shaper_serve(void *arg)
             }
         }
         pthread_attr_destroy(&attr);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
 }
 
