@@ -564,7 +564,7 @@ if want 19; then
     elif link_s3; then
         head -c $((sweep_mib << 20)) "$W/blob.bin" >"$T/sweep.bin"
         [ "$(stat -c %s "$T/sweep.bin")" = $((sweep_mib << 20)) ] || echo "  the data is smaller than $sweep_mib MiB: the sweep moves $(stat -c %s "$T/sweep.bin") bytes" >&2
-        "$STEPOP" artifact put "$T/sweep.bin" s3://link/sweep.bin >/dev/null 2>>"$BENCH_LOG"
+        case " ${BENCH_SWEEP_DIRS:-put get} " in *" get "*) "$STEPOP" artifact put "$T/sweep.bin" s3://link/sweep.bin >/dev/null 2>>"$BENCH_LOG" ;; esac
         puts=() gets=()
         # The default first: the report's ratios are against it.
         for cp in ${BENCH_SWEEP:-8x8 4x8 16x8 32x8 4x16 8x16 16x16 32x16 4x32 8x32 16x32 32x32}; do
