@@ -295,8 +295,8 @@ static void test_argv(void)
     m.argv = argv_dollar;
     got = argv_of(&m, "{\"master\":\"k8s://https://k:6443\",\"spark_submit\":\"s\"}", "ml", "/tmp/t.json");
     const char *tail = strstr(got, "local:///");
-    is_str(tail ? tail : got, "local:///app/$$job.py\nkill $$$$\n$$(HOME)\n",
-           "cluster mode on Kubernetes: every $ of the application and its arguments doubled (container args)");
+    is_str(tail ? tail : got, "local:///app/$job.py\nkill $$$$\n$$(HOME)\n",
+           "cluster mode on Kubernetes: every $ of the arguments doubled (container args), the application as given");
     free(got);
     m.image = NULL;
     got = argv_of(&m, "{\"master\":\"local[*]\",\"spark_submit\":\"s\"}", NULL, NULL);
