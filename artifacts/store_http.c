@@ -54,7 +54,7 @@ static int ranged_config(struct http_store *hs, struct err *e)
         char *end;
         long c = strtol(cv, &end, 10);
         if (*end || c < 1 || c > PAR_MAX_WORKERS)
-            return err_set(e, ERR_INVALID, "STEPOP_HTTP_CONCURRENCY: expected 1 to %d, got \"%s\"", PAR_MAX_WORKERS,
+            return err_set(e, ERR_USAGE, "STEPOP_HTTP_CONCURRENCY: expected 1 to %d, got \"%s\"", PAR_MAX_WORKERS,
                            cv);
         hs->concurrency = (int)c;
     }
@@ -63,7 +63,7 @@ static int ranged_config(struct http_store *hs, struct err *e)
         if (units_parse_size(pv, &hs->part_size, e) < 0)
             return err_prefix(e, "STEPOP_HTTP_PART_SIZE: ");
         if (hs->part_size < 64 * 1024 || hs->part_size > 5 * 1024 * MIB)
-            return err_set(e, ERR_INVALID, "STEPOP_HTTP_PART_SIZE: must be between 64 KiB and 5 GiB, got \"%s\"", pv);
+            return err_set(e, ERR_USAGE, "STEPOP_HTTP_PART_SIZE: must be between 64 KiB and 5 GiB, got \"%s\"", pv);
     }
     return 0;
 }
