@@ -1,8 +1,8 @@
-/* The ranged download the stores share (http, s3; gs:// and az:// still have their own copy):
- * a first GET of the first part, whose answer names the object's size (Content-Range), then the
- * rest as ranged GETs in parallel (parallel.c's workers), each pinned to the version the first
- * answer named and checked with store_check_range, delivered to the sink in order. Exactly the
- * announced bytes must arrive, else ERR_INTEGRITY (exit 4).
+/* The ranged download every object store shares (http(s), s3, gs, az): a first GET of the first
+ * part, whose answer names the object's size (Content-Range), then the rest as ranged GETs in
+ * parallel (parallel.c's workers), each pinned to the version the first answer named and checked
+ * with store_check_range, delivered to the sink in order. Exactly the announced bytes must
+ * arrive, else ERR_INTEGRITY (exit 4).
  *
  * What differs between stores (the request, its signing and headers, what pins the version,
  * error messages) comes through ranged_get_ops; the state machine and its checks live here once. */
