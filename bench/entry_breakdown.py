@@ -6,7 +6,7 @@ import re
 import statistics
 import sys
 
-LINE = re.compile(r'^(\d+) (\d+\.\d+) (.*)$')
+LINE = re.compile(r'^(\d+)\s+(\d+\.\d+) (.*)$')
 DUR = re.compile(r'<(\d+\.\d+)>$')
 
 

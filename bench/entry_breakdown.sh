@@ -5,7 +5,8 @@
 # the phases (seccomp-bpf: the others run untraced), and prints the median of each phase.
 #   bench/entry_breakdown.sh [-n RUNS] [BINARY...]    (default: 15 runs of build/stepop-static)
 # Several binaries (e.g. build/stepop-static-before build/stepop-static) run interleaved, A B A B.
-# Data and traces go to build/bench/entry (the store on the disk the build is on, as in bench/run.sh).
+# Data, store and traces go to build/bench/entry, or to BENCH_ENTRY_DIR (a store on another file
+# system: fsync costs are the file system's and its disk's).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=15
@@ -15,7 +16,7 @@ if [ "${1:-}" = "-n" ]; then
 fi
 [ $# -gt 0 ] || set -- "$ROOT/build/stepop-static"
 command -v strace >/dev/null || { echo "entry_breakdown: needs strace" >&2; exit 1; }
-D=$ROOT/build/bench/entry
+D=${BENCH_ENTRY_DIR:-$ROOT/build/bench/entry}
 rm -rf "$D"
 mkdir -p "$D/in" "$D/traces"
 head -c 100000 /dev/urandom >"$D/in/input.bin"

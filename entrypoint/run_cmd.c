@@ -235,26 +235,6 @@ static int attempt_from_status(const struct manifest *m, int attempt)
     return attempt;
 }
 
-static int is_file_uri(const char *uri)
-{
-    return strncmp(uri, "file://", 7) == 0;
-}
-
-/* Whether anything the run touches goes over HTTP: a store other than file://, or the callback. */
-static int run_needs_http(const struct manifest *m)
-{
-    const char *cb = getenv("STEPOP_CALLBACK_URL");
-    if ((cb && *cb) || !is_file_uri(m->run_uri))
-        return 1;
-    for (int i = 0; i < m->input_count; i++)
-        if (!is_file_uri(m->inputs[i].uri))
-            return 1;
-    for (int i = 0; i < m->output_count; i++)
-        if (!is_file_uri(m->outputs[i].uri))
-            return 1;
-    return 0;
-}
-
 /* The step's environment: ours less env_drop, then the manifest's env, then stepop's own variables. */
 static char **build_env(const struct run_ctx *c)
 {
@@ -467,6 +447,9 @@ static int run_step(struct run_ctx *c, char **argv)
             free(uri);
             cJSON_free(text);
         }
+        /* The last log chunk need not wait for outputs.json to be durable, only the final status
+         * does: on ext4 the two commits become one. */
+        reporter_ship_logs_now(c->rep);
         store_close(run_store);
         cJSON_Delete(index);
     }
@@ -545,6 +528,10 @@ int cmd_run(int argc, char **argv)
         }
         return plain_init(cmd);
     }
+    if (http_global_init(&e) < 0) {
+        log_error("%s", e.msg);
+        return EXIT_RUN_INTERNAL;
+    }
     store_http_set_bearer_scope(manifest_uri); /* the run's store, which holds the manifest */
     struct run_ctx c = { .attempt = 1 };
     const char *att = getenv("STEPOP_ATTEMPT");
@@ -564,14 +551,6 @@ int cmd_run(int argc, char **argv)
         return EXIT_RUN_MANIFEST;
     if (env_flag("STEPOP_ATTEMPT_FROM_STATUS"))
         c.attempt = attempt_from_status(&c.m, c.attempt);
-    /* libcurl and OpenSSL's TLS setup (configuration, error strings) are for network stores and
-     * the callback; a run wholly on file:// skips them. Before any thread starts: curl_global_init
-     * is not thread-safe. A network manifest had them set up by its store already. */
-    if (run_needs_http(&c.m) && http_global_init(&e) < 0) {
-        log_error("%s", e.msg);
-        manifest_free(&c.m);
-        return EXIT_RUN_INTERNAL;
-    }
     if (c.m.argv && cmd && !exec_mode)
         log_info("the manifest has a command; ignoring the one after -- (--exec runs that one instead)");
     char **step_argv = exec_mode || !c.m.argv ? cmd : c.m.argv;
