@@ -2,9 +2,9 @@
  * it into place after fsync, so a reader never sees a partial object. The directory holding a
  * rename is fsynced before the store's next rename or at store_close, whichever comes first:
  * renames become durable in the order they were made, and all of them by store_close. Deferring
- * it costs nothing in safety and saves a journal commit per object on ext4 and XFS, where the
- * next object's own fsync commits the earlier rename too (the entrypoint's logs, status and
- * outputs, docs/benchmarks.md). */
+ * it costs nothing in safety, and on ext4 the next object's own fsync has committed the earlier
+ * rename already, so the directory's fsync has less to wait for (the entrypoint's logs, status
+ * and outputs, docs/benchmarks.md). */
 #include "store.h"
 
 #include "../runtime/doctor.h"
