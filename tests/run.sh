@@ -168,7 +168,7 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
 fi
 # The same binary built with ASan/UBSan, through the tests that exercise the most code.
 if { [ "$what" = all ] || [ "$what" = integration ]; } && [ -x build/asan/stepop ]; then
-    for t in ${ASAN_INTEGRATION:-artifact_http evil_archives http_faults http_ranged run_lifecycle run_logs gpu_check s3 gcs_resumable submit_local}; do
+    for t in ${ASAN_INTEGRATION:-artifact_http artifact_direct evil_archives http_faults http_ranged run_lifecycle run_logs gpu_check s3 gcs_resumable submit_local}; do
         case "$t" in *"$filter"*) ;; *) continue ;; esac
         STEPOP=$PWD/build/asan/stepop ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
             run_one "asan-integration/$t" bash "tests/integration/$t.sh"
