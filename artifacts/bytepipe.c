@@ -22,7 +22,11 @@ struct bytepipe *bytepipe_new(size_t capacity)
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->can_read, NULL);
     pthread_cond_init(&p->can_write, NULL);
-    p->ring = xmalloc(capacity);
+    /* Page-aligned, and capacity a multiple of the page: whole pages read in place can go to an
+     * O_DIRECT write (transfer.c). */
+    capacity = (capacity + BYTEPIPE_ALIGN - 1) & ~(size_t)(BYTEPIPE_ALIGN - 1);
+    if (posix_memalign((void **)&p->ring, BYTEPIPE_ALIGN, capacity) != 0)
+        abort();
     p->cap = capacity;
     return p;
 }
@@ -95,8 +99,17 @@ ssize_t bytepipe_read(struct bytepipe *p, void *buf, size_t n, struct err *e)
 
 ssize_t bytepipe_peek(struct bytepipe *p, const void **data, size_t max, struct err *e)
 {
+    return bytepipe_peek_min(p, data, 1, max, e);
+}
+
+ssize_t bytepipe_peek_min(struct bytepipe *p, const void **data, size_t min, size_t max, struct err *e)
+{
+    if (min > p->cap)
+        min = p->cap;
+    if (min == 0)
+        min = 1;
     pthread_mutex_lock(&p->lock);
-    while (p->len == 0 && !p->write_closed)
+    while (p->len < min && !p->write_closed)
         pthread_cond_wait(&p->can_read, &p->lock);
     ssize_t r = 0;
     if (p->write_failed) {

@@ -1,4 +1,4 @@
-/* The parallel transfer engine of the object stores (S3 now; GCS and Azure Blob to come): a pool
+/* The parallel transfer engine of the object stores (downloads through ranged_get.c): a pool
  * of workers, each a thread with its own HTTP client (docs/architecture.md says why not curl's
  * multi interface), that moves one object in parts. The store supplies the requests through a few
  * callbacks and keeps its policy (part sizes, limits, which requests); the engine keeps the order,

@@ -105,7 +105,7 @@ int store_parse_length(const char *v, int64_t *out);
 int store_parse_content_range(const char *v, int64_t *first, int64_t *last, int64_t *total);
 
 struct http_response;
-/* The answer to a ranged GET of bytes want..last (the S3, GCS and Azure stores): a 206 whose
+/* The answer to a ranged GET of bytes want..last (ranged_get.c, for every store): a 206 whose
  * Content-Range starts at want, ends at last or at the object's end, and agrees with its
  * Content-Length. *total gets the object's size. 0, or -1 with an ERR_INTEGRITY error. */
 int store_check_range(const struct http_response *r, int64_t want, int64_t last, int64_t *total, struct err *e);

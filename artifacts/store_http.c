@@ -1,12 +1,17 @@
-/* http(s):// store: GET (with Range, resumed after interruptions), PUT, HEAD, DELETE, and
- * WebDAV PROPFIND for listings. Works with nginx's dav module, Apache mod_dav, and any server
+/* http(s):// store: GET (parallel ranged GETs through ranged_get.c when the server serves ranges,
+ * else one stream; resumed after interruptions), PUT, HEAD, DELETE, and WebDAV PROPFIND for
+ * listings. Works with nginx's dav module, Apache mod_dav, and any server
  * that accepts PUT. Credentials: user:password in the URI (sent as Basic auth, never logged)
  * or a bearer token in STEPOP_HTTP_BEARER_TOKEN, sent to one host only. */
 #include "store.h"
 
+#include "parallel.h"
+#include "ranged_get.h"
+
 #include "../runtime/doctor.h"
 #include "../runtime/http.h"
 #include "../runtime/log.h"
+#include "../runtime/units.h"
 #include "../runtime/uri.h"
 #include "../runtime/url.h"
 #include "../runtime/util.h"
@@ -14,8 +19,11 @@
 #include <expat.h>
 #include <stdatomic.h>
 #include <strings.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define MIB (1024LL * 1024)
 
 /* Where the bearer token may go: a host and a port (0: any port). */
 struct bearer_scope {
@@ -32,7 +40,33 @@ struct http_store {
     struct http_client *client;
     char *auth_header; /* "Authorization: Bearer ..." or NULL */
     struct bearer_scope scope; /* host NULL: the token goes nowhere */
+    int concurrency;           /* STEPOP_HTTP_CONCURRENCY: ranged GETs in flight; 1: one stream */
+    int64_t part_size;         /* STEPOP_HTTP_PART_SIZE */
 };
+
+/* The download settings, as the s3:// store's (STEPOP_S3_CONCURRENCY, STEPOP_S3_PART_SIZE). */
+static int ranged_config(struct http_store *hs, struct err *e)
+{
+    hs->concurrency = 8;
+    hs->part_size = 8 * MIB;
+    const char *cv = getenv("STEPOP_HTTP_CONCURRENCY");
+    if (cv && *cv) {
+        char *end;
+        long c = strtol(cv, &end, 10);
+        if (*end || c < 1 || c > PAR_MAX_WORKERS)
+            return err_set(e, ERR_USAGE, "STEPOP_HTTP_CONCURRENCY: expected 1 to %d, got \"%s\"", PAR_MAX_WORKERS,
+                           cv);
+        hs->concurrency = (int)c;
+    }
+    const char *pv = getenv("STEPOP_HTTP_PART_SIZE");
+    if (pv && *pv) {
+        if (units_parse_size(pv, &hs->part_size, e) < 0)
+            return err_prefix(e, "STEPOP_HTTP_PART_SIZE: ");
+        if (hs->part_size < 64 * 1024 || hs->part_size > 5 * 1024 * MIB)
+            return err_set(e, ERR_USAGE, "STEPOP_HTTP_PART_SIZE: must be between 64 KiB and 5 GiB, got \"%s\"", pv);
+    }
+    return 0;
+}
 
 /* Host and port of an http(s) URL (url_parse's: lower-case, IPv6 without brackets); default_port
  * fills in the scheme's port when none is given (else *port is 0). -1 when it is no http(s) URL
@@ -92,6 +126,10 @@ static int http_store_open(struct store *s, const char *uri, struct err *e)
     if (http_global_init(e) < 0)
         return -1;
     struct http_store *hs = xcalloc(1, sizeof *hs);
+    if (ranged_config(hs, e) < 0) {
+        free(hs);
+        return -1;
+    }
     const char *token = getenv("STEPOP_HTTP_BEARER_TOKEN");
     if (token && *token) {
         if (bearer_scope_for_store(&hs->scope, e) < 0) {
@@ -222,8 +260,9 @@ static const char *const *auth_headers(struct http_store *hs, const char *url, c
     return storage;
 }
 
-static int http_get(struct store *s, const char *uri, int64_t offset, int64_t length, store_sink_fn sink, void *ctx,
-                    struct store_stat *info, struct err *e)
+/* One stream: a plain GET (Range only for a part of the object), resumed after interruptions. */
+static int http_get_stream(struct store *s, const char *uri, int64_t offset, int64_t length, store_sink_fn sink,
+                           void *ctx, struct store_stat *info, struct err *e)
 {
     struct http_store *hs = s->state;
     struct http_response resp;
@@ -260,6 +299,101 @@ static int http_get(struct store *s, const char *uri, int64_t offset, int64_t le
     if (rc == 0 && want >= 0 && resp.delivered != want)
         rc = err_set(e, ERR_INTEGRITY, "expected %lld bytes, got %lld", (long long)want, (long long)resp.delivered);
     http_response_free(&resp);
+    return rc;
+}
+
+/* ---- parallel ranged GET (ranged_get.c) ---------------------------------------------- */
+
+/* The object being fetched: what pins its version, from the first answer; read only after it. */
+struct http_ranged {
+    struct http_store *hs;
+    const char *uri;
+    char etag[160];
+    char last_modified[64];
+    char pin[240];          /* "If-Match: ETAG" or "If-Unmodified-Since: DATE"; "" when neither */
+};
+
+static int ranged_perform(void *ctx, struct http_client *client, int pinned, const struct http_request *proto,
+                          struct http_response *resp, struct err *e)
+{
+    struct http_ranged *hr = ctx;
+    const char *hdr[3];
+    struct http_request req = {
+        .method = "GET", .url = hr->uri, .follow_redirects = 1,
+        .headers = auth_headers(hr->hs, hr->uri, hdr, pinned && hr->pin[0] ? hr->pin : NULL),
+        .on_data = proto->on_data, .data_ctx = proto->data_ctx, .range_start = proto->range_start,
+        .range_len = proto->range_len, .resume = proto->resume, .stop = proto->stop,
+    };
+    int rc = http_perform(client, &req, resp, e);
+    if (rc < 0 && resp->status == 412)
+        err_prefix(e, "the object changed during the download: ");
+    return rc;
+}
+
+static int ranged_first_answer(void *ctx, const struct http_response *r, struct store_stat *st, struct err *e)
+{
+    (void)e;
+    struct http_ranged *hr = ctx;
+    fill_stat_from(r, st);
+    const char *etag = http_header(r, "etag");
+    const char *lm = http_header(r, "last-modified");
+    snprintf(hr->etag, sizeof hr->etag, "%s", etag ? etag : "");
+    snprintf(hr->last_modified, sizeof hr->last_modified, "%s", lm ? lm : "");
+    /* A weak ETag never matches If-Match (RFC 9110 13.1.1): then the date pins the version. */
+    if (etag && strncmp(etag, "W/", 2) != 0)
+        snprintf(hr->pin, sizeof hr->pin, "If-Match: %s", etag);
+    else if (lm)
+        snprintf(hr->pin, sizeof hr->pin, "If-Unmodified-Since: %s", lm);
+    return 0;
+}
+
+/* Parts are stitched only when each can be tied to the first answer's version: without an ETag
+ * or a Last-Modified the rest comes as one more stream. */
+static int ranged_split(void *ctx, const struct store_stat *st, struct err *e)
+{
+    (void)st;
+    (void)e;
+    const struct http_ranged *hr = ctx;
+    return hr->etag[0] || hr->last_modified[0] ? 0 : 1;
+}
+
+/* Servers that ignore If-Match (some CDNs) still name the version in each answer. */
+static int ranged_same_version(void *ctx, const struct http_response *r, struct err *e)
+{
+    const struct http_ranged *hr = ctx;
+    const char *etag = http_header(r, "etag");
+    const char *lm = http_header(r, "last-modified");
+    if (hr->etag[0] && (!etag || strcmp(etag, hr->etag) != 0))
+        return err_set(e, ERR_INTEGRITY, "the object changed during the download (ETag %s, then %s)", hr->etag,
+                       etag ? etag : "none");
+    if (hr->last_modified[0] && (!lm || strcmp(lm, hr->last_modified) != 0))
+        return err_set(e, ERR_INTEGRITY, "the object changed during the download (Last-Modified %s, then %s)",
+                       hr->last_modified, lm ? lm : "none");
+    return 0;
+}
+
+static const struct ranged_get_ops http_ranged_ops = {
+    .perform = ranged_perform,
+    .first_answer = ranged_first_answer,
+    .split = ranged_split,
+    .same_version = ranged_same_version,
+};
+
+/* Parallel ranged GETs unless STEPOP_HTTP_CONCURRENCY is 1; a server that answers the first
+ * ranged GET with 200 sends the whole object in that one stream. */
+static int http_get(struct store *s, const char *uri, int64_t offset, int64_t length, store_sink_fn sink, void *ctx,
+                    struct store_stat *info, struct err *e)
+{
+    struct http_store *hs = s->state;
+    if (hs->concurrency <= 1)
+        return http_get_stream(s, uri, offset, length, sink, ctx, info, e);
+    struct http_ranged hr = { .hs = hs, .uri = uri };
+    struct ranged_get g = { .ops = &http_ranged_ops, .ctx = &hr, .client = hs->client, .offset = offset,
+                            .length = length, .part_size = hs->part_size, .concurrency = hs->concurrency,
+                            .sink = sink, .sink_ctx = ctx };
+    int rc = ranged_get_run(&g, e);
+    if (rc == 0 && info && length != 0)
+        *info = g.st;
     return rc;
 }
 

@@ -6,6 +6,7 @@
 #include "../runtime/http.h"
 #include "../runtime/log.h"
 #include "../runtime/progress.h"
+#include "../runtime/units.h"
 #include "../runtime/uri.h"
 #include "../runtime/util.h"
 
@@ -233,8 +234,10 @@ static int check_digest(const char *uri, const char *expect, const char *got, st
     return err_set(e, ERR_INTEGRITY, "%s: sha256 mismatch: expected %s, got %s", red, expect, got);
 }
 
-/* The download runs in its own thread into a pipe; the caller's thread hashes and writes (or
- * unpacks), so network work and disk work overlap on two cores. */
+/* The download runs in its own thread, which hashes what arrives and copies it into a pipe; the
+ * caller's thread writes (or unpacks) it. Hashing there, and not beside the disk writes, keeps the
+ * two threads' work about even for a plain download (receive + hash against write) and takes it
+ * off the heavier unpacking side. */
 struct fetch_job {
     struct store *s;
     const char *uri;
@@ -250,9 +253,11 @@ struct fetch_job {
 
 static int fetch_sink(void *ctx, const void *data, size_t n, struct err *e)
 {
+    struct fetch_job *j = ctx;
     if (cancelled(e) < 0)
         return -1;
-    return bytepipe_write(((struct fetch_job *)ctx)->pipe, data, n, e);
+    digest_update(&j->dg, data, n);
+    return bytepipe_write(j->pipe, data, n, e);
 }
 
 static void *fetch_thread(void *arg)
@@ -280,20 +285,25 @@ static int fetch_start(struct fetch_job *j, struct store *s, const char *uri, st
     return 0;
 }
 
-/* The next bytes, read in place from the pipe (valid until the next call); they are hashed here. */
+/* At least min (fewer only at the end) and at most max of the next bytes, read in place from the
+ * pipe; the caller sets j->held to how many it used, released at the next call. */
+static ssize_t fetch_peek(struct fetch_job *j, const void **data, size_t min, size_t max, struct err *e)
+{
+    if (j->held) {
+        bytepipe_consume(j->pipe, j->held);
+        progress_add(j->pr, (int64_t)j->held);
+        j->held = 0;
+    }
+    return bytepipe_peek_min(j->pipe, data, min, max, e);
+}
+
+/* The next bytes, all used (valid until the next call): unpack_stream's reader. */
 static ssize_t fetch_next(void *ctx, const void **data, struct err *e)
 {
     struct fetch_job *j = ctx;
-    if (j->held) {
-        bytepipe_consume(j->pipe, j->held);
-        j->held = 0;
-    }
-    ssize_t r = bytepipe_peek(j->pipe, data, 1u << 20, e);
-    if (r > 0) {
-        digest_update(&j->dg, *data, (size_t)r);
-        progress_add(j->pr, r);
+    ssize_t r = fetch_peek(j, data, 1, 1u << 20, e);
+    if (r > 0)
         j->held = (size_t)r;
-    }
     return r;
 }
 
@@ -301,8 +311,10 @@ static ssize_t fetch_next(void *ctx, const void **data, struct err *e)
  * what a consumer saw of it. Fills r's size and digest on success. */
 static int fetch_finish(struct fetch_job *j, int rc, struct transfer_result *r, struct err *e)
 {
-    if (j->held)
+    if (j->held) {
         bytepipe_consume(j->pipe, j->held);
+        progress_add(j->pr, (int64_t)j->held);
+    }
     bytepipe_close_read(j->pipe, rc < 0 ? e : NULL);
     pthread_join(j->tid, NULL);
     if (j->rc < 0 && (rc == 0 || e->kind == ERR_INVALID || e->kind == ERR_INTERNAL)) {
@@ -324,6 +336,99 @@ static int fetch_finish(struct fetch_job *j, int rc, struct transfer_result *r, 
     digest_free(&j->dg);
     bytepipe_free(j->pipe);
     return rc;
+}
+
+/* Where a download starts to be written with O_DIRECT (STEPOP_DIRECT_WRITE; -1: never). Past a
+ * few dozen MiB the page cache gains little (the file outgrows what a reader finds cached), and
+ * writing through it costs most of a plain download's CPU: the copy into fresh pages (on a VM,
+ * pages the host must back first), dirty-page throttling and, later, reclaim. Direct writes go
+ * from the pipe to the device and leave the page cache to the programs that use it. */
+#define DIRECT_WRITE_FROM (64 << 20)
+/* Direct writes are whole pages from the pipe: at least this much each, when there is more to come. */
+#define DIRECT_WRITE_MIN (1u << 20)
+#define WRITE_MAX (4u << 20)
+
+static int direct_write_from(int64_t *from, struct err *e)
+{
+    const char *v = getenv("STEPOP_DIRECT_WRITE");
+    *from = DIRECT_WRITE_FROM;
+    if (!v || !*v)
+        return 0;
+    if (strcmp(v, "off") == 0) {
+        *from = -1;
+        return 0;
+    }
+    if (units_parse_size(v, from, e) < 0) {
+        e->kind = ERR_USAGE;
+        return err_prefix(e, "STEPOP_DIRECT_WRITE (a size, or off): ");
+    }
+    return 0;
+}
+
+static int set_direct(int fd, int on)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -1;
+    return fcntl(fd, F_SETFL, on ? fl | O_DIRECT : fl & ~O_DIRECT);
+}
+
+/* Writes all n bytes; a filesystem that refuses O_DIRECT (EINVAL, as some do only at the first
+ * write) gets them buffered instead, and *direct is cleared for good. */
+static int write_out(int fd, const char *p, size_t n, int *direct)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EINVAL && *direct) {
+                *direct = -1;
+                if (set_direct(fd, 0) < 0)
+                    return -1;
+                continue;
+            }
+            return -1;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Copies the download into fd: buffered up to direct_from, then whole pages with O_DIRECT (the
+ * last partial page buffered again). direct: 0 buffered, 1 direct, -1 buffered for good. */
+static int write_download(struct fetch_job *j, int fd, int64_t direct_from, const char *target, struct err *e)
+{
+    int direct = direct_from < 0 ? -1 : 0;
+    int64_t off = 0;
+    for (;;) {
+        if (direct == 0 && off >= direct_from && off % BYTEPIPE_ALIGN == 0)
+            direct = set_direct(fd, 1) == 0 ? 1 : -1;
+        const void *data;
+        ssize_t n = fetch_peek(j, &data, direct == 1 ? DIRECT_WRITE_MIN : 1, WRITE_MAX, e);
+        if (n <= 0)
+            return n < 0 ? -1 : 0;
+        size_t w = (size_t)n;
+        if (direct == 1) {
+            w &= ~(size_t)(BYTEPIPE_ALIGN - 1);
+            if (w == 0) { /* the end: less than a page left */
+                if (set_direct(fd, 0) < 0)
+                    return err_set(e, ERR_IO, "%s: %s", target, strerror(errno));
+                direct = -1;
+                w = (size_t)n;
+            }
+        } else if (direct == 0 && off + (int64_t)w > direct_from && off % BYTEPIPE_ALIGN != 0) {
+            /* Up to the next page boundary, where direct writes can start. */
+            size_t to_page = BYTEPIPE_ALIGN - (size_t)(off % BYTEPIPE_ALIGN);
+            if (w > to_page)
+                w = to_page;
+        }
+        if (write_out(fd, data, w, &direct) < 0)
+            return err_set(e, ERR_IO, "write %s: %s", target, strerror(errno));
+        j->held = w;
+        off += (int64_t)w;
+    }
 }
 
 static int get_file(struct store *s, const char *uri, const char *dest, const struct transfer_options *o,
@@ -356,17 +461,12 @@ static int get_file(struct store *s, const char *uri, const char *dest, const st
     umask(mask);
     fchmod(fd, 0666 & ~mask);
     struct fetch_job job;
-    int rc = fetch_start(&job, s, uri, pr, e);
+    int64_t direct_from;
+    int rc = direct_write_from(&direct_from, e);
+    if (rc == 0)
+        rc = fetch_start(&job, s, uri, pr, e);
     if (rc == 0) {
-        const void *data;
-        ssize_t n;
-        while ((n = fetch_next(&job, &data, e)) > 0)
-            if (fs_write_all(fd, data, (size_t)n) < 0) {
-                rc = err_set(e, ERR_IO, "write %s: %s", target, strerror(errno));
-                break;
-            }
-        if (n < 0)
-            rc = -1;
+        rc = write_download(&job, fd, direct_from, target, e);
         rc = fetch_finish(&job, rc, r, e);
     }
     if (rc == 0) {
@@ -415,7 +515,7 @@ static int get_unpack(struct store *s, const char *uri, const char *dest, const 
     if (rc == 0) {
         rc = unpack_stream(fetch_next, &job, staging, &o->limits, &stats, e);
         if (rc == 0) {
-            /* Read what follows the archive's end (block padding) so the digest covers everything. */
+            /* Read what follows the archive's end (block padding): the download must end cleanly. */
             const void *data;
             ssize_t n;
             while ((n = fetch_next(&job, &data, e)) > 0)

@@ -10,7 +10,7 @@ TARGETS = {
     "fetch-unpack-tar.gz": "stepop >= 1.0x curl|gzip|tar and >= 1.5x download-then-extract",
     "pack-upload-tar.zst": "stepop >= 1.0x tar|zstd -T0|curl",
     "pack-upload-tar.gz": "stepop >= 1.0x tar|pigz|curl",
-    "raw-get": "stepop >= 0.95x curl",
+    "raw-get": "stepop >= 1.0x curl -o (sha256 included)",
     "s3-put-1GiB": "stepop >= 1.5x aws cli and >= 1.0x rclone",
     "s3-get-1GiB": "stepop >= 1.5x aws cli and >= 1.0x rclone",
     "submit-docker": "stepop submit <= 1.25x podman run (speed column >= 0.8)",

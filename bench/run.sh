@@ -24,9 +24,9 @@ DATA=${BENCH_DATA:-$ROOT/build/bench/data}
 STEPOP_STATIC=${STEPOP_STATIC:-$ROOT/build/stepop-static}
 [ -x "$STEPOP_STATIC" ] || STEPOP_STATIC=$STEPOP
 want() { case " $CASES " in *" $1 "*) return 0 ;; esac; return 1; }
-# BENCH_BASELINE=/path/to/another/stepop runs it beside this build in the http and S3 cases (2-5,
-# 17, 18):
-# before and after a change, measured in one run. baseline TOOL CMD sets $extra to its peer
+# BENCH_BASELINE=/path/to/another/stepop runs it beside this build in the entrypoint case (1, as
+# the static build's peer) and the http and S3 cases (2-5, 17, 18): before and after a change,
+# measured in one run. baseline TOOL CMD sets $extra to its peer
 # arguments for compare (CMD uses $BASELINE), or to nothing.
 BASELINE=${BENCH_BASELINE:-}
 baseline() { if [ -n "$BASELINE" ]; then extra=(-- "$1 (baseline)" "$2"); else extra=(); fi; }
@@ -79,9 +79,13 @@ SH
         "$STEPOP" artifact put "$T/c1/in/input.bin" "$base-in/input.bin" >/dev/null 2>&1
         in_url=$base-in/input.bin
         [ $store = file ] && mkdir -p "$T/store/c1/sh" # curl -T file:// does not create folders
+        mkdir -p "$T/c1/alone"
+        baseline "stepop run (static build, as in images)" "STEPOP_LOG_INTERVAL=10s '$BASELINE' run --manifest '$T/c1/m-$store.json'"
+        # The overhead is stepop's time less the step's own: the manifest's command run by itself.
         compare "entrypoint-$store" 100000 $((REPEATS * 7)) "true" \
+            -- "step alone (the manifest's sh -c: true, mkdir, echo)" "cd '$T/c1/alone' && sh -c 'true; mkdir -p out; echo done > out/result.txt'" \
             -- "step alone (true)" "true" \
-            -- "stepop run (static build, as in images)" "STEPOP_LOG_INTERVAL=10s '$STEPOP_STATIC' run --manifest '$T/c1/m-$store.json'" \
+            -- "stepop run (static build, as in images)" "STEPOP_LOG_INTERVAL=10s '$STEPOP_STATIC' run --manifest '$T/c1/m-$store.json'" "${extra[@]}" \
             -- "stepop run (dynamic build)" "STEPOP_LOG_INTERVAL=10s '$STEPOP' run --manifest '$T/c1/m-$store.json'" \
             -- "sh+curl+tar entrypoint" "WORK='$T/c1/sh-$store' IN='$in_url' OUT='$base/sh/out.tar.gz' STATUS='$base/sh/status.json' sh -c 'mkdir -p \$WORK && $T/c1/entry.sh'" \
             -- "python3 -c 'import boto3' (floor)" "python3 -c 'import boto3'"
@@ -91,9 +95,11 @@ SH
         manifest "$T/c1/m-s3.json" "s3://test/c1/run" "\"command\":[\"sh\",\"-c\",\"true; mkdir -p out; echo done > out/result.txt\"],
           \"workdir\":\"$T/c1/work-s3\",\"inputs\":[{\"name\":\"input\",\"uri\":\"s3://test/c1-in/input.bin\"}],
           \"outputs\":[{\"name\":\"out\",\"path\":\"out\",\"format\":\"tar.gz\"}]"
+        baseline "stepop run (static build, as in images)" "STEPOP_LOG_INTERVAL=10s '$BASELINE' run --manifest '$T/c1/m-s3.json'"
         compare "entrypoint-s3" 100000 $((REPEATS * 3)) "true" \
+            -- "step alone (the manifest's sh -c: true, mkdir, echo)" "cd '$T/c1/alone' && sh -c 'true; mkdir -p out; echo done > out/result.txt'" \
             -- "step alone (true)" "true" \
-            -- "stepop run (static build, as in images)" "STEPOP_LOG_INTERVAL=10s '$STEPOP_STATIC' run --manifest '$T/c1/m-s3.json'" \
+            -- "stepop run (static build, as in images)" "STEPOP_LOG_INTERVAL=10s '$STEPOP_STATIC' run --manifest '$T/c1/m-s3.json'" "${extra[@]}" \
             -- "stepop run (dynamic build)" "STEPOP_LOG_INTERVAL=10s '$STEPOP' run --manifest '$T/c1/m-s3.json'" \
             -- "python3 -c 'import boto3' (floor)" "python3 -c 'import boto3'"
     fi
@@ -253,9 +259,14 @@ fi
 if want 9; then
     gib=${BENCH_STREAM_GIB:-20}
     echo "case 9: peak RSS of a $gib GiB streamed upload to S3 (tar of unknown size, parts that grow)" >&2
-    if [ ! -f "$DATA/tree-stream-$gib/.done" ]; then
+    # Sparse files of 1 GiB: read as zeros, they give the packer a stream of that size without
+    # taking the disk that s3rver needs for the parts and the assembled object (2 x the stream).
+    # The contents do not matter here: the tar is not compressed, and memory is what is measured.
+    if [ ! -f "$DATA/tree-stream-$gib/.sparse" ]; then
         rm -rf "$DATA/tree-stream-$gib"
-        "$ROOT/build/bench/gen_data" "$DATA/tree-stream-$gib" $((gib * 1024)) && touch "$DATA/tree-stream-$gib/.done"
+        mkdir -p "$DATA/tree-stream-$gib"
+        for i in $(seq -w 1 "$gib"); do truncate -s 1G "$DATA/tree-stream-$gib/part-$i.bin"; done
+        touch "$DATA/tree-stream-$gib/.sparse"
     fi
     if start_s3 2>>"$BENCH_LOG"; then
         # The stream's size is unknown, so parts start at 8 MiB and double every 1,000 parts; the

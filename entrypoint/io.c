@@ -136,8 +136,8 @@ int io_fetch_inputs(const struct manifest *m, const char *workdir, volatile sig_
     return 0;
 }
 
-int io_upload_outputs(const struct manifest *m, const char *workdir, const unsigned char *created, cJSON **index,
-                      struct err *e)
+int io_upload_outputs(const struct manifest *m, const char *workdir, const unsigned char *created,
+                      struct store *run_store, cJSON **index, struct err *e)
 {
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "run_id", m->run_id);
@@ -174,14 +174,16 @@ int io_upload_outputs(const struct manifest *m, const char *workdir, const unsig
         char red[512];
         uri_redact(out->uri, red, sizeof red);
         log_info("uploading output %s (%s) to %s", out->name, pack_format_name(out->format), red);
-        struct store *s = NULL;
+        int under_run = run_store && str_has_prefix(out->uri, m->run_uri);
+        struct store *s = under_run ? run_store : NULL;
         struct transfer_options o = { .format = out->format };
         struct transfer_result r;
         struct err oe = { 0 };
-        int rc = store_open(out->uri, &s, &oe);
+        int rc = under_run ? 0 : store_open(out->uri, &s, &oe);
         if (rc == 0)
             rc = transfer_put(s, path, out->uri, &o, &r, &oe);
-        store_close(s);
+        if (!under_run)
+            store_close(s);
         free(path);
         if (rc < 0) {
             if (deadline_expired(&dl))

@@ -8,6 +8,8 @@
 #include <cjson/cJSON.h>
 #include <signal.h>
 
+struct store;
+
 /* path made absolute under workdir (which is absolute); caller frees. */
 char *io_resolve(const char *workdir, const char *path);
 /* Creates what outputs need before the step starts: parent directories, and the directory itself
@@ -19,8 +21,10 @@ int io_prepare_outputs(const struct manifest *m, const char *workdir, unsigned c
 int io_fetch_inputs(const struct manifest *m, const char *workdir, volatile sig_atomic_t *cancel, struct err *e);
 /* Packs and uploads every output that exists, within the manifest's upload_timeout (outputs not
  * started by then are skipped). Returns 0 when every non-optional output was
- * stored; *index gets the outputs.json document (name, uri, format, size, sha256 of each). */
-int io_upload_outputs(const struct manifest *m, const char *workdir, const unsigned char *created, cJSON **index,
-                      struct err *e);
+ * stored; *index gets the outputs.json document (name, uri, format, size, sha256 of each).
+ * run_store (may be NULL), open on the run's URI, stores the outputs under that prefix: one
+ * connection, and on the file store one directory sync fewer per object. */
+int io_upload_outputs(const struct manifest *m, const char *workdir, const unsigned char *created,
+                      struct store *run_store, cJSON **index, struct err *e);
 
 #endif

@@ -55,6 +55,7 @@ struct reporter {
     int in_io;                    /* the thread is talking to the store (lock released) */
     int shipped_last;             /* the last write was a log chunk */
     int flushing, stopping, giving_up;
+    int ship_now;                 /* the run is ending: no pacing delay before the next chunk */
     atomic_int abort_io;          /* aborts the reporter thread's store calls in flight */
     atomic_int cb_abort;          /* the same for the callback thread */
     int64_t retry_at;             /* after a failed write, wait before the next try */
@@ -193,7 +194,7 @@ static void publish_once(struct reporter *r)
 /* When the unshipped output is due, in monotonic ms. */
 static int64_t logs_due_at(const struct reporter *r)
 {
-    if (r->chunk_pending || r->flushing || status_phase_is_final(r->status.phase) ||
+    if (r->chunk_pending || r->flushing || r->ship_now || status_phase_is_final(r->status.phase) ||
         r->spool_end - r->shipped >= (int64_t)r->opt.chunk_max)
         return 0;
     int64_t at = r->oldest_unshipped_at + r->opt.ship_delay_ms;
@@ -384,6 +385,14 @@ void reporter_set_heartbeat(struct reporter *r, int64_t interval_ms)
     pthread_mutex_lock(&r->lock);
     r->heartbeat_ms = interval_ms;
     r->next_heartbeat = time_mono_ms() + interval_ms;
+    pthread_cond_signal(&r->wake);
+    pthread_mutex_unlock(&r->lock);
+}
+
+void reporter_ship_logs_now(struct reporter *r)
+{
+    pthread_mutex_lock(&r->lock);
+    r->ship_now = 1;
     pthread_cond_signal(&r->wake);
     pthread_mutex_unlock(&r->lock);
 }

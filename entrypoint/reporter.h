@@ -37,6 +37,9 @@ void reporter_set_heartbeat(struct reporter *r, int64_t interval_ms);
 /* Appends output to the spool (never blocks on the network). Past spool_max of unshipped bytes
  * output is dropped, and a line in the log says how much and why. */
 void reporter_log(struct reporter *r, const void *data, size_t n);
+/* Ships what is logged from now on without the pacing delay, and returns at once: the run is
+ * ending, so its last log chunk goes out while the caller finishes its own writes. */
+void reporter_ship_logs_now(struct reporter *r);
 /* Waits until everything logged so far is shipped and the current status is written, or until
  * deadline (monotonic ms). -1 when something could not be written in time. */
 int reporter_flush(struct reporter *r, int64_t deadline_ms, struct err *e);

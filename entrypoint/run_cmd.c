@@ -430,21 +430,27 @@ static int run_step(struct run_ctx *c, char **argv)
         enter(c, PHASE_UPLOADING, NULL);
         /* Outputs are stored whatever the exit code, so a checkpoint written before a failure or a
          * SIGTERM survives; only a successful run gets outputs.json, which marks them complete. */
-        upload_rc = io_upload_outputs(m, c->workdir, created, &index, &ue);
+        /* One store for the outputs under the run and outputs.json; closing it makes them durable
+         * (the file store syncs the last directory then) before the final status is written. */
+        struct store *run_store = NULL;
+        struct err se = { 0 };
+        if (store_open(m->run_uri, &run_store, &se) < 0)
+            run_store = NULL; /* each output opens its own store, and reports its own error */
+        upload_rc = io_upload_outputs(m, c->workdir, created, run_store, &index, &ue);
         if (step_ok && upload_rc == 0) {
             char *text = json_print(index, 1);
             char *uri = uri_join(m->run_uri, "outputs.json");
-            struct store *s;
-            upload_rc = store_open(uri, &s, &ue);
-            if (upload_rc == 0) {
-                upload_rc = store_put_small(s, uri, text, strlen(text), &ue);
-                store_close(s);
-            }
+            upload_rc = run_store ? store_put_small(run_store, uri, text, strlen(text), &ue)
+                                  : err_set(&ue, se.kind, "%s", se.msg);
             if (upload_rc < 0)
                 err_prefix(&ue, "outputs.json: ");
             free(uri);
             cJSON_free(text);
         }
+        /* The last log chunk need not wait for outputs.json to be durable, only the final status
+         * does: on ext4 the two commits become one. */
+        reporter_ship_logs_now(c->rep);
+        store_close(run_store);
         cJSON_Delete(index);
     }
     free(created);

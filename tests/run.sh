@@ -101,7 +101,7 @@ pool_run() { # TESTS...: TEST_JOBS at a time; NAME.out holds the result line, NA
         name=$(basename "$t" .sh)
         (
             passed=0 failed=0 skipped=0 failures=()
-            case "$t" in */kube_* | */conformance_kubernetes.sh) kbed_wait >/dev/null ;; esac
+            case "$t" in */kube_* | */conformance_kubernetes.sh | */conformance_spark.sh) kbed_wait >/dev/null ;; esac
             TEST_TIMEOUT=${TEST_TIMEOUT_POOL:-1800} run_one "integration/$name" bash "$t" >"$pool_dir/$name.out"
             echo "$passed $failed $skipped ${failures[*]}" >"$pool_dir/$name.counts"
         ) &
@@ -157,7 +157,7 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
     for t in tests/integration/*.sh; do
         case "$t" in *"$filter"*) ;; *) continue ;; esac
         case " ${pool_tests[*]} " in *" $t "*) continue ;; esac
-        case "$t" in */kube_* | */conformance_kubernetes.sh) kbed_wait ;; esac
+        case "$t" in */kube_* | */conformance_kubernetes.sh | */conformance_spark.sh) kbed_wait ;; esac
         run_one "integration/$(basename "$t" .sh)" bash "$t"
     done
     # Real-GPU checks; they skip where there is no GPU.
@@ -168,7 +168,7 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
 fi
 # The same binary built with ASan/UBSan, through the tests that exercise the most code.
 if { [ "$what" = all ] || [ "$what" = integration ]; } && [ -x build/asan/stepop ]; then
-    for t in ${ASAN_INTEGRATION:-artifact_http evil_archives http_faults run_lifecycle run_logs gpu_check s3 gcs_resumable submit_local}; do
+    for t in ${ASAN_INTEGRATION:-artifact_http artifact_direct evil_archives http_faults http_ranged run_lifecycle run_logs gpu_check s3 gcs_resumable submit_local}; do
         case "$t" in *"$filter"*) ;; *) continue ;; esac
         STEPOP=$PWD/build/asan/stepop ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
             run_one "asan-integration/$t" bash "tests/integration/$t.sh"

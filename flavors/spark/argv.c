@@ -62,6 +62,24 @@ static void gpu_confs(struct argv_b *b, const struct spark_cfg *c, const char *r
     }
 }
 
+/* Spark puts the application's arguments verbatim into the driver container's args, where
+ * Kubernetes expands $(VAR) and turns $$ into $: with every $ doubled they arrive as given. The
+ * application itself is left as it is: spark-submit reads it (and may upload it) first. */
+static char *k8s_arg(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    for (const char *p = s; *p; p++)
+        n += *p == '$';
+    char *out = xmalloc(n), *o = out;
+    for (const char *p = s; *p; p++) {
+        *o++ = *p;
+        if (*p == '$')
+            *o++ = '$';
+    }
+    *o = '\0';
+    return out;
+}
+
 char **spark_argv(const struct job *j, const struct spark_cfg *c, enum spark_app app, const char *namespace,
                   const char *template_path)
 {
@@ -147,7 +165,7 @@ char **spark_argv(const struct job *j, const struct spark_cfg *c, enum spark_app
         conf(&b, it->string, it->valuestring);
     free(label);
     for (int i = 0; m->argv[i]; i++)
-        add(&b, xstrdup(m->argv[i]));
+        add(&b, k8s_cluster && i > 0 ? k8s_arg(m->argv[i]) : xstrdup(m->argv[i]));
     return b.v;
 }
 

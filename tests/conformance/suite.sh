@@ -8,6 +8,9 @@
 #   bed_config                 writes ./stepop.json (the store and the default operator) and sets
 #                              CF_DATA (a store URI prefix for inputs) and CF_RUNS (the runs prefix)
 #   bed_step_args              the submit options every step needs (the image), one per line
+#   bed_app                    (optional) the words every step's command starts with, one per line,
+#                              for a flavor whose command is an application that then runs the
+#                              suite's command (spark); none: the suite's command is the step's
 #   bed_can_oom                prints the options that make a 200 MiB step OOM; nonzero: no OOM.
 #                              bed_before_oom (optional) scripts the platform's OOM first;
 #                              BED_OOM_RC=any: the platform's own OOM gives no code 137
@@ -45,16 +48,16 @@ cf_put() { "$STEPOP" artifact put "$1" "$2" >/dev/null 2>"$T/put.err" || diag <"
 
 # 1. The step's exit code comes back (0, 3, 137 when the step is killed by SIGKILL).
 cf_exit_codes() {
-    expect_rc 0 "1: a step that exits 0" cf_submit -- sh -c 'echo fine'
+    expect_rc 0 "1: a step that exits 0" cf_submit -- "${CF_APP[@]}" sh -c 'echo fine'
     out_has fine "1: its output came back"
-    expect_rc 3 "1: a step that exits 3: submit exits 3" cf_submit -- sh -c 'exit 3'
+    expect_rc 3 "1: a step that exits 3: submit exits 3" cf_submit -- "${CF_APP[@]}" sh -c 'exit 3'
     is_eq "1: its status says failed, exit code 3" "$(cf_status "$(cf_run_of "$T/err")" "d['phase'], d['exit_code']")" "failed 3"
-    expect_rc 137 "1: a step killed by SIGKILL: submit exits 137" cf_submit -- sh -c 'kill -KILL $$'
+    expect_rc 137 "1: a step killed by SIGKILL: submit exits 137" cf_submit -- "${CF_APP[@]}" sh -c 'kill -KILL $$'
 }
 
 # 2. Logs arrive while the step runs and are complete at the end.
 cf_logs() {
-    "$STEPOP" submit "${CF_STEP_ARGS[@]}" -- sh -c 'echo early-line; sleep 6; printf "the last line"' >"$T/logs.out" 2>"$T/logs.err" &
+    "$STEPOP" submit "${CF_STEP_ARGS[@]}" -- "${CF_APP[@]}" sh -c 'echo early-line; sleep 6; printf "the last line"' >"$T/logs.out" 2>"$T/logs.err" &
     local sub=$!
     cf_wait_for "$T/logs.out" early-line
     check "2: a line arrives while the step runs" kill -0 "$sub"
@@ -72,7 +75,7 @@ cf_inputs_outputs() {
     cf_put "$T/in.txt" "${CF_DATA}in.txt"
     expect_rc 0 "3: a step with a file and a tar.zst input, a tar.zst and a file output" \
         cf_submit --input data="${CF_DATA}in.txt" --input tree="${CF_DATA}tree.tar.zst" \
-        --output result=out@tar.zst --output one=one.txt@file -- \
+        --output result=out@tar.zst --output one=one.txt@file -- "${CF_APP[@]}" \
         sh -c 'cat data tree/sub/p.txt; mkdir out; cp -r tree out/tree; cat data >out/copy.txt; echo single >one.txt'
     out_has "the input" "3: the file input was fetched"
     out_has packed "3: the tar.zst input was unpacked"
@@ -105,7 +108,7 @@ echo "step started"
 while :; do sleep 0.1; done
 SH
     cf_put "$T/trap.sh" "${CF_DATA}trap.sh"
-    "$STEPOP" submit "${CF_STEP_ARGS[@]}" --grace 20s --input s="${CF_DATA}trap.sh" -- sh s >"$T/int.out" 2>"$T/int.err" &
+    "$STEPOP" submit "${CF_STEP_ARGS[@]}" --grace 20s --input s="${CF_DATA}trap.sh" -- "${CF_APP[@]}" sh s >"$T/int.out" 2>"$T/int.err" &
     local sub=$! rc r
     cf_wait_for "$T/int.out" "step started"
     kill -INT "$sub"
@@ -119,7 +122,7 @@ SH
 
 # 5. timeout gives reason timeout; an OOM gives oom_killed where the bed can cause one.
 cf_timeout_oom() {
-    expect_rc 143 "5: --timeout ends the step (SIGTERM: 143)" cf_submit --timeout 2s --grace 1s -- sleep 60
+    expect_rc 143 "5: --timeout ends the step (SIGTERM: 143)" cf_submit --timeout 2s --grace 1s -- "${CF_APP[@]}" sleep 60
     is_eq "5: reason timeout" "$(cf_status "$(cf_run_of "$T/err")" "d['reason']")" timeout
     local oom
     if oom=$(bed_can_oom); then
@@ -127,7 +130,7 @@ cf_timeout_oom() {
         local fill='exec dd if=/dev/zero of=/dev/null bs=200M count=1'
         [ -n "${BED_OOM_RC:-}" ] && fill='sleep 30'
         # shellcheck disable=SC2086
-        cf_submit $oom -- sh -c "echo filling; $fill" >"$T/out" 2>"$T/err"
+        cf_submit $oom -- "${CF_APP[@]}" sh -c "echo filling; $fill" >"$T/out" 2>"$T/err"
         local rc=$?
         if [ -n "${BED_OOM_RC:-}" ]; then
             check "5: a step over its memory fails (exit $rc)" test "$rc" -ne 0
@@ -147,7 +150,7 @@ cf_cannot_start() {
     t0=$SECONDS
     # shellcheck disable=SC2086
     expect_rc "$BED_MISSING_RC" "6: a job that cannot start ends with exit $BED_MISSING_RC" \
-        "$STEPOP" submit --pending-timeout 30s $args -- true
+        "$STEPOP" submit --pending-timeout 30s $args -- "${CF_APP[@]}" true
     check "6: within the pending timeout ($((SECONDS - t0)) s)" test $((SECONDS - t0)) -lt 60
     check "6: with a message saying why" grep -qiE "image|pull|start|fail" "$T/err"
 }
@@ -156,12 +159,13 @@ cf_cannot_start() {
 cf_refusals() {
     local before args
     before=$(bed_jobs)
-    printf '{"command": ["true"], "settings": {"bogus_setting": 1}}\n' >"$T/bogus.json"
+    python3 -c 'import json, sys; print(json.dumps({"command": sys.argv[1:], "settings": {"bogus_setting": 1}}))' \
+        "${CF_APP[@]}" true >"$T/bogus.json"
     expect_rc 2 "7: an unknown setting is refused (exit 2)" cf_submit "$T/bogus.json"
     err_has "${BED_SETTING_WORD:-settings.bogus_setting}" "7: naming it"
     if args=$(bed_unsupported_args); then
         # shellcheck disable=SC2086
-        expect_rc 2 "7: an unsupported resource is refused (exit 2)" cf_submit $args -- true
+        expect_rc 2 "7: an unsupported resource is refused (exit 2)" cf_submit $args -- "${CF_APP[@]}" true
         err_has "${BED_UNSUPPORTED_WORD:-resources.}" "7: naming the field"
     else
         cf_skip "7: an unsupported resource" "$args"
@@ -173,7 +177,7 @@ cf_refusals() {
 cf_dry_run() {
     local before
     before=$(bed_jobs)
-    expect_rc 0 "8: --dry-run" cf_submit --dry-run -- echo hi
+    expect_rc 0 "8: --dry-run" cf_submit --dry-run -- "${CF_APP[@]}" echo hi
     check "8: it shows the flavor and its requests" python3 -c "
 import json; d = json.load(open('$T/out'))
 assert d['flavor'] == '$BED_FLAVOR' and d['requests'], d"
@@ -184,14 +188,14 @@ assert d['flavor'] == '$BED_FLAVOR' and d['requests'], d"
 # 9. --detach, then status, logs -f and cancel from other processes.
 cf_detach() {
     local r
-    expect_rc 0 "9: --detach prints the run id" cf_submit --detach -- sh -c 'echo detached-start; sleep 3; echo detached-end; exit 4'
+    expect_rc 0 "9: --detach prints the run id" cf_submit --detach -- "${CF_APP[@]}" sh -c 'echo detached-start; sleep 3; echo detached-end; exit 4'
     r=$(tail -1 "$T/out" | tr -d '\n')
     expect_rc 0 "9: stepop logs -f follows it to the end" "$STEPOP" logs -f "$r"
     out_has detached-start "9: from the start"
     out_has detached-end "9: to the end"
     expect_rc 0 "9: stepop status" "$STEPOP" status "$r" --json
     is_eq "9: the final status and the flavor" "$(jq_py "$T/out" "d['phase'], d['exit_code'], d['flavor']")" "failed 4 $BED_FLAVOR"
-    expect_rc 0 "9: another detached run" cf_submit --detach --grace 5s -- sh -c 'echo waiting; sleep 120'
+    expect_rc 0 "9: another detached run" cf_submit --detach --grace 5s -- "${CF_APP[@]}" sh -c 'echo waiting; sleep 120'
     r=$(tail -1 "$T/out" | tr -d '\n')
     "$STEPOP" logs -f "$r" >"$T/det.out" 2>&1 &
     local lf=$!
@@ -205,7 +209,7 @@ cf_detach() {
 # 10. A handle whose job lacks the run id's label is refused by cancel and cleanup.
 cf_forged_handle() {
     local r
-    expect_rc 0 "10: a detached run" cf_submit --detach --grace 2s -- sleep 120
+    expect_rc 0 "10: a detached run" cf_submit --detach --grace 2s -- "${CF_APP[@]}" sleep 120
     r=$(tail -1 "$T/out" | tr -d '\n')
     sleep 1
     if ! bed_forge_handle "$r" >"$T/forge.why"; then
@@ -229,7 +233,7 @@ cf_api_down() {
         cf_skip "11: the platform's API down for 10 s" "${BED_NO_API:-the bed has no API to stop}"
         return
     fi
-    "$STEPOP" submit "${CF_STEP_ARGS[@]}" -- sh -c 'echo before; sleep 14; echo after-the-outage' >"$T/out11" 2>"$T/err11" &
+    "$STEPOP" submit "${CF_STEP_ARGS[@]}" -- "${CF_APP[@]}" sh -c 'echo before; sleep 14; echo after-the-outage' >"$T/out11" 2>"$T/err11" &
     local sub=$!
     cf_wait_for "$T/out11" before
     bed_api_down
@@ -248,7 +252,7 @@ cf_no_credentials() {
         cf_skip "12: no credential anywhere" "the bed uses no credential"
         return
     fi
-    cf_submit --dry-run -- true >"$T/dry12.out" 2>&1
+    cf_submit --dry-run -- "${CF_APP[@]}" true >"$T/dry12.out" 2>&1
     leaks=$(for s in "${secrets[@]}"; do
         [ -n "$s" ] && grep -rlF -- "$s" "$T"/*.out "$T"/*.err "$T"/out* "$T"/err* ${CF_STORE_DIR:+"$CF_STORE_DIR"} 2>/dev/null
     done | sort -u)
@@ -262,6 +266,8 @@ conformance_main() {
     cd "$T/cwd" || exit 1
     bed_config
     mapfile -t CF_STEP_ARGS < <(bed_step_args)
+    CF_APP=()
+    type bed_app >/dev/null 2>&1 && mapfile -t CF_APP < <(bed_app)
     local c t0
     for c in cf_exit_codes cf_logs cf_inputs_outputs cf_ctrl_c cf_timeout_oom cf_cannot_start cf_refusals \
         cf_dry_run cf_detach cf_forged_handle cf_api_down cf_no_credentials; do

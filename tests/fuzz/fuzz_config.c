@@ -9,19 +9,17 @@
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-static char file[64];
+static char file[128];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    char dir[] = "/tmp/stepop-fuzz-config.XXXXXX";
     if (access("stepop.json", F_OK) == 0) {
         fprintf(stderr, "./stepop.json would be read instead of the input: run elsewhere\n");
         abort();
     }
-    if (!mkdtemp(dir))
-        abort();
+    const char *dir = fuzz_tempdir("config");
     snprintf(file, sizeof file, "%s/stepop", dir);
     if (mkdir(file, 0700) < 0)
         abort();

@@ -11,10 +11,7 @@ static char path[256];
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!path[0]) {
-        char dir[] = "/tmp/stepop-fuzz-google.XXXXXX";
-        if (!mkdtemp(dir))
-            abort();
-        snprintf(path, sizeof path, "%s/creds.json", dir);
+        snprintf(path, sizeof path, "%s/creds.json", fuzz_tempdir("google"));
     }
     FILE *f = fopen(path, "w");
     if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0)

@@ -10,10 +10,7 @@ static char path[256];
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!path[0]) {
-        char dir[] = "/tmp/stepop-fuzz-kubeconfig.XXXXXX";
-        if (!mkdtemp(dir))
-            abort();
-        snprintf(path, sizeof path, "%s/config", dir);
+        snprintf(path, sizeof path, "%s/config", fuzz_tempdir("kubeconfig"));
         setenv("KUBECONFIG", path, 1);
         unsetenv("KUBERNETES_SERVICE_HOST");
     }

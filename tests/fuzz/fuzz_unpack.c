@@ -4,7 +4,6 @@
 #include "../../artifacts/unpack.h"
 #include "fuzz.h"
 
-#include <ftw.h>
 #include <dirent.h>
 #include <unistd.h>
 
@@ -27,16 +26,6 @@ static ssize_t next(void *ctx, const void **data, struct err *e)
     o->given = 1;
     *data = o->data;
     return (ssize_t)o->size;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    /* Extracted directories may lack write or search permission. */
-    chmod(path, 0700);
-    return remove(path) < 0 ? -1 : 0;
 }
 
 static void chmod_dirs(const char *dir)
@@ -67,9 +56,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    snprintf(root, sizeof root, "/tmp/stepop-fuzz-unpack.XXXXXX");
-    if (!mkdtemp(root))
-        abort();
+    snprintf(root, sizeof root, "%s", fuzz_tempdir("unpack"));
     snprintf(dest, sizeof dest, "%s/dest", root);
     return 0;
 }
@@ -92,6 +79,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     "\"%s\" written outside the destination", de->d_name);
     closedir(d);
     chmod_dirs(dest);
-    fuzz_assert(nftw(dest, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0, "cannot clean %s", dest);
+    fuzz_assert(nftw(dest, fuzz_rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0, "cannot clean %s", dest);
     return 0;
 }

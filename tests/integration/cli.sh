@@ -20,6 +20,10 @@ out_has "libarchive" "version lists libarchive"
 out_has "commit" "version gives the commit"
 expect_rc 0 "stepop version --json" "$STEPOP" version --json
 check "version --json is JSON with a version" python3 -c "import json,sys; d=json.load(open('$T/out')); assert d['version'] and d['libraries']['zstd']"
+check "version --json names the sha256 implementation" python3 -c "import json,sys; d=json.load(open('$T/out')); assert d['libraries']['sha256'].startswith('libcrypto EVP, ')"
+if grep -qw sha_ni /proc/cpuinfo 2>/dev/null; then
+    check "and says the CPU's SHA instructions are used where the CPU has them" grep -q '"libcrypto EVP, CPU SHA instructions"' "$T/out"
+fi
 expect_rc 2 "version takes no arguments" "$STEPOP" version extra
 
 mkdir -p "$T/d"

@@ -4,6 +4,9 @@
 # objects changing under a download; streamed and rewindable uploads; the proxy variables.
 . "$(dirname "$0")/../lib.sh"
 command -v node >/dev/null || skip_all "node is not installed"
+# The single stream (STEPOP_HTTP_CONCURRENCY=1); the parallel ranged GETs and their faults are
+# http_ranged.sh's.
+export STEPOP_HTTP_CONCURRENCY=1
 start_faulty || { not_ok "faulty server starts"; done_testing; }
 head -c 5000000 /dev/urandom >"$FAULTY_ROOT/obj.bin"
 sum=$(sha256sum "$FAULTY_ROOT/obj.bin" | cut -d' ' -f1)

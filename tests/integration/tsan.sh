@@ -2,7 +2,8 @@
 # The threaded paths under ThreadSanitizer (build/tsan/stepop, `make tsan`): S3 multipart upload
 # and parallel ranged GETs (through the signature-checking proxy), both also failing part way,
 # tar.gz packing on pgzip's threads, tar.zst on libzstd's workers, and a `stepop run` with its run prefix on S3 (log
-# shipping beside the step, outputs uploaded); gs:// parallel uploads and downloads. Any ThreadSanitizer report
+# shipping beside the step, outputs uploaded); gs:// parallel uploads and downloads; http(s):// parallel
+# ranged GETs from nginx, also failing part way (faulty.js). Any ThreadSanitizer report
 # fails the test.
 . "$(dirname "$0")/../lib.sh"
 STEPOP=${STEPOP_TSAN:-$ROOT/build/tsan/stepop}
@@ -75,6 +76,23 @@ if /usr/bin/python3 -c 'import crcmod.predefined, google.auth.jwt' 2>/dev/null &
     done
 else
     ok "# SKIP gs://: python3-crcmod or python3-google-auth is missing"
+fi
+
+# http(s)://: parallel ranged GETs (ranged_get.c) from nginx, and from faulty.js with a part that
+# fails (the other workers stop) and a part whose object changed.
+if command -v nginx >/dev/null && command -v node >/dev/null && start_nginx && start_faulty; then
+    cp "$T/raw.bin" "$NGINX_ROOT/raw.bin"
+    cp "$T/raw.bin" "$FAULTY_ROOT/raw.bin"
+    expect_rc 0 "http:// parallel ranged GETs (1 MiB parts, 4 workers)" env STEPOP_HTTP_PART_SIZE=1MiB \
+        STEPOP_HTTP_CONCURRENCY=4 "$STEPOP" artifact get "$NGINX_URL/raw.bin" "$T/http.back"
+    check "the bytes came back" cmp "$T/raw.bin" "$T/http.back"
+    check "in ranges" test "$(grep -c '"GET /raw.bin HTTP/1.1" 206 ' "$T/nginx/logs/access.log")" -ge 16
+    expect_rc 1 "a part that keeps failing fails the download" env STEPOP_HTTP_PART_SIZE=1MiB STEPOP_HTTP_CONCURRENCY=4 \
+        STEPOP_HTTP_ATTEMPTS=2 "$STEPOP" artifact get "$FAULTY_URL/_f/s500a3x50/raw.bin" "$T/http.failed"
+    expect_rc 4 "an object changed after the first GET is refused" env STEPOP_HTTP_PART_SIZE=1MiB \
+        STEPOP_HTTP_CONCURRENCY=4 "$STEPOP" artifact get "$FAULTY_URL/_f/etaga1x99/raw.bin" "$T/http.changed"
+else
+    ok "# SKIP http://: nginx or node is missing"
 fi
 
 reports=$(ls "$T"/tsan-report* 2>/dev/null)

@@ -12,9 +12,13 @@
 //   norangex<n>          ignore Range and answer 200 with the whole object
 //   badrangex<n>         answer a Range request with a Content-Range that starts elsewhere
 //   total<size>x<n>      answer a Range request with a Content-Range naming <size> as the object's size
+//   short<bytes>x<n>     answer a Range request with <bytes> fewer than asked for (a consistent
+//                        Content-Range and Content-Length that end early, not at the object's end)
 //   etagx<n>             change the object's ETag for this many requests
 //   delay<ms>x<n>        PUT: store the object, answer <ms> later; GET: answer <ms> late
 //   losex<n>             PUT: store the object, then drop the connection without an answer
+// A rule written <rule>a<k>x<n> lets the object's first <k> requests pass before it fires (a
+// fault in the parts of a parallel download, not in its first GET).
 // A rule written <rule>~<suffix>x<n> fires only for objects whose name ends in .<suffix> (e.g.
 // delay4000~logx99 slows down log chunks but not status.json).
 // POST to any path records the body in the log (status callbacks) and answers 200.
@@ -34,12 +38,12 @@ let log = [];
 
 function parseRules(spec) {
   return spec.split(',').filter(Boolean).map((r) => {
-    const m = /^(s(\d{3})(?:ra(\d+))?|reset(\d+)|stall(\d+)|delay(\d+)|lose|norange|badrange|etag|total(\d+))(?:~(\w+))?x(\d+)$/.exec(r);
+    const m = /^(s(\d{3})(?:ra(\d+))?|reset(\d+)|stall(\d+)|delay(\d+)|lose|norange|badrange|etag|total(\d+)|short(\d+))(?:~(\w+))?(?:a(\d+))?x(\d+)$/.exec(r);
     if (!m) throw new Error('bad rule ' + r);
     return { text: r, status: m[2] && +m[2], retryAfter: m[3], reset: m[4] && +m[4], stall: m[5] && +m[5],
              delay: m[6] && +m[6], lose: r.startsWith('lose'),
              norange: r.startsWith('norange'), badrange: r.startsWith('badrange'), etag: r.startsWith('etag'),
-             total: m[7], suffix: m[8], count: +m[9] };
+             total: m[7], short: m[8] && +m[8], suffix: m[9], after: +(m[10] || 0), count: +m[11] };
   });
 }
 
@@ -49,9 +53,9 @@ function firing(rules, key) {
     if (r.suffix && !key.endsWith('.' + r.suffix)) return false;
     const k = key + '|' + r.text;
     const n = hits.get(k) || 0;
-    if (n >= r.count) return false;
+    if (n >= r.after + r.count) return false;
     hits.set(k, n + 1);
-    return true;
+    return n >= r.after;
   });
 }
 
@@ -156,6 +160,8 @@ function serveGet(req, res, rules, file) {
   if (range && !rules.find((r) => r.norange)) {
     start = +range[1];
     if (range[2]) end = Math.min(+range[2], st.size - 1);
+    const short = rules.find((r) => r.short);
+    if (short) end = Math.max(start, end - short.short);
     if (start >= st.size) { res.statusCode = 416; res.setHeader('Content-Range', `bytes */${st.size}`); res.end(); return; }
     status = 206;
     const shown = rules.find((r) => r.badrange) ? start + 1 : start;

@@ -88,5 +88,37 @@ int main(void)
     pthread_join(t, &res);
     ok(res == (void *)1, "a blocked writer is released with the reader's error");
     bytepipe_free(p);
+
+    /* peek_min: whole pages in place, aligned as long as only whole pages are consumed, and
+     * fewer than min only at the end. */
+    p = bytepipe_new(65536 + 13);
+    pthread_create(&t, NULL, writer, p);
+    got = 0;
+    in_order = 1;
+    int aligned = 1, short_only_at_end = 1, ended = 0;
+    const void *data;
+    while ((n = bytepipe_peek_min(p, &data, 3 * BYTEPIPE_ALIGN, 5 * BYTEPIPE_ALIGN + 100, &e)) > 0) {
+        if (ended)
+            short_only_at_end = 0;
+        if ((uintptr_t)data % BYTEPIPE_ALIGN != 0)
+            aligned = 0;
+        size_t use = (size_t)n & ~(size_t)(BYTEPIPE_ALIGN - 1);
+        if (use == 0) {
+            use = (size_t)n;
+            ended = 1;
+        }
+        for (size_t i = 0; i < use; i++)
+            if (((const unsigned char *)data)[i] != (unsigned char)((got + i) * 31 + 7))
+                in_order = 0;
+        got += use;
+        bytepipe_consume(p, use);
+    }
+    pthread_join(t, NULL);
+    is_int(n, 0, "peek_min: a clean end of stream");
+    is_int(got, TOTAL, "peek_min: every byte arrives");
+    ok(in_order, "peek_min: in order");
+    ok(aligned, "peek_min: every answer starts on a page");
+    ok(short_only_at_end, "peek_min: less than a page only at the very end");
+    bytepipe_free(p);
     return tap_done();
 }

@@ -291,6 +291,20 @@ static void test_argv(void)
     free(got);
 
     m = base_manifest();
+    char *argv_dollar[] = { "local:///app/$job.py", "kill $$", "$(HOME)", NULL };
+    m.argv = argv_dollar;
+    got = argv_of(&m, "{\"master\":\"k8s://https://k:6443\",\"spark_submit\":\"s\"}", "ml", "/tmp/t.json");
+    const char *tail = strstr(got, "local:///");
+    is_str(tail ? tail : got, "local:///app/$job.py\nkill $$$$\n$$(HOME)\n",
+           "cluster mode on Kubernetes: every $ of the arguments doubled (container args), the application as given");
+    free(got);
+    m.image = NULL;
+    got = argv_of(&m, "{\"master\":\"local[*]\",\"spark_submit\":\"s\"}", NULL, NULL);
+    tail = strstr(got, "local:///");
+    is_str(tail ? tail : got, "local:///app/$job.py\nkill $$\n$(HOME)\n", "client mode: the arguments as given");
+    free(got);
+
+    m = base_manifest();
     m.image = NULL;
     char *argv_jar[] = { "/jobs/app.jar", "in", NULL };
     m.argv = argv_jar;
