@@ -589,8 +589,8 @@ if want 19; then
         [ ${#puts[@]} = 0 ] || shaper_compare "link-s3-sweep-put" "$(stat -c %s "$T/sweep.bin")" "$REPEATS" "true" "${puts[@]}"
         [ ${#gets[@]} = 0 ] || shaper_compare "link-s3-sweep-get" "$(stat -c %s "$T/sweep.bin")" "$REPEATS" "rm -f '$T/sg.bin' && sync" "${gets[@]}"
         # http-get: the same settings as STEPOP_HTTP_CONCURRENCY and STEPOP_HTTP_PART_SIZE, on
-        # nginx, which (unlike s3rver) keeps up with the link: a build whose http store has
-        # parallel ranged GETs (STEPOP=...), which share their engine with S3's downloads.
+        # nginx, which (unlike s3rver) keeps up with the link; the http store's ranged GETs
+        # share their engine with S3's downloads (artifacts/ranged_get.c).
         if case " ${BENCH_SWEEP_DIRS:-put get} " in *" http-get "*) true ;; *) false ;; esac && start_shaper "$NGINX_PORT"; then
             cp "$T/sweep.bin" "$W/sweep.bin"
             hgets=()
