@@ -26,7 +26,7 @@ AWSBIN=$(command -v /usr/bin/aws || command -v aws)
 now_ms() { date +%s%3N; }
 cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print int(($14 + $15) * 1000 / hz)}' "/proc/$SP/stat"; }
 one() { # LABEL CMD...
-    local label=$1 n a s e b done
+    local label=$1 n a s e b took
     shift
     n=$(wc -l <"$D/s3.log")
     a=$(cpu_ms)
@@ -36,9 +36,9 @@ one() { # LABEL CMD...
     b=$(cpu_ms)
     # s3rver logs each answer as "PATH?QUERY STATUS TIME SIZE"; the completion is the one with
     # an uploadId and no partNumber.
-    done=$(tail -n +$((n + 1)) "$D/s3.log" | sed 's/\x1b\[[0-9;]*m//g' | grep -a 'uploadId=[0-9a-f]* 200 ' |
+    took=$(tail -n +$((n + 1)) "$D/s3.log" | sed 's/\x1b\[[0-9;]*m//g' | grep -a 'uploadId=[0-9a-f]* 200 ' |
         grep -v partNumber | grep -o ' [0-9,.]*m\?s ' | head -1)
-    printf '%-7s wall %6d ms   s3rver CPU %6d ms   CompleteMultipartUpload in s3rver:%s\n' "$label" $((e - s)) $((b - a)) "$done"
+    printf '%-7s wall %6d ms   s3rver CPU %6d ms   CompleteMultipartUpload in s3rver:%s\n' "$label" $((e - s)) $((b - a)) "$took"
 }
 for _ in $(seq "${1:-3}"); do
     AWS_ENDPOINT_URL_S3=http://127.0.0.1:$p one stepop "$STEPOP" artifact put "$D/gib.bin" s3://bench/s.bin
