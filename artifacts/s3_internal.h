@@ -73,6 +73,9 @@ void s3_sign_init(struct aws_sign *k, const struct s3 *s, const struct s3_target
 void s3_request_init(struct http_request *req, const char *method, const struct s3_target *t, struct aws_sign *k);
 /* The payload hash for a body in memory. */
 void s3_payload_hash(const struct s3_config *c, const void *body, size_t n, char out[65]);
+/* The payload hash and, when checksums are on, the x-amz-checksum-sha256 value (else sum is ""),
+ * hashing the body once for both. */
+void s3_body_hashes(const struct s3_config *c, const void *body, size_t n, char hash[65], char sum[45]);
 /* A request whose answer is small (or nothing): HEAD, DELETE, POST with XML. */
 int s3_simple_request(struct s3 *s, struct http_client *client, const char *method, const struct s3_target *t,
                       const char *const *headers, const char *body, struct http_response *resp, struct err *e);

@@ -21,10 +21,9 @@ static int put_single(struct s3 *s, const char *uri, const struct s3_path *p, co
     struct s3_target t;
     s3_make_target(&s->cfg, p->bucket, p->key, NULL, &t);
     char hash[65], sum[45], sum_hdr[80];
-    s3_payload_hash(&s->cfg, body, len, hash);
+    s3_body_hashes(&s->cfg, body ? body : "", len, hash, sum);
     const char *hdr[3] = { "Content-Type: application/octet-stream", NULL, NULL };
-    if (s->cfg.checksum) {
-        sigv4_sha256_base64(body, len, sum);
+    if (sum[0]) {
         snprintf(sum_hdr, sizeof sum_hdr, "x-amz-checksum-sha256: %s", sum);
         hdr[1] = sum_hdr;
     }
@@ -61,10 +60,9 @@ static int upload_part(void *ctx, struct http_client *client, int n, const char 
     s3_make_target(&m->s->cfg, m->p->bucket, m->p->key, q, &t);
     free(q);
     char hash[65], sum_hdr[80];
-    s3_payload_hash(&m->s->cfg, body, len, hash);
+    s3_body_hashes(&m->s->cfg, body, len, hash, rec->checksum);
     const char *hdr[2] = { NULL, NULL };
-    if (m->s->cfg.checksum) {
-        sigv4_sha256_base64(body, len, rec->checksum);
+    if (rec->checksum[0]) {
         snprintf(sum_hdr, sizeof sum_hdr, "x-amz-checksum-sha256: %s", rec->checksum);
         hdr[0] = sum_hdr;
     }

@@ -8,6 +8,7 @@
 #include "../runtime/xmlwalk.h"
 
 #include <ctype.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +198,24 @@ void s3_payload_hash(const struct s3_config *c, const void *body, size_t n, char
         sigv4_sha256_hex(body, n, out);
     else
         snprintf(out, 65, "%s", SIGV4_UNSIGNED_PAYLOAD);
+}
+
+void s3_body_hashes(const struct s3_config *c, const void *body, size_t n, char hash[65], char sum[45])
+{
+    sum[0] = 0;
+    if (!c->checksum) {
+        s3_payload_hash(c, body, n, hash);
+        return;
+    }
+    /* The signed payload hash and x-amz-checksum-sha256 are the same digest: one pass. */
+    unsigned char md[32];
+    unsigned int len = 0;
+    EVP_Digest(body, n, md, &len, EVP_sha256(), NULL);
+    EVP_EncodeBlock((unsigned char *)sum, md, 32);
+    if (c->sign_payload)
+        hex_encode(md, 32, hash);
+    else
+        snprintf(hash, 65, "%s", SIGV4_UNSIGNED_PAYLOAD);
 }
 
 int s3_simple_request(struct s3 *s, struct http_client *client, const char *method, const struct s3_target *t,

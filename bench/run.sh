@@ -178,6 +178,29 @@ CONF
             -- "stepop artifact get" "'$STEPOP' artifact get s3://bench/a.bin '$T/g1.bin'" \
             -- "aws s3 cp" "$aws_cmd cp --only-show-errors s3://bench/a.bin '$T/g2.bin'" \
             -- "rclone copyto" "env -u AWS_CA_BUNDLE rclone --config '$T/rclone.conf' copyto s3:bench/a.bin '$T/g3.bin'"
+        if [ "${BENCH_S3_SINK:-0}" = 1 ]; then
+            # The clients' own ceiling: the same transfers against bench/s3sink.js, which discards
+            # uploads and serves every GET from the file, so s3rver's work is out of the figure.
+            node "$ROOT/bench/s3sink.js" "$T/gib.bin" >"$T/s3sink.log" 2>&1 &
+            on_exit "kill $!"
+            for _ in $(seq 200); do
+                q=$(sed -n 's/^s3sink listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$T/s3sink.log")
+                [ -n "$q" ] && break
+                sleep 0.05
+            done
+            [ -n "$q" ] || { echo "bench: s3sink did not start" >&2; exit 1; }
+            sink_aws="env -u AWS_ENDPOINT_URL_S3 '$AWSBIN' --endpoint-url http://127.0.0.1:$q s3"
+            sink_env="env AWS_ENDPOINT_URL_S3=http://127.0.0.1:$q"
+            baseline "stepop artifact put" "$sink_env '$BASELINE' artifact put '$T/gib.bin' s3://bench/a0.bin"
+            compare "s3sink-put-1GiB" $((1024 << 20)) "$REPEATS" "true" "${extra[@]}" \
+                -- "stepop artifact put" "$sink_env '$STEPOP' artifact put '$T/gib.bin' s3://bench/a.bin" \
+                -- "aws s3 cp" "$sink_aws cp --only-show-errors '$T/gib.bin' s3://bench/b.bin"
+            baseline "stepop artifact get" "$sink_env '$BASELINE' artifact get s3://bench/a.bin '$T/g0.bin'"
+            compare "s3sink-get-1GiB" $((1024 << 20)) "$REPEATS" "rm -f '$T'/g?.bin && sync" "${extra[@]}" \
+                -- "stepop artifact get" "$sink_env '$STEPOP' artifact get s3://bench/a.bin '$T/g1.bin'" \
+                -- "aws s3 cp" "$sink_aws cp --only-show-errors s3://bench/a.bin '$T/g2.bin'"
+        fi
+        rm -f "$T"/g?.bin
         unset AWS_ENDPOINT_URL_S3
     else
         echo "  skipped: s3rver is not installed (make deps)" >&2

@@ -182,6 +182,14 @@ s3_reset
 expect_rc 0 "x-amz-checksum-sha256 on a single PUT" env STEPOP_S3_CHECKSUM=on "$STEPOP" artifact put "$T/under" s3://test/ck/single
 expect_rc 0 "and on every part of a multipart upload" env STEPOP_S3_CHECKSUM=on "$STEPOP" artifact put "$T/over" s3://test/ck/multi
 check "the proxy checked a checksum on every body" test "$(s3_count "e['method']=='PUT' and not e['checksum']")" = 0
+check "and a signed payload hash (one digest serves both)" \
+    test "$(s3_count "e['method']=='PUT' and e['payload']=='UNSIGNED-PAYLOAD'")" = 0
+s3_reset
+expect_rc 0 "checksums with UNSIGNED-PAYLOAD" env STEPOP_S3_CHECKSUM=on STEPOP_S3_SIGN_PAYLOAD=off \
+    "$STEPOP" artifact put "$T/over" s3://test/ck/unsigned
+check "every part carried its checksum, none a payload hash" \
+    test "$(s3_count "e['method']=='PUT' and (not e['checksum'] or e['payload']!='UNSIGNED-PAYLOAD')")" = 0
+check "s3rver has that object" cmp "$T/over" "$(s3_object_file test ck/unsigned)"
 s3_reset
 expect_rc 0 "a put with the default settings" "$STEPOP" artifact put "$T/over" s3://test/ck/none
 check "custom endpoints get no checksum by default" test "$(s3_count "e['checksum']")" = 0
