@@ -41,7 +41,8 @@ if want 2 || want 3 || want 4 || want 5 || want 6 || want 17 || want 18 || want 
         echo "generating $SIZE MiB of checkpoint-like data" >&2
         rm -rf "$TREE"
         mkdir -p "$DATA"
-        "$ROOT/build/bench/gen_data" "$TREE" "$SIZE" && touch "$TREE/.done"
+        "$ROOT/build/bench/gen_data" "$TREE" "$SIZE" && touch "$TREE/.done" ||
+            { echo "bench: no data in $TREE (build/bench/gen_data: make bench builds it)" >&2; exit 1; }
     fi
     BYTES=$(du -sb --exclude=.done "$TREE" | cut -f1)
 fi
@@ -139,6 +140,7 @@ if want 4; then
     baseline "stepop artifact get" "'$BASELINE' artifact get '$U/blob.bin' '$T/blob0'"
     compare "raw-get" "$(stat -c %s "$W/blob.bin")" "$REPEATS" "rm -f '$T/blob'* && sync" "${extra[@]}" \
         -- "stepop artifact get" "'$STEPOP' artifact get '$U/blob.bin' '$T/blob1'" \
+        -- "stepop artifact get, buffered writes (STEPOP_DIRECT_WRITE=off)" "STEPOP_DIRECT_WRITE=off '$STEPOP' artifact get '$U/blob.bin' '$T/blob4'" \
         -- "curl -o" "curl -sf '$U/blob.bin' -o '$T/blob2'" \
         -- "curl -o, then sha256sum (verified, as stepop)" "curl -sf '$U/blob.bin' -o '$T/blob3' && sha256sum '$T/blob3' >/dev/null"
     baseline "stepop artifact put" "'$BASELINE' artifact put '$W/blob.bin' '$U/blobup0.bin'"
