@@ -13,8 +13,24 @@ size=$((20 * 1048576 + 12345))
 head -c $size /dev/urandom >"$NGINX_ROOT/big.bin"
 bsum=$(sha256sum "$NGINX_ROOT/big.bin" | cut -d' ' -f1)
 log=$T/nginx/logs/access.log
-n206() { grep -c '"GET /big.bin HTTP/1.1" 206 ' "$log"; }
-n200() { grep -c '"GET /big.bin HTTP/1.1" 200 ' "$log"; }
+# nginx logs a request after its answer is sent, so the client can be done first: wait until
+# the log holds a request and has not grown for 300 ms (5 s at most).
+settle() {
+    local prev=-1 cur same=0 i
+    for i in $(seq 1 50); do
+        cur=$(grep -c '"GET /big.bin ' "$log")
+        if [ "$cur" -gt 0 ] && [ "$cur" = "$prev" ]; then
+            same=$((same + 1))
+            [ "$same" -ge 3 ] && return 0
+        else
+            same=0
+        fi
+        prev=$cur
+        sleep 0.1
+    done
+}
+n206() { settle; grep -c '"GET /big.bin HTTP/1.1" 206 ' "$log"; }
+n200() { settle; grep -c '"GET /big.bin HTTP/1.1" 200 ' "$log"; }
 
 : >"$log"
 expect_rc 0 "a 20 MiB object in 1 MiB parts, 4 at a time" env STEPOP_HTTP_PART_SIZE=1MiB STEPOP_HTTP_CONCURRENCY=4 \
