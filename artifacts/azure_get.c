@@ -33,12 +33,7 @@ static int get_perform(void *ctx, struct http_client *client, int pinned, const 
     az_request_init(&req, "GET", &t, &k, &ag->s->cfg);
     if (pinned)
         req.headers = hdr;
-    req.on_data = proto->on_data;
-    req.data_ctx = proto->data_ctx;
-    req.range_start = proto->range_start;
-    req.range_len = proto->range_len;
-    req.resume = proto->resume;
-    req.stop = proto->stop;
+    ranged_get_take_transfer(&req, proto);
     int rc = http_perform(client, &req, resp, e);
     if (rc < 0 && e->kind != ERR_INTEGRITY)
         az_explain(e, resp, "GET", ag->uri);

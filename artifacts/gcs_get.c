@@ -81,12 +81,7 @@ static int get_perform(void *ctx, struct http_client *client, int pinned, const 
     struct gcs_hook hook;
     struct http_request req;
     gcs_request_init(&req, gg->g, "GET", url, &hook);
-    req.on_data = proto->on_data;
-    req.data_ctx = proto->data_ctx;
-    req.range_start = proto->range_start;
-    req.range_len = proto->range_len;
-    req.resume = proto->resume;
-    req.stop = proto->stop;
+    ranged_get_take_transfer(&req, proto);
     int rc = http_perform(client, &req, resp, e);
     if (rc < 0 && pinned && resp->status == 404)
         rc = err_set(e, ERR_INTEGRITY, "the object changed during the download (generation %lld is gone)",

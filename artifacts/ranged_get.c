@@ -43,6 +43,16 @@ struct stream_get {
     int64_t total;          /* the object's size, -1 until the first answer */
 };
 
+void ranged_get_take_transfer(struct http_request *req, const struct http_request *proto)
+{
+    req->on_data = proto->on_data;
+    req->data_ctx = proto->data_ctx;
+    req->range_start = proto->range_start;
+    req->range_len = proto->range_len;
+    req->resume = proto->resume;
+    req->stop = proto->stop;
+}
+
 static int stream_check(struct stream_get *s, struct err *e)
 {
     struct ranged_get *g = s->g;

@@ -33,6 +33,9 @@ struct ranged_get_ops {
     int (*same_version)(void *ctx, const struct http_response *r, struct err *e);
 };
 
+/* What a perform callback copies from proto into its own request: the engine's part of it. */
+void ranged_get_take_transfer(struct http_request *req, const struct http_request *proto);
+
 struct ranged_get {
     const struct ranged_get_ops *ops;
     void *ctx;

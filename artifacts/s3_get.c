@@ -32,12 +32,7 @@ static int get_perform(void *ctx, struct http_client *client, int pinned, const 
     s3_request_init(&req, "GET", &t, &k);
     if (pinned)
         req.headers = hdr;
-    req.on_data = proto->on_data;
-    req.data_ctx = proto->data_ctx;
-    req.range_start = proto->range_start;
-    req.range_len = proto->range_len;
-    req.resume = proto->resume;
-    req.stop = proto->stop;
+    ranged_get_take_transfer(&req, proto);
     int rc = http_perform(client, &req, resp, e);
     if (rc < 0 && e->kind != ERR_INTEGRITY)
         s3_explain(e, resp, "GET", sg->uri);

@@ -324,9 +324,8 @@ static int ranged_perform(void *ctx, struct http_client *client, int pinned, con
     struct http_request req = {
         .method = "GET", .url = hr->uri, .follow_redirects = 1,
         .headers = auth_headers(hr->hs, hr->uri, hdr, pinned && hr->pin[0] ? hr->pin : NULL),
-        .on_data = proto->on_data, .data_ctx = proto->data_ctx, .range_start = proto->range_start,
-        .range_len = proto->range_len, .resume = proto->resume, .stop = proto->stop,
     };
+    ranged_get_take_transfer(&req, proto);
     int rc = http_perform(client, &req, resp, e);
     if (rc < 0 && resp->status == 412)
         err_prefix(e, "the object changed during the download: ");
